@@ -1,0 +1,31 @@
+"""study-register: the application factory, the only place the pieces are wired together."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from flask import Flask
+
+from .config import load_config
+from .db import init_database, register_request_hooks
+from .logging import configure_logging
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """Build the app from ``config`` (a mapping of environment-style settings) or the environment."""
+    settings = load_config(os.environ if config is None else config)
+    configure_logging(settings["LOG_LEVEL"], sql_echo=settings["SQL_ECHO"])
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.json.sort_keys = False
+    app.url_map.strict_slashes = False
+    init_database(settings["DATABASE_URL"], max_connections=settings["DATABASE_MAX_CONNECTIONS"])
+    register_request_hooks(app)
+
+    from .api import init_api
+    from .cli import register_commands
+
+    app.extensions["problem_api"] = init_api(app)
+    register_commands(app)
+    return app

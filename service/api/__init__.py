@@ -1,0 +1,57 @@
+"""The HTTP API: the problem-aware Api instance, its blueprints, and Swagger UI served locally."""
+
+from __future__ import annotations
+
+import swagger_ui_bundle
+from flask import send_from_directory
+
+from . import meta, references, studies
+from .parser import BEARER
+from .problems import ProblemApi
+
+API_DESCRIPTION = """\
+A study-based register of clinical research, first filled with COVID-19 studies. A **study** (one
+trial, one cohort) is found once, with every **reference** that reports it grouped beneath: its
+trial registry records, journal articles and preprints.
+
+* Reads are public; every write needs `Authorization: Bearer <token>` (made with
+  `study-register token create`).
+* Errors are `application/problem+json` (RFC 9457) with an `errors` map for validation failures.
+* Lists answer with an envelope (`items`, exact `total`, `page`, `page_size`, `next`, `prev`) and
+  an RFC 8288 `Link` header; page with `page` (up to record 10,000) or with the opaque `cursor`
+  from `next` (no depth limit).
+* Single-resource reads send `ETag`/`Last-Modified`; `If-None-Match` gives 304 and `If-Match` on
+  writes gives 412 when stale.
+"""
+
+SWAGGER_ASSETS = "/docs/assets/"
+
+
+def init_api(app) -> ProblemApi:
+    app.config.update(
+        API_TITLE="Study Register API",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_ASSETS,
+        OPENAPI_SWAGGER_UI_CONFIG={"tryItOutEnabled": False, "displayRequestDuration": True},
+        API_SPEC_OPTIONS={
+            "info": {"description": API_DESCRIPTION,
+                     "license": {"name": "MIT"}},
+            "components": {"securitySchemes": {BEARER: {
+                "type": "http", "scheme": "bearer",
+                "description": "A token from `study-register token create`."}}},
+        },
+    )
+    api = ProblemApi(app)
+    for blueprint in (studies.blp, references.blp, meta.notices, meta.vocabularies, meta.ops):
+        api.register_blueprint(blueprint)
+
+    @app.get(SWAGGER_ASSETS + "<path:filename>")
+    def swagger_assets(filename):
+        """Swagger UI's own files, from the installed package: /docs works with no internet."""
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+    return api

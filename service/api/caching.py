@@ -1,0 +1,44 @@
+"""Conditional requests: ETag and Last-Modified on single-resource reads, If-None-Match, If-Match."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Response, json, request
+
+from ..domain.records import etag
+
+
+def _tags(header: str | None) -> list[str] | None:
+    if header is None:
+        return None
+    # Weak validators compare equal to strong ones for If-None-Match (RFC 9110 §13.1.2).
+    return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
+
+
+def if_match() -> list[str] | None:
+    """The ETags an If-Match header accepts (``["*"]`` for any), or None when it is absent."""
+    return _tags(request.headers.get("If-Match"))
+
+
+def record_response(body: dict, record: dict, *, last_modified: dt.datetime | None,
+                    status: int = 200, headers: dict | None = None) -> Response:
+    """A JSON answer for one resource with its validators; 304 when the client's copy is current.
+
+    ``record`` is the domain record the ETag is computed from (the same one If-Match checks).
+    """
+    tag = etag(record)
+    response = Response(status=status, mimetype="application/json")
+    response.headers["ETag"] = tag
+    if last_modified is not None:
+        response.last_modified = last_modified.replace(tzinfo=dt.UTC)
+    response.headers["Cache-Control"] = "no-cache"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    if status == 200 and request.method == "GET":
+        wanted = _tags(request.headers.get("If-None-Match"))
+        if wanted is not None and ("*" in wanted or tag in wanted):
+            response.status_code = 304
+            return response
+    response.set_data(json.dumps(body))
+    return response

@@ -1,0 +1,65 @@
+"""Our Blueprint: strict argument parsing and the `write(scope)` decorator (bearer token + docs)."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+import flask_smorest
+from flask import request
+
+from ..domain.tokens import find_token
+from .problems import problem
+
+BEARER = "bearerAuth"
+
+
+class Blueprint(flask_smorest.Blueprint):
+    def write(self, scope: str):
+        """Require a bearer token with ``scope`` before anything else (so 401 comes before 422)."""
+
+        def decorator(func):
+            func = self.alt_response(401, response="UNAUTHORIZED", description=(
+                "No token, or not a valid one. Send `Authorization: Bearer <token>`."))(func)
+            func = self.alt_response(403, response="FORBIDDEN", description=(
+                f"The token lacks the `{scope}` scope."))(func)
+            func = self.doc(security=[{BEARER: [scope]}])(func)
+
+            @wraps(func)
+            def wrapper(*args, **kwargs):
+                denied = check_token(scope)
+                if denied is not None:
+                    return denied
+                if request.content_length and not request.is_json:
+                    return problem(415, "Send the body as application/json.")
+                return func(*args, **kwargs)
+
+            return wrapper
+
+        return decorator
+
+    def body_errors(self, func):
+        """Document the answers a JSON body can get besides 422."""
+        func = self.alt_response(400, response="BAD_REQUEST", description="The body is not valid JSON.")(func)
+        func = self.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE",
+                                 description="The body is larger than the configured limit.")(func)
+        return self.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE",
+                                 description="The body is not application/json.")(func)
+
+
+def check_token(scope: str):
+    """None when the request carries a live token with ``scope``; else the 401/403 problem."""
+    header = request.headers.get("Authorization", "")
+    kind, _, token = header.partition(" ")
+    challenge = {"WWW-Authenticate": f'Bearer realm="study-register", scope="{scope}"'}
+    if kind.lower() != "bearer" or not token.strip():
+        return problem(401, "This operation needs `Authorization: Bearer <token>`.", headers=challenge)
+    record = find_token(token.strip())
+    if record is None:
+        return problem(401, "The bearer token is not valid (unknown or revoked).",
+                       headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
+                                + ', error="invalid_token"'})
+    if scope not in record.scopes.split():
+        return problem(403, f"The token lacks the `{scope}` scope needed here.",
+                       headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
+                                + ', error="insufficient_scope"'})
+    return None

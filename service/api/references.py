@@ -1,0 +1,103 @@
+"""Blueprint "references": list, read, create, update and delete references."""
+
+from __future__ import annotations
+
+from flask import url_for
+from flask.views import MethodView
+
+from ..domain import records
+from ..domain import references as domain
+from ..models import Reference
+from .caching import if_match, record_response
+from .paging import paginate
+from .parser import Blueprint
+from .schemas.references import (
+    ReferenceCreateSchema,
+    ReferencePageSchema,
+    ReferencePatchSchema,
+    ReferenceQueryArgsSchema,
+    ReferenceSchema,
+)
+
+blp = Blueprint("references", __name__, url_prefix="/references",
+                description="A reference is one report of a study: a registry record, an article, "
+                            "a preprint...")
+
+REFERENCE_ID = "<int(max=2147483647):reference_id>"
+_FILTERS = ("type", "has_results", "study_id", "linked", "doi", "pmid", "registration_id",
+            "year_from", "year_to", "updated_since")
+
+
+def _reference_response(reference_id: int, *, status: int = 200, headers: dict | None = None):
+    record = domain.get_reference(reference_id)
+    return record_response(ReferenceSchema().dump(record), record,
+                           last_modified=record["updated"], status=status, headers=headers)
+
+
+@blp.route("")
+class References(MethodView):
+    @blp.arguments(ReferenceQueryArgsSchema, location="query")
+    @blp.response(200, ReferencePageSchema, headers={"Link": {
+        "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
+    def get(self, args):
+        """List references
+
+        `linked=false` is the curation queue: references linked to no study yet.
+        """
+        query = domain.filtered_references(**{k: args[k] for k in _FILTERS if k in args})
+        envelope, headers = paginate(query, args=args, sorts=domain.REFERENCE_SORTS,
+                                     id_field=Reference.id, serialize=records.reference_dicts)
+        return envelope, 200, headers
+
+    @blp.write("references")
+    @blp.body_errors
+    @blp.arguments(ReferenceCreateSchema, example={
+        "type": "journal_article",
+        "title": "Nebulization Therapy with Umbilical Cord Mesenchymal Stem Cell-Derived Exosomes "
+                 "for COVID-19 Pneumonia",
+        "authors": ["Chu M", "Wang H", "Bian L"], "has_results": True, "study_ids": [1]})
+    @blp.response(201, ReferenceSchema, headers={"Location": {"schema": {"type": "string"}}})
+    def post(self, data):
+        """Create a reference
+
+        `study_ids` links it by hand to existing studies (422 naming any that does not exist).
+        """
+        reference_id = domain.create_reference(data)
+        return _reference_response(reference_id, status=201, headers={
+            "Location": url_for("references.ReferenceById", reference_id=reference_id)})
+
+
+@blp.route(f"/{REFERENCE_ID}")
+class ReferenceById(MethodView):
+    @blp.response(200, ReferenceSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.alt_response(304, response="NOT_MODIFIED", description="Your copy (If-None-Match) is current.")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, reference_id):
+        """Get a reference"""
+        return _reference_response(reference_id)
+
+    @blp.write("references")
+    @blp.body_errors
+    @blp.arguments(ReferencePatchSchema(partial=True), example={"has_results": True})
+    @blp.response(200, ReferenceSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    def patch(self, data, reference_id):
+        """Update a reference
+
+        Its linked studies count as updated too (their records show it in full).
+        """
+        domain.update_reference(reference_id, data, if_match=if_match())
+        return _reference_response(reference_id)
+
+    @blp.write("references")
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    def delete(self, reference_id):
+        """Delete a reference
+
+        It is unlinked from its studies, which count as updated.
+        """
+        domain.delete_reference(reference_id, if_match=if_match())
+        return None

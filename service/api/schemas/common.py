@@ -1,0 +1,164 @@
+"""Fields and schemas every resource shares: problems, text, vocabularies, instants, paging arguments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import marshmallow as ma
+from flask import request
+from marshmallow import fields, pre_load, validate
+
+from ...vocabularies import canonical_value
+
+# C0 controls other than tab/newline/carriage return, and DEL: never meaningful in a record.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class Text(fields.String):
+    """A string without control characters (Postgres cannot store NUL; the rest is noise)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _CONTROL.search(text):
+            raise ma.ValidationError("Must not contain control characters.")
+        return text
+
+
+class Vocab(fields.String):
+    """A value from a controlled vocabulary, matched case-insensitively, stored as the vocabulary spells it."""
+
+    def __init__(self, vocabulary, **kwargs):
+        self.vocabulary = list(vocabulary)
+        kwargs.setdefault("validate", validate.OneOf(self.vocabulary))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        known = canonical_value(self.vocabulary, text)
+        if known is None:
+            raise ma.ValidationError(
+                f"{text!r} is not an allowed value. Allowed values: {', '.join(self.vocabulary)}.")
+        return known
+
+
+class Instant(fields.DateTime):
+    """An ISO 8601 instant, answered in UTC with a `Z`; a bare date means midnight UTC."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {}).setdefault("example", "2022-07-04T00:00:00Z")
+        super().__init__(**kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat() + "Z"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            try:
+                return dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ma.ValidationError("Not a valid date.") from None
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        if not dt.datetime(1000, 1, 1) <= parsed <= dt.datetime(9999, 12, 31):
+            raise ma.ValidationError("Must be between years 1000 and 9999.")
+        return parsed
+
+
+class Day(fields.Date):
+    def _deserialize(self, value, attr, data, **kwargs):
+        day = super()._deserialize(value, attr, data, **kwargs)
+        if day.year < 1000:
+            raise ma.ValidationError("Must be in year 1000 or later.")
+        return day
+
+
+class ProblemSchema(ma.Schema):
+    """An RFC 9457 problem: every non-2xx answer has this shape."""
+
+    type = fields.String(metadata={"description": "A URI naming the problem type.", "example": "about:blank"})
+    title = fields.String(metadata={"description": "The HTTP status phrase.", "example": "Unprocessable Entity"})
+    status = fields.Integer(metadata={"description": "The HTTP status code.", "example": 422})
+    detail = fields.String(metadata={
+        "description": "What is wrong, in words.",
+        "example": "Invalid query parameter — page_size: Must be greater than or equal to 1 "
+                   "and less than or equal to 100."})
+    errors = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()),
+        metadata={"description": "For validation failures: the messages for each field or query "
+                                 "parameter at fault, keyed by its name (nested body fields as "
+                                 "dotted paths, e.g. `registrations.0.identifier`).",
+                  "example": {"page_size": ["Must be greater than or equal to 1 and less than or "
+                                            "equal to 100."]}})
+    owner_study_id = fields.Integer(metadata={
+        "description": "On a 409 for a registration: the study that owns the identifier."})
+
+
+class QueryArgsSchema(ma.Schema):
+    """Query arguments that reject unknown and repeated parameters, naming the allowed ones."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    @pre_load
+    def _strict(self, data, **kwargs):
+        allowed = {f.data_key or name: f for name, f in self.fields.items()}
+        errors = {}
+        for key in request.args:
+            field = allowed.get(key)
+            if field is None:
+                errors[key] = [f"Unknown query parameter. Allowed parameters: "
+                               f"{', '.join(sorted(allowed))}."]
+            elif not isinstance(field, fields.List) and len(request.args.getlist(key)) > 1:
+                errors[key] = ["Given more than once; this parameter takes one value."]
+        if errors:
+            raise ma.ValidationError(errors)
+        return data
+
+
+def paging_fields(sorts, default_sort: str) -> dict[str, fields.Field]:
+    """The page, page_size, cursor, sort and format arguments every list endpoint takes."""
+    choices = sorted(list(sorts) + [f"-{s}" for s in sorts])
+    return {
+        "page": fields.Integer(
+            validate=validate.Range(1, 10_000),
+            metadata={"description": "Page number, from 1. `page` × `page_size` may not exceed "
+                                     "10,000: walk further with `cursor`. Not with `cursor`."}),
+        "page_size": fields.Integer(
+            load_default=20, validate=validate.Range(1, 100),
+            metadata={"description": "Records per page, 1–100."}),
+        "cursor": Text(
+            validate=validate.Length(1, 500),
+            metadata={"description": "Opaque keyset cursor from a previous answer's `next`: "
+                                     "stable while records change, no depth limit. Give the same "
+                                     "filters and sort it was made with. Not with `page`."}),
+        "sort": fields.String(
+            load_default=default_sort, validate=validate.OneOf(choices),
+            metadata={"description": f"Sort field, `-` prefix for descending; ties are broken by "
+                                     f"`id`. Default `{default_sort}`."}),
+        "format": fields.String(
+            load_default="json", validate=validate.OneOf(["json"]),
+            metadata={"description": "Response format. Only `json` (paged) for now."}),
+    }
+
+
+def envelope(item_schema, name: str):
+    """A list envelope schema: items, exact total, page, page_size, next and prev links."""
+    return ma.Schema.from_dict({
+        "items": fields.List(fields.Nested(item_schema), required=True),
+        "total": fields.Integer(required=True, metadata={
+            "description": "Exact number of records matching the filters."}),
+        "page": fields.Integer(allow_none=True, metadata={
+            "description": "This page's number; null when walking with `cursor`."}),
+        "page_size": fields.Integer(required=True),
+        "next": fields.String(allow_none=True, metadata={
+            "description": "URL of the next page; null when no record follows (never an empty "
+                           "page). Past page-number depth it carries a `cursor`."}),
+        "prev": fields.String(allow_none=True, metadata={
+            "description": "URL of the previous page; null on the first page and in cursor mode."}),
+    }, name=name)

@@ -1,0 +1,147 @@
+"""Schemas of references: the record, what creating and patching accept, and the list's query arguments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import marshmallow as ma
+from marshmallow import fields, validate, validates_schema
+
+from ...domain.references import REFERENCE_SORTS
+from ...vocabularies import REFERENCE_TYPES
+from .common import Day, Instant, QueryArgsSchema, Text, Vocab, envelope, paging_fields
+
+_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+class PartialDate(Text):
+    """`YYYY`, `YYYY-MM` or `YYYY-MM-DD`, kept at the precision given (never padded)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        match = _PARTIAL_DATE.fullmatch(text)
+        if not match:
+            raise ma.ValidationError("Use YYYY, YYYY-MM or YYYY-MM-DD.")
+        year, month, day = (int(g) if g else None for g in match.groups())
+        try:
+            dt.date(year, month or 1, day or 1)
+        except ValueError:
+            raise ma.ValidationError("Not a real date.") from None
+        if year < 1000:
+            raise ma.ValidationError("Must be in year 1000 or later.")
+        return text
+
+
+class ReferenceSchema(ma.Schema):
+    id = fields.Integer(metadata={"example": 2})
+    type = fields.String(metadata={"description": "Reference type code (vocabulary "
+                                                  "`reference_type`).", "example": "journal_article"})
+    type_label = fields.String(metadata={"description": "Display label of the type.",
+                                         "example": "Journal article"})
+    title = fields.String(metadata={"example": "Nebulization Therapy with Umbilical Cord Mesenchymal "
+                                               "Stem Cell-Derived Exosomes for COVID-19 Pneumonia"})
+    authors = fields.List(fields.String(), metadata={"description": "Authors in order, as written.",
+                                                     "example": ["Chu M", "Wang H"]})
+    abstract = fields.String(allow_none=True)
+    source = fields.String(allow_none=True, metadata={"description": "Journal or registry name."})
+    year = fields.Integer(allow_none=True, metadata={"example": 2022})
+    published = fields.String(allow_none=True, metadata={
+        "description": "Publication date at the precision known: YYYY, YYYY-MM or YYYY-MM-DD.",
+        "example": "2022-06"})
+    volume = fields.String(allow_none=True)
+    issue = fields.String(allow_none=True)
+    pages = fields.String(allow_none=True)
+    doi = fields.String(allow_none=True, metadata={"description": "DOI, lower-cased, without resolver prefix."})
+    pmid = fields.String(allow_none=True, metadata={"example": "32445440"})
+    url = fields.String(allow_none=True)
+    registration_id = fields.String(allow_none=True, metadata={
+        "description": "For a trial registry record: the record's own identifier (canonical form).",
+        "example": "ChiCTR2000030261"})
+    has_results = fields.Boolean(metadata={"description": "`true`: \"Report Results\"; `false`: "
+                                                          "\"No Results\"."})
+    notes = fields.String(allow_none=True)
+    study_ids = fields.List(fields.Integer(), metadata={"description": "Studies this reference reports."})
+    first_published = fields.Date(metadata={"example": "2020-04-01"})
+    updated = Instant()
+
+
+class LinkedReferenceSchema(ReferenceSchema):
+    link = fields.String(metadata={"description": "How this reference was linked to the study: "
+                                                  "`manual` or `auto`.", "example": "manual"})
+    link_identifier = fields.String(allow_none=True, metadata={
+        "description": "For an automatic link: the registration identifier that made it."})
+
+
+def _optional(length: int, **metadata) -> Text:
+    return Text(allow_none=True, validate=validate.Length(max=length), metadata=metadata)
+
+
+class ReferencePatchSchema(ma.Schema):
+    type = Vocab(REFERENCE_TYPES, metadata={"description": "Reference type code.",
+                                            "example": "journal_article"})
+    title = Text(validate=validate.Length(1, 5000))
+    authors = fields.List(Text(validate=validate.Length(1, 300)), validate=validate.Length(max=2000),
+                          metadata={"description": "Authors in order, as written (\"Chu M\")."})
+    abstract = _optional(100_000)
+    source = _optional(500, description="Journal or registry name.")
+    year = fields.Integer(strict=True, allow_none=True, validate=validate.Range(1000, 9999),
+                          metadata={"description": "Defaults to the year of `published`."})
+    published = PartialDate(allow_none=True, metadata={
+        "description": "YYYY, YYYY-MM or YYYY-MM-DD, at the precision known.", "example": "2022-06"})
+    volume = _optional(50)
+    issue = _optional(50)
+    pages = _optional(50)
+    doi = Text(allow_none=True, validate=[validate.Length(max=300), validate.Regexp(
+        r"^(?:(?:https?://(?:dx\.)?doi\.org/)|doi:)?10\.\d{4,9}/\S+$", flags=re.IGNORECASE,
+        error="Not a DOI (10.NNNN/...).")], metadata={"example": "10.1007/s12015-022-10398-w"})
+    pmid = Text(allow_none=True, validate=validate.Regexp(r"^[1-9]\d{0,9}$", error="Not a PMID."),
+                metadata={"example": "32445440"})
+    url = Text(allow_none=True, validate=[validate.Length(max=2000), validate.URL(
+        schemes={"http", "https"}, require_tld=False)])
+    registration_id = _optional(100, description="For a trial registry record: its identifier.")
+    has_results = fields.Boolean(metadata={"description": "Whether it reports results."})
+    notes = _optional(10_000)
+    first_published = Day(metadata={"description": "Defaults to the day of creation."})
+    updated = Instant(metadata={"description": "Set only when importing a record that carries its "
+                                               "own date; otherwise the service sets it."})
+
+    @validates_schema
+    def _consistent(self, data, **kwargs):
+        if not data and self.partial:
+            raise ma.ValidationError("Give at least one field to change.", "body")
+        published, year = data.get("published"), data.get("year")
+        if published and year is not None and int(published[:4]) != year:
+            raise ma.ValidationError("Does not match the year of `published`.", "year")
+
+
+class ReferenceCreateSchema(ReferencePatchSchema):
+    type = Vocab(REFERENCE_TYPES, required=True, metadata={"example": "journal_article"})
+    title = Text(required=True, validate=validate.Length(1, 5000))
+    authors = fields.List(Text(validate=validate.Length(1, 300)), load_default=list,
+                          validate=validate.Length(max=2000))
+    has_results = fields.Boolean(load_default=False)
+    study_ids = fields.List(fields.Integer(strict=True, validate=validate.Range(1, 2_147_483_647)),
+                            validate=validate.Length(max=100), metadata={
+                                "description": "Studies to link this reference to by hand."})
+
+
+ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
+    "type": fields.List(Vocab(REFERENCE_TYPES), metadata={
+        "description": "Reference type code. Repeat to OR."}),
+    "has_results": fields.Boolean(),
+    "study_id": fields.Integer(validate=validate.Range(1, 2_147_483_647), metadata={
+        "description": "References linked to this study."}),
+    "linked": fields.Boolean(metadata={"description": "`false`: the curation queue of references "
+                                                      "linked to no study."}),
+    "doi": Text(validate=validate.Length(1, 300), metadata={"description": "Exact DOI, any case."}),
+    "pmid": Text(validate=validate.Regexp(r"^[1-9]\d{0,9}$", error="Not a PMID.")),
+    "registration_id": Text(validate=validate.Length(1, 100), metadata={
+        "description": "A trial registry record's own identifier (any written form)."}),
+    "year_from": fields.Integer(validate=validate.Range(1000, 9999)),
+    "year_to": fields.Integer(validate=validate.Range(1000, 9999)),
+    "updated_since": Instant(metadata={"description": "Updated at or after this instant (or day)."}),
+    **paging_fields(REFERENCE_SORTS, "id"),
+}, name="ReferenceQueryArgs")
+
+ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage")

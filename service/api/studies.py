@@ -1,0 +1,151 @@
+"""Blueprint "studies": list, read, create, update, delete studies, and link their references."""
+
+from __future__ import annotations
+
+from flask import url_for
+from flask.views import MethodView
+
+from ..domain import records
+from ..domain import studies as domain
+from ..models import Study
+from .caching import if_match, record_response
+from .paging import paginate
+from .parser import Blueprint
+from .schemas.references import LinkedReferenceSchema
+from .schemas.studies import (
+    LinkSchema,
+    StudyCreateSchema,
+    StudyPageSchema,
+    StudyPatchSchema,
+    StudyQueryArgsSchema,
+    StudySchema,
+)
+
+blp = Blueprint("studies", __name__, url_prefix="/studies",
+                description="A study is one piece of research; its references are its reports.")
+
+STUDY_ID = "<int(max=2147483647):study_id>"
+REFERENCE_ID = "<int(max=2147483647):reference_id>"
+_FILTERS = ("study_type", "study_aim", "study_design", "intervention_assignment", "registration",
+            "registry", "reference_type", "has_results", "first_published_from",
+            "first_published_to", "updated_since")
+
+
+def _study_response(study_id: int, *, status: int = 200, headers: dict | None = None):
+    record = domain.get_study(study_id)
+    return record_response(StudySchema().dump(record), record, last_modified=record["updated"],
+                           status=status, headers=headers)
+
+
+@blp.route("")
+class Studies(MethodView):
+    @blp.arguments(StudyQueryArgsSchema, location="query")
+    @blp.response(200, StudyPageSchema, headers={"Link": {
+        "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
+    def get(self, args):
+        """List studies
+
+        Filters are exact: values of one filter are OR-ed, filters are AND-ed. Unknown or repeated
+        single-value parameters are rejected with 422 naming the allowed ones.
+        """
+        query = domain.filtered_studies(**{k: args[k] for k in _FILTERS if k in args})
+        with_refs = "references" in args.get("include", [])
+        envelope, headers = paginate(
+            query, args=args, sorts=domain.STUDY_SORTS, id_field=Study.id,
+            serialize=lambda rows: records.study_dicts(rows, include_references=with_refs))
+        return envelope, 200, headers
+
+    @blp.write("studies")
+    @blp.body_errors
+    @blp.arguments(StudyCreateSchema, example={
+        "title": "A study for the key technology of mesenchymal stem cells exosomes atomization "
+                 "in the treatment of novel coronavirus pneumonia (COVID-19)",
+        "registrations": [{"identifier": "ChiCTR2000030261"}],
+        "study_type": "Interventional", "study_aim": "Treatment and Management",
+        "study_design": "Parallel/Crossover", "intervention_assignment": "Unclear"})
+    @blp.response(201, StudySchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.alt_response(409, response="CONFLICT", description="A registration belongs to another study.")
+    def post(self, data):
+        """Create a study
+
+        `name` defaults to the first registration identifier; facets default to `Unclear`.
+        """
+        study_id = domain.create_study(data)
+        return _study_response(study_id, status=201, headers={
+            "Location": url_for("studies.StudyById", study_id=study_id)})
+
+
+@blp.route(f"/{STUDY_ID}")
+class StudyById(MethodView):
+    @blp.response(200, StudySchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.alt_response(304, response="NOT_MODIFIED", description="Your copy (If-None-Match) is current.")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, study_id):
+        """Get a study with all its references
+
+        Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
+        """
+        return _study_response(study_id)
+
+    @blp.write("studies")
+    @blp.body_errors
+    @blp.arguments(StudyPatchSchema(partial=True), example={"study_aim": "Prevention"})
+    @blp.response(200, StudySchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="A registration belongs to another study.")
+    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    def patch(self, data, study_id):
+        """Update a study
+
+        Only the fields given change; `registrations`, when given, replaces the list. Send
+        `If-Match` with the ETag you read to refuse the change if someone else changed it first.
+        """
+        domain.update_study(study_id, data, if_match=if_match())
+        return _study_response(study_id)
+
+    @blp.write("studies")
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    def delete(self, study_id):
+        """Delete a study
+
+        Its registrations go with it; its references stay, unlinked from it.
+        """
+        domain.delete_study(study_id, if_match=if_match())
+        return None
+
+
+@blp.route(f"/{STUDY_ID}/references")
+class StudyReferences(MethodView):
+    @blp.response(200, LinkedReferenceSchema(many=True))
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, study_id):
+        """List a study's references
+
+        Newest first, each with how it was linked.
+        """
+        return domain.study_references(study_id)
+
+
+@blp.route(f"/{STUDY_ID}/references/{REFERENCE_ID}")
+class StudyReferenceLink(MethodView):
+    @blp.write("studies")
+    @blp.response(200, LinkSchema, description="Already linked by hand: nothing changed.")
+    @blp.alt_response(201, schema=LinkSchema, description="Linked (or an automatic link confirmed).")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def put(self, study_id, reference_id):
+        """Link a reference to the study by hand
+
+        Idempotent. A manual link is never removed by automation.
+        """
+        link, changed = domain.link_reference(study_id, reference_id)
+        return LinkSchema().dump(link), 201 if changed else 200
+
+    @blp.write("studies")
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND", description="No such study, reference or link.")
+    def delete(self, study_id, reference_id):
+        """Unlink a reference from the study"""
+        domain.unlink_reference(study_id, reference_id)
+        return None

@@ -1,0 +1,109 @@
+"""Command-line tasks: `study-register db upgrade|status`, `seed`, `token create|list|revoke`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import AppGroup, FlaskGroup
+
+from . import migrations
+from .db import connection
+from .domain import tokens
+from .seeding import SeedError, load_seeds, register_is_empty, seed_files
+
+db_cli = AppGroup("db", help="Database schema: upgrade in place, show status.")
+token_cli = AppGroup("token", help="API tokens for writes.")
+
+
+@db_cli.command("upgrade")
+@click.option("--to", "target", type=int, default=None, help="Stop at this version.")
+def db_upgrade(target):
+    """Apply pending migrations, in place (data is kept)."""
+    with connection():
+        applied = migrations.upgrade(target)
+        version = migrations.current_version()
+    for m in applied:
+        click.echo(f"applied {m.name}")
+    click.echo(f"schema at version {version}" + ("" if applied else " (nothing to do)"))
+
+
+@db_cli.command("status")
+def db_status():
+    """Show the applied and the latest schema version."""
+    with connection():
+        current = migrations.current_version()
+    latest = migrations.latest_version()
+    click.echo(f"schema version {current} of {latest}" + (" (pending)" if current < latest else ""))
+
+
+@click.command("seed")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("seeds"), show_default=True, help="Folder of seed JSON files.")
+@click.option("--if-empty", is_flag=True, help="Only when the register has no study yet.")
+def seed(directory, if_empty):
+    """Load the seed records (idempotent: loading twice changes nothing)."""
+    files = seed_files(directory)
+    if not files:
+        raise click.ClickException(f"no seed files (*.json) in {directory}")
+    with connection():
+        if migrations.current_version() < migrations.latest_version():
+            raise click.ClickException("the schema is not up to date; run `study-register db upgrade`")
+        if if_empty and not register_is_empty():
+            click.echo("register not empty: seeds not loaded")
+            return
+        try:
+            report = load_seeds(files)
+        except SeedError as error:
+            raise click.ClickException(f"nothing loaded: {error}") from None
+    click.echo(f"loaded {len(report.files)} file(s): studies {report.studies_created} created, "
+               f"{report.studies_updated} updated; references {report.references_created} created, "
+               f"{report.references_updated} updated; notices {report.notices_created} created")
+
+
+@token_cli.command("create")
+@click.option("--name", required=True, help="Who or what the token is for.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(tokens.SCOPES),
+              help="Repeat for several; default: all.")
+def token_create(name, scopes):
+    """Create a token and print it once (only its hash is stored)."""
+    with connection():
+        token = tokens.create_token(name, scopes or tokens.SCOPES)
+    click.echo(token)
+    click.echo("Store it now: it is shown only this once.", err=True)
+
+
+@token_cli.command("list")
+def token_list():
+    """List tokens (prefix, name, scopes, state); never the tokens themselves."""
+    with connection():
+        for t in tokens.list_tokens():
+            state = "revoked" if t.revoked else "active"
+            click.echo(f"{t.prefix}…\t{t.name}\t{t.scopes}\t{state}")
+
+
+@token_cli.command("revoke")
+@click.argument("prefix")
+def token_revoke(prefix):
+    """Revoke the token(s) starting with PREFIX (as `token list` shows it)."""
+    with connection():
+        count = tokens.revoke_token(prefix)
+    if not count:
+        raise click.ClickException(f"no active token with prefix {prefix}")
+    click.echo(f"revoked {count} token(s)")
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(db_cli)
+    app.cli.add_command(token_cli)
+    app.cli.add_command(seed)
+
+
+def _create_app(*args, **kwargs):
+    from . import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, help="The study register's management commands.")

@@ -1,0 +1,1 @@
+"""Business rules of the register, free of HTTP: reads, transactional writes, domain errors."""

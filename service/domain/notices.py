@@ -1,0 +1,85 @@
+"""Register notices (banners such as a holiday delay), with the time window they are in force."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ..db import write_transaction
+from ..models import Notice, utcnow
+from . import records
+from .errors import InvalidInput, NotFound, PreconditionFailed
+
+NOTICE_FIELDS = ("id", "message", "starts", "ends", "created", "updated")
+
+
+def notice_dict(notice: Notice) -> dict:
+    return {name: getattr(notice, name) for name in NOTICE_FIELDS}
+
+
+def filtered_notices(*, status: str = "active", now: dt.datetime | None = None):
+    """Notices by status relative to ``now``: active, upcoming, expired or all."""
+    now = now or utcnow()
+    query = Notice.select()
+    started = Notice.starts.is_null() | (Notice.starts <= now)
+    not_ended = Notice.ends.is_null() | (Notice.ends > now)
+    if status == "active":
+        query = query.where(started & not_ended)
+    elif status == "upcoming":
+        query = query.where(Notice.starts > now)
+    elif status == "expired":
+        query = query.where(Notice.ends <= now)
+    return query
+
+
+NOTICE_SORTS = {"id": Notice.id, "updated": Notice.updated}
+
+
+def _get(notice_id: int) -> Notice:
+    notice = Notice.get_or_none(Notice.id == notice_id)
+    if notice is None:
+        raise NotFound(f"Notice {notice_id} does not exist.")
+    return notice
+
+
+def get_notice(notice_id: int) -> dict:
+    return notice_dict(_get(notice_id))
+
+
+def _check_window(starts, ends) -> None:
+    if starts is not None and ends is not None and ends <= starts:
+        raise InvalidInput("A notice must end after it starts.",
+                           errors={"ends": ["Must be later than `starts`."]})
+
+
+def create_notice(data: dict[str, Any]) -> int:
+    _check_window(data.get("starts"), data.get("ends"))
+    now = utcnow()
+    with write_transaction():
+        return Notice.insert(message=data["message"], starts=data.get("starts"),
+                             ends=data.get("ends"), created=now, updated=now).execute()
+
+
+def _check_precondition(notice: Notice, if_match: list[str] | None) -> None:
+    if if_match is None or "*" in if_match:
+        return
+    current = records.etag(notice_dict(notice))
+    if current not in if_match:
+        raise PreconditionFailed(
+            f"Notice {notice.id} has changed since that ETag was issued (current ETag {current}).")
+
+
+def update_notice(notice_id: int, data: dict[str, Any], *, if_match: list[str] | None = None) -> None:
+    with write_transaction():
+        notice = _get(notice_id)
+        _check_precondition(notice, if_match)
+        values = {k: data[k] for k in ("message", "starts", "ends") if k in data}
+        _check_window(values.get("starts", notice.starts), values.get("ends", notice.ends))
+        values["updated"] = utcnow()
+        Notice.update(values).where(Notice.id == notice_id).execute()
+
+
+def delete_notice(notice_id: int, *, if_match: list[str] | None = None) -> None:
+    with write_transaction():
+        _check_precondition(_get(notice_id), if_match)
+        Notice.delete().where(Notice.id == notice_id).execute()

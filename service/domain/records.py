@@ -1,0 +1,115 @@
+"""Turning rows into the plain dicts the API serves, in a fixed number of queries, and their ETags."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from peewee import fn
+
+from ..models import Reference, Registration, Study, StudyReference
+from ..vocabularies import type_label
+
+REFERENCE_FIELDS = (
+    "id", "type", "title", "authors", "abstract", "source", "year", "published", "volume",
+    "issue", "pages", "doi", "pmid", "url", "registration_id", "has_results", "notes",
+    "first_published", "updated",
+)
+
+
+def _json_default(value):
+    if isinstance(value, dt.datetime):
+        return value.isoformat() + "Z"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def etag(record: dict) -> str:
+    """A strong ETag over the whole representation, so any change to it changes the tag."""
+    text = json.dumps(record, sort_keys=True, default=_json_default, ensure_ascii=False)
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def reference_count_column():
+    sub = StudyReference.select(fn.COUNT(StudyReference.id)).where(
+        StudyReference.study == Study.id)
+    return sub.alias("reference_count")
+
+
+def _reference_dict(ref: Reference, study_ids: list[int]) -> dict:
+    record = {name: getattr(ref, name) for name in REFERENCE_FIELDS}
+    record["authors"] = json.loads(ref.authors or "[]")
+    record["type_label"] = type_label(ref.type)
+    record["study_ids"] = study_ids
+    return record
+
+
+def reference_dicts(refs: Sequence[Reference]) -> list[dict]:
+    """Reference records with their study ids: one query for all of ``refs``."""
+    ids = [r.id for r in refs]
+    study_ids: dict[int, list[int]] = defaultdict(list)
+    if ids:
+        rows = (StudyReference.select(StudyReference.reference, StudyReference.study)
+                .where(StudyReference.reference.in_(ids))
+                .order_by(StudyReference.study).tuples())
+        for ref_id, study_id in rows:
+            study_ids[ref_id].append(study_id)
+    return [_reference_dict(r, study_ids[r.id]) for r in refs]
+
+
+def linked_references(study_ids: Iterable[int]) -> dict[int, list[dict]]:
+    """For each study, its references newest first, each with how it was linked (two queries)."""
+    study_ids = list(study_ids)
+    if not study_ids:
+        return {}
+    rows = list(
+        Reference.select(Reference, StudyReference.study, StudyReference.link,
+                         StudyReference.identifier)
+        .join(StudyReference, on=(StudyReference.reference == Reference.id))
+        .where(StudyReference.study.in_(study_ids))
+        .order_by(fn.COALESCE(Reference.published, "").desc(), Reference.first_published.desc(),
+                  Reference.id.desc())
+        .objects()
+    )
+    unique = list({r.id: r for r in rows}.values())
+    records = {rec["id"]: rec for rec in reference_dicts(unique)}
+    result: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        record = dict(records[row.id], link=row.link, link_identifier=row.identifier)
+        result[row.study].append(record)
+    return result
+
+
+def study_dicts(studies: Sequence[Study], *, include_references: bool = False) -> list[dict]:
+    """Study records for rows selected with ``reference_count_column()``: one or three more queries."""
+    ids = [s.id for s in studies]
+    registrations: dict[int, list[dict]] = defaultdict(list)
+    if ids:
+        rows = (Registration.select(Registration.study, Registration.registry, Registration.identifier)
+                .where(Registration.study.in_(ids)).order_by(Registration.id).tuples())
+        for study_id, registry, identifier in rows:
+            registrations[study_id].append({"registry": registry, "identifier": identifier})
+    references = linked_references(ids) if include_references else {}
+    records = []
+    for s in studies:
+        record = {
+            "id": s.id, "name": s.name, "title": s.title,
+            "registrations": registrations[s.id],
+            "study_type": s.study_type, "study_aim": s.study_aim, "study_design": s.study_design,
+            "intervention_assignment": s.intervention_assignment,
+            "first_published": s.first_published, "updated": s.updated,
+            "reference_count": s.reference_count,
+        }
+        if include_references:
+            record["references"] = references.get(s.id, [])
+        records.append(record)
+    return records
+
+
+def studies_with_counts():
+    return Study.select(Study, reference_count_column())
+

@@ -1,0 +1,164 @@
+"""References: filtered queries, reads, and transactional create/update/delete."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..db import locked, write_transaction
+from ..identifiers import normalise
+from ..models import Reference, Study, StudyReference, utcnow
+from . import records
+from .errors import InvalidInput, NotFound, PreconditionFailed
+from .studies import touch_studies
+
+REFERENCE_SORTS = {
+    "id": Reference.id,
+    "title": Reference.title,
+    "first_published": Reference.first_published,
+    "updated": Reference.updated,
+}
+WRITABLE = (
+    "type", "title", "authors", "abstract", "source", "year", "published", "volume", "issue",
+    "pages", "doi", "pmid", "url", "registration_id", "has_results", "notes", "first_published",
+    "updated",
+)
+
+
+def filtered_references(
+    *,
+    type: Sequence[str] = (),  # noqa: A002 - the API's own parameter name
+    has_results: bool | None = None,
+    study_id: int | None = None,
+    linked: bool | None = None,
+    doi: str | None = None,
+    pmid: str | None = None,
+    registration_id: str | None = None,
+    year_from: int | None = None,
+    year_to: int | None = None,
+    updated_since: dt.datetime | None = None,
+):
+    query = Reference.select()
+    if type:
+        query = query.where(Reference.type.in_(list(type)))
+    if has_results is not None:
+        query = query.where(Reference.has_results == has_results)
+    if study_id is not None:
+        query = query.where(Reference.id.in_(
+            StudyReference.select(StudyReference.reference).where(StudyReference.study == study_id)))
+    if linked is not None:
+        any_link = StudyReference.select(StudyReference.reference)
+        query = query.where(Reference.id.in_(any_link) if linked else Reference.id.not_in(any_link))
+    if doi is not None:
+        query = query.where(Reference.doi == normalise_doi(doi))
+    if pmid is not None:
+        query = query.where(Reference.pmid == pmid)
+    if registration_id is not None:
+        query = query.where(Reference.registration_id == normalise(registration_id))
+    if year_from is not None:
+        query = query.where(Reference.year >= year_from)
+    if year_to is not None:
+        query = query.where(Reference.year <= year_to)
+    if updated_since is not None:
+        query = query.where(Reference.updated >= updated_since)
+    return query
+
+
+def normalise_doi(doi: str) -> str:
+    """DOIs are case-insensitive: store and match them lower-cased, without a resolver prefix."""
+    text = doi.strip()
+    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/",
+                   "http://dx.doi.org/", "doi:"):
+        if text.lower().startswith(prefix):
+            text = text[len(prefix):]
+            break
+    return text.lower()
+
+
+def _get(reference_id: int, *, lock: bool = False) -> Reference:
+    query = Reference.select().where(Reference.id == reference_id)
+    ref = (locked(query) if lock else query).first()
+    if ref is None:
+        raise NotFound(f"Reference {reference_id} does not exist.")
+    return ref
+
+
+def get_reference(reference_id: int) -> dict:
+    return records.reference_dicts([_get(reference_id)])[0]
+
+
+def _check_precondition(ref: Reference, if_match: list[str] | None) -> None:
+    if if_match is None or "*" in if_match:
+        return
+    current = records.etag(records.reference_dicts([ref])[0])
+    if current not in if_match:
+        raise PreconditionFailed(
+            f"Reference {ref.id} has changed since that ETag was issued (current ETag {current}).")
+
+
+def _column_values(data: dict[str, Any]) -> dict[str, Any]:
+    values = {k: data[k] for k in WRITABLE if k in data}
+    if "authors" in values:
+        values["authors"] = json.dumps(values["authors"] or [], ensure_ascii=False)
+    if values.get("doi"):
+        values["doi"] = normalise_doi(values["doi"])
+    if values.get("registration_id"):
+        values["registration_id"] = normalise(values["registration_id"])
+    if values.get("published") and values.get("year") is None and "year" not in data:
+        values["year"] = int(values["published"][:4])
+    return values
+
+
+def _linked_study_ids(reference_id: int) -> list[int]:
+    return [s for (s,) in StudyReference.select(StudyReference.study)
+            .where(StudyReference.reference == reference_id).tuples()]
+
+
+def create_reference(data: dict[str, Any]) -> int:
+    """Create a reference, linked by hand to ``study_ids`` when given; return its id."""
+    study_ids = sorted(set(data.get("study_ids") or []))
+    now = utcnow()
+    values = _column_values(data)
+    values.setdefault("first_published", now.date())
+    values.setdefault("updated", now)
+    values["created"] = now
+    with write_transaction():
+        if study_ids:
+            found = {s for (s,) in Study.select(Study.id).where(Study.id.in_(study_ids)).tuples()}
+            missing = [s for s in study_ids if s not in found]
+            if missing:
+                raise InvalidInput(
+                    f"No study has id {', '.join(map(str, missing))}.",
+                    errors={"study_ids": [f"Study {s} does not exist." for s in missing]})
+        reference_id = Reference.insert(values).execute()
+        if study_ids:
+            StudyReference.insert_many(
+                [{"study": s, "reference": reference_id, "link": "manual", "created": now}
+                 for s in study_ids]).execute()
+            touch_studies(study_ids, now)
+    return reference_id
+
+
+def update_reference(reference_id: int, data: dict[str, Any], *,
+                     if_match: list[str] | None = None) -> None:
+    with write_transaction():
+        ref = _get(reference_id, lock=True)
+        _check_precondition(ref, if_match)
+        values = _column_values(data)
+        now = utcnow()
+        values.setdefault("updated", now)
+        Reference.update(values).where(Reference.id == reference_id).execute()
+        # A study's record shows its references in full, so it changes when one of them does.
+        touch_studies(_linked_study_ids(reference_id), now)
+
+
+def delete_reference(reference_id: int, *, if_match: list[str] | None = None) -> None:
+    with write_transaction():
+        ref = _get(reference_id, lock=True)
+        _check_precondition(ref, if_match)
+        study_ids = _linked_study_ids(reference_id)
+        StudyReference.delete().where(StudyReference.reference == reference_id).execute()
+        Reference.delete().where(Reference.id == reference_id).execute()
+        touch_studies(study_ids, utcnow())

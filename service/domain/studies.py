@@ -1,0 +1,253 @@
+"""Studies: filtered queries, one-study reads, and transactional create/update/delete/link/unlink."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from peewee import IntegrityError
+
+from ..db import locked, write_transaction
+from ..identifiers import normalise, registry_of
+from ..models import Reference, Registration, Study, StudyReference, utcnow
+from . import records
+from .errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+
+STUDY_SORTS = {
+    "id": Study.id,
+    "name": Study.name,
+    "first_published": Study.first_published,
+    "updated": Study.updated,
+}
+FACET_FIELDS = ("study_type", "study_aim", "study_design", "intervention_assignment")
+
+
+def filtered_studies(
+    *,
+    study_type: Sequence[str] = (),
+    study_aim: Sequence[str] = (),
+    study_design: Sequence[str] = (),
+    intervention_assignment: Sequence[str] = (),
+    registration: str | None = None,
+    registry: Sequence[str] = (),
+    reference_type: Sequence[str] = (),
+    has_results: bool | None = None,
+    first_published_from: dt.date | None = None,
+    first_published_to: dt.date | None = None,
+    updated_since: dt.datetime | None = None,
+):
+    """Studies matching every given filter (values OR-ed within a filter, filters AND-ed)."""
+    query = records.studies_with_counts()
+    for name, values in (("study_type", study_type), ("study_aim", study_aim),
+                         ("study_design", study_design),
+                         ("intervention_assignment", intervention_assignment)):
+        if values:
+            query = query.where(getattr(Study, name).in_(list(values)))
+    if registration is not None:
+        owners = Registration.select(Registration.study).where(
+            Registration.identifier == normalise(registration))
+        query = query.where(Study.id.in_(owners))
+    if registry:
+        owners = Registration.select(Registration.study).where(Registration.registry.in_(list(registry)))
+        query = query.where(Study.id.in_(owners))
+    if reference_type:
+        linked = (StudyReference.select(StudyReference.study).join(Reference)
+                  .where(Reference.type.in_(list(reference_type))))
+        query = query.where(Study.id.in_(linked))
+    if has_results is not None:
+        with_results = (StudyReference.select(StudyReference.study).join(Reference)
+                        .where(Reference.has_results == True))  # noqa: E712
+        query = query.where(Study.id.in_(with_results) if has_results
+                            else Study.id.not_in(with_results))
+    if first_published_from is not None:
+        query = query.where(Study.first_published >= first_published_from)
+    if first_published_to is not None:
+        query = query.where(Study.first_published <= first_published_to)
+    if updated_since is not None:
+        query = query.where(Study.updated >= updated_since)
+    return query
+
+
+def _get(study_id: int, *, lock: bool = False) -> Study:
+    query = records.studies_with_counts().where(Study.id == study_id)
+    study = (locked(query) if lock else query).first()
+    if study is None:
+        raise NotFound(f"Study {study_id} does not exist.")
+    return study
+
+
+def get_study(study_id: int) -> dict:
+    """One study with its registrations and every linked reference (four queries)."""
+    return records.study_dicts([_get(study_id)], include_references=True)[0]
+
+
+def _check_precondition(study: Study, if_match: list[str] | None) -> None:
+    if if_match is None or "*" in if_match:
+        return
+    current = records.etag(records.study_dicts([study], include_references=True)[0])
+    if current not in if_match:
+        raise PreconditionFailed(
+            f"Study {study.id} has changed since that ETag was issued (current ETag {current}).")
+
+
+def _registration_rows(items: Sequence[dict]) -> list[dict]:
+    """Canonical registrations; 422 when an identifier's registry cannot be told or two collide."""
+    rows, seen, errors = [], set(), {}
+    for index, item in enumerate(items):
+        identifier = normalise(item["identifier"])
+        registry = item.get("registry") or registry_of(identifier)
+        if registry is None:
+            errors[f"registrations.{index}.registry"] = [
+                f"The registry of {identifier!r} cannot be derived from its pattern; give `registry`."]
+            continue
+        if identifier in seen:
+            errors[f"registrations.{index}.identifier"] = [f"{identifier} is listed twice."]
+            continue
+        seen.add(identifier)
+        rows.append({"registry": registry, "identifier": identifier})
+    if errors:
+        raise InvalidInput("Some registrations are not valid.", errors=errors)
+    return rows
+
+
+def _claim_registrations(study_id: int | None, rows: list[dict]) -> None:
+    """409 naming the owner when another study already holds one of these identifiers."""
+    if not rows:
+        return
+    owned = Registration.select(Registration.identifier, Registration.study).where(
+        Registration.identifier.in_([r["identifier"] for r in rows]))
+    if study_id is not None:
+        owned = owned.where(Registration.study != study_id)
+    clash = owned.first()
+    if clash is not None:
+        raise Conflict(
+            f"Registration {clash.identifier} already belongs to study {clash.study_id}.",
+            errors={"registrations": [f"{clash.identifier} belongs to study {clash.study_id}"]},
+            owner_study_id=clash.study_id,
+        )
+
+
+def _write_registrations(study_id: int, rows: list[dict]) -> None:
+    Registration.delete().where(Registration.study == study_id).execute()
+    if rows:
+        Registration.insert_many([dict(r, study=study_id) for r in rows]).execute()
+
+
+STUDY_FIELDS = ("name", "title", *FACET_FIELDS, "first_published", "updated")
+
+
+def create_study(data: dict[str, Any]) -> int:
+    """Create a study and its registrations in one transaction; return its id."""
+    rows = _registration_rows(data.get("registrations", []))
+    now = utcnow()
+    values = {k: data[k] for k in STUDY_FIELDS if data.get(k) is not None}
+    if "name" not in values:
+        if not rows:
+            raise InvalidInput("A study needs a `name` or at least one registration.",
+                               errors={"name": ["Missing data for required field."]})
+        values["name"] = rows[0]["identifier"]
+    values.setdefault("first_published", now.date())
+    values.setdefault("updated", now)
+    values["created"] = now
+    try:
+        with write_transaction():
+            _claim_registrations(None, rows)
+            study_id = Study.insert(values).execute()
+            _write_registrations(study_id, rows)
+    except IntegrityError:
+        raise Conflict("A registration of this study was claimed by another study meanwhile.") from None
+    return study_id
+
+
+def update_study(study_id: int, data: dict[str, Any], *, if_match: list[str] | None = None) -> None:
+    """Apply a partial update; registrations, when given, replace the study's whole list."""
+    try:
+        with write_transaction():
+            study = _get(study_id, lock=True)
+            _check_precondition(study, if_match)
+            values = {k: data[k] for k in STUDY_FIELDS if k in data and data[k] is not None}
+            if "registrations" in data:
+                rows = _registration_rows(data["registrations"])
+                _claim_registrations(study_id, rows)
+                _write_registrations(study_id, rows)
+            values.setdefault("updated", utcnow())
+            Study.update(values).where(Study.id == study_id).execute()
+    except IntegrityError:
+        raise Conflict("A registration of this study was claimed by another study meanwhile.") from None
+
+
+def touch_references(reference_ids: Sequence[int], when: dt.datetime) -> None:
+    if reference_ids:
+        Reference.update(updated=when).where(Reference.id.in_(list(reference_ids))).execute()
+
+
+def touch_studies(study_ids: Sequence[int], when: dt.datetime) -> None:
+    if study_ids:
+        Study.update(updated=when).where(Study.id.in_(list(study_ids))).execute()
+
+
+def delete_study(study_id: int, *, if_match: list[str] | None = None) -> None:
+    """Delete a study; its references stay, unlinked from it."""
+    with write_transaction():
+        study = _get(study_id, lock=True)
+        _check_precondition(study, if_match)
+        ref_ids = [r for (r,) in StudyReference.select(StudyReference.reference)
+                   .where(StudyReference.study == study_id).tuples()]
+        StudyReference.delete().where(StudyReference.study == study_id).execute()
+        Registration.delete().where(Registration.study == study_id).execute()
+        Study.delete().where(Study.id == study_id).execute()
+        touch_references(ref_ids, utcnow())
+
+
+def _require_reference(reference_id: int) -> None:
+    if not Reference.select(Reference.id).where(Reference.id == reference_id).exists():
+        raise NotFound(f"Reference {reference_id} does not exist.")
+
+
+def study_references(study_id: int) -> list[dict]:
+    _get(study_id)
+    return records.linked_references([study_id]).get(study_id, [])
+
+
+def link_reference(study_id: int, reference_id: int) -> tuple[dict, bool]:
+    """Link by hand (idempotent); return the link and whether it was created or changed."""
+    with write_transaction():
+        _get(study_id, lock=True)
+        _require_reference(reference_id)
+        existing = StudyReference.get_or_none(study=study_id, reference=reference_id)
+        changed = existing is None or existing.link != "manual"
+        if existing is None:
+            existing = StudyReference.create(study=study_id, reference=reference_id, link="manual")
+        elif changed:
+            # A curator confirming an automatic link makes it theirs: automation never removes it.
+            existing.link, existing.identifier = "manual", None
+            existing.save()
+        if changed:
+            now = utcnow()
+            touch_studies([study_id], now)
+            touch_references([reference_id], now)
+    return _link_dict(existing), changed
+
+
+def _link_dict(link: StudyReference) -> dict:
+    return {"study_id": link.study_id, "reference_id": link.reference_id, "link": link.link,
+            "link_identifier": link.identifier, "created": link.created}
+
+
+def unlink_reference(study_id: int, reference_id: int) -> None:
+    with write_transaction():
+        _get(study_id, lock=True)
+        _require_reference(reference_id)
+        deleted = StudyReference.delete().where(
+            (StudyReference.study == study_id) & (StudyReference.reference == reference_id)).execute()
+        if not deleted:
+            raise NotFound(f"Reference {reference_id} is not linked to study {study_id}.")
+        now = utcnow()
+        touch_studies([study_id], now)
+        touch_references([reference_id], now)
+
+
+def study_etag(record: dict) -> str:
+    return records.etag(record)
+
