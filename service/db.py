@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
-from peewee import DatabaseProxy, Model, PostgresqlDatabase, SqliteDatabase
+from peewee import SQL, AutoField, DatabaseProxy, Model, NodeList, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect
 from playhouse.pool import PooledPostgresqlDatabase
 
@@ -20,6 +20,17 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
     "cache_size": -32000,
 }
+
+
+class IdField(AutoField):
+    """An id that is never reused: AUTOINCREMENT on SQLite (Postgres sequences never go back)."""
+
+    def ddl(self, ctx):
+        nodes = super().ddl(ctx)
+        db = self.model._meta.database
+        if isinstance(getattr(db, "obj", db), SqliteDatabase):
+            return NodeList((nodes, SQL("AUTOINCREMENT")))
+        return nodes
 
 
 class BaseModel(Model):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from peewee import (
-    AutoField,
     BooleanField,
     CharField,
     DateField,
@@ -15,7 +14,7 @@ from peewee import (
     TextField,
 )
 
-from .db import BaseModel
+from .db import BaseModel, IdField
 
 
 def utcnow() -> dt.datetime:
@@ -24,7 +23,7 @@ def utcnow() -> dt.datetime:
 
 
 class Study(BaseModel):
-    id = AutoField()
+    id = IdField()
     name = CharField(max_length=200, index=True)
     title = TextField()
     study_type = CharField(max_length=40, index=True)
@@ -37,7 +36,7 @@ class Study(BaseModel):
 
 
 class Reference(BaseModel):
-    id = AutoField()
+    id = IdField()
     type = CharField(max_length=40, index=True)
     title = TextField()
     authors = TextField(default="[]")  # JSON array of strings, in the order written
@@ -62,7 +61,7 @@ class Reference(BaseModel):
 class StudyReference(BaseModel):
     """A reference reported by a study, and how that link was made."""
 
-    id = AutoField()
+    id = IdField()
     study = ForeignKeyField(Study, backref="links", on_delete="CASCADE")
     reference = ForeignKeyField(Reference, backref="links", on_delete="CASCADE", index=True)
     link = CharField(max_length=10, default="manual")  # "manual" or "auto"
@@ -76,14 +75,14 @@ class StudyReference(BaseModel):
 class Registration(BaseModel):
     """A trial registration identifier owned by one study."""
 
-    id = AutoField()
+    id = IdField()
     study = ForeignKeyField(Study, backref="registrations", on_delete="CASCADE", index=True)
     registry = CharField(max_length=40, index=True)
     identifier = CharField(max_length=100, unique=True)  # canonical form (identifiers.normalise)
 
 
 class Notice(BaseModel):
-    id = AutoField()
+    id = IdField()
     message = TextField()
     starts = DateTimeField(null=True, index=True)
     ends = DateTimeField(null=True, index=True)
@@ -92,7 +91,7 @@ class Notice(BaseModel):
 
 
 class ApiToken(BaseModel):
-    id = AutoField()
+    id = IdField()
     name = CharField(max_length=200)
     prefix = CharField(max_length=12)  # first characters, to recognise a token in lists and logs
     token_hash = CharField(max_length=64, unique=True)  # sha256 hex of the whole token

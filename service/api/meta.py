@@ -14,7 +14,7 @@ from ..migrations import current_version
 from ..models import Notice
 from .caching import if_match, record_response
 from .paging import paginate
-from .parser import Blueprint
+from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .problems import problem
 from .schemas.meta import (
     HealthSchema,
@@ -132,6 +132,7 @@ class Notices(MethodView):
 class NoticeById(MethodView):
     @notices.response(200, NoticeSchema)
     @notices.alt_response(304, response="NOT_MODIFIED", description="Your copy is current.")
+    @notices.header(IF_NONE_MATCH)
     @notices.alt_response(404, response="NOT_FOUND")
     def get(self, notice_id):
         """Get a notice"""
@@ -143,6 +144,7 @@ class NoticeById(MethodView):
     @notices.response(200, NoticeSchema)
     @notices.alt_response(404, response="NOT_FOUND")
     @notices.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    @notices.header(IF_MATCH)
     def patch(self, data, notice_id):
         """Update a notice"""
         domain.update_notice(notice_id, data, if_match=if_match())
@@ -152,6 +154,7 @@ class NoticeById(MethodView):
     @notices.response(204)
     @notices.alt_response(404, response="NOT_FOUND")
     @notices.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    @notices.header(IF_MATCH)
     def delete(self, notice_id):
         """Delete a notice"""
         domain.delete_notice(notice_id, if_match=if_match())

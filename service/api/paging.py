@@ -17,6 +17,7 @@ from peewee import DateField, DateTimeField, Field
 from ..domain.errors import InvalidInput
 
 MAX_DEPTH = 10_000  # page * page_size beyond this must use a cursor
+START = "*"  # `cursor=*` starts a cursor walk at the first record
 _NOT_FILTERS = {"page", "page_size", "cursor", "format"}
 
 
@@ -86,27 +87,27 @@ def paginate(query, *, args: Mapping, sorts: Mapping[str, Field], id_field: Fiel
     sort_name = args["sort"].lstrip("-")
     column = sorts[sort_name]
     if cursor is not None and page is not None:
-        raise InvalidInput("Use either `page` or `cursor`, not both.",
+        raise InvalidInput("Invalid query parameter — page: use either `page` or `cursor`, not both.",
                            errors={"page": ["Not allowed together with `cursor`."]})
     page = page or (None if cursor else 1)
     if page is not None and page * page_size > MAX_DEPTH:
         raise InvalidInput(
-            f"Pages reach at most record {MAX_DEPTH:,}; walk further with `cursor` (each answer's "
-            f"`next` carries one).",
+            f"Invalid query parameter — page: `page` × `page_size` reaches at most record "
+            f"{MAX_DEPTH:,}; walk further with `cursor` (each answer's `next` carries one).",
             errors={"page": [f"page × page_size must not exceed {MAX_DEPTH}."]})
 
     fingerprint = _fingerprint(args)
     total = query.select(id_field).count()
     order = [column.desc() if descending else column.asc(), id_field.asc()]
     rows_query = query.order_by(*order)
-    if cursor is not None:
+    if cursor is not None and cursor != START:
         value, last_id = decode_cursor(cursor, args["sort"], column, fingerprint)
         beyond = column < value if descending else column > value
         if column is id_field:
             rows_query = rows_query.where(beyond)
         else:
             rows_query = rows_query.where(beyond | ((column == value) & (id_field > last_id)))
-    else:
+    elif page is not None:
         rows_query = rows_query.offset((page - 1) * page_size)
     rows = list(rows_query.limit(page_size + 1))
     more, rows = len(rows) > page_size, rows[:page_size]

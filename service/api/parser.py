@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from functools import wraps
 
 import flask_smorest
@@ -13,7 +14,36 @@ from .problems import problem
 BEARER = "bearerAuth"
 
 
+IF_MATCH = ("If-Match", "ETag of the copy you changed; when the resource has changed since, "
+                        "the write is refused with 412 and nothing changes. `*` matches any.")
+IF_NONE_MATCH = ("If-None-Match", "ETag of your cached copy; 304 Not Modified when it is current.")
+
+
 class Blueprint(flask_smorest.Blueprint):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_header_doc)
+
+    @staticmethod
+    def _prepare_header_doc(doc, doc_info, **kwargs):
+        for param in doc_info.get("header_params", []):
+            doc.setdefault("parameters", []).append(param)
+        return doc
+
+    @staticmethod
+    def header(name_and_description: tuple[str, str]):
+        """Document a request header the operation reads."""
+        name, description = name_and_description
+
+        def decorator(func):
+            func._apidoc = deepcopy(getattr(func, "_apidoc", {}))
+            func._apidoc.setdefault("header_params", []).append({
+                "in": "header", "name": name, "required": False, "schema": {"type": "string"},
+                "description": description})
+            return func
+
+        return decorator
+
     def write(self, scope: str):
         """Require a bearer token with ``scope`` before anything else (so 401 comes before 422)."""
 

@@ -10,7 +10,7 @@ from ..domain import references as domain
 from ..models import Reference
 from .caching import if_match, record_response
 from .paging import paginate
-from .parser import Blueprint
+from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import (
     ReferenceCreateSchema,
     ReferencePageSchema,
@@ -71,6 +71,7 @@ class References(MethodView):
 class ReferenceById(MethodView):
     @blp.response(200, ReferenceSchema, headers={"ETag": {"schema": {"type": "string"}}})
     @blp.alt_response(304, response="NOT_MODIFIED", description="Your copy (If-None-Match) is current.")
+    @blp.header(IF_NONE_MATCH)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, reference_id):
         """Get a reference"""
@@ -82,6 +83,7 @@ class ReferenceById(MethodView):
     @blp.response(200, ReferenceSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    @blp.header(IF_MATCH)
     def patch(self, data, reference_id):
         """Update a reference
 
@@ -94,6 +96,7 @@ class ReferenceById(MethodView):
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    @blp.header(IF_MATCH)
     def delete(self, reference_id):
         """Delete a reference
 

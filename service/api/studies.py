@@ -10,7 +10,7 @@ from ..domain import studies as domain
 from ..models import Study
 from .caching import if_match, record_response
 from .paging import paginate
-from .parser import Blueprint
+from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import LinkedReferenceSchema
 from .schemas.studies import (
     LinkSchema,
@@ -79,6 +79,7 @@ class Studies(MethodView):
 class StudyById(MethodView):
     @blp.response(200, StudySchema, headers={"ETag": {"schema": {"type": "string"}}})
     @blp.alt_response(304, response="NOT_MODIFIED", description="Your copy (If-None-Match) is current.")
+    @blp.header(IF_NONE_MATCH)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, study_id):
         """Get a study with all its references
@@ -94,6 +95,7 @@ class StudyById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="A registration belongs to another study.")
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    @blp.header(IF_MATCH)
     def patch(self, data, study_id):
         """Update a study
 
@@ -107,6 +109,7 @@ class StudyById(MethodView):
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
+    @blp.header(IF_MATCH)
     def delete(self, study_id):
         """Delete a study
 
@@ -140,7 +143,7 @@ class StudyReferenceLink(MethodView):
         Idempotent. A manual link is never removed by automation.
         """
         link, changed = domain.link_reference(study_id, reference_id)
-        return LinkSchema().dump(link), 201 if changed else 200
+        return link, 201 if changed else 200
 
     @blp.write("studies")
     @blp.response(204)

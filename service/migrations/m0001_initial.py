@@ -5,7 +5,6 @@ never change what this migration creates.
 """
 
 from peewee import (
-    AutoField,
     BooleanField,
     CharField,
     DateField,
@@ -16,6 +15,8 @@ from peewee import (
     TextField,
 )
 
+from service.db import IdField
+
 
 def upgrade(db, migrator) -> None:
     class Base(Model):
@@ -24,7 +25,7 @@ def upgrade(db, migrator) -> None:
             legacy_table_names = False
 
     class Study(Base):
-        id = AutoField()
+        id = IdField()
         name = CharField(max_length=200, index=True)
         title = TextField()
         study_type = CharField(max_length=40, index=True)
@@ -36,7 +37,7 @@ def upgrade(db, migrator) -> None:
         updated = DateTimeField(index=True)
 
     class Reference(Base):
-        id = AutoField()
+        id = IdField()
         type = CharField(max_length=40, index=True)
         title = TextField()
         authors = TextField(default="[]")
@@ -58,7 +59,7 @@ def upgrade(db, migrator) -> None:
         updated = DateTimeField(index=True)
 
     class StudyReference(Base):
-        id = AutoField()
+        id = IdField()
         study = ForeignKeyField(Study, on_delete="CASCADE")
         reference = ForeignKeyField(Reference, on_delete="CASCADE", index=True)
         link = CharField(max_length=10, default="manual")
@@ -69,13 +70,13 @@ def upgrade(db, migrator) -> None:
             indexes = ((("study", "reference"), True),)
 
     class Registration(Base):
-        id = AutoField()
+        id = IdField()
         study = ForeignKeyField(Study, on_delete="CASCADE", index=True)
         registry = CharField(max_length=40, index=True)
         identifier = CharField(max_length=100, unique=True)
 
     class Notice(Base):
-        id = AutoField()
+        id = IdField()
         message = TextField()
         starts = DateTimeField(null=True, index=True)
         ends = DateTimeField(null=True, index=True)
@@ -83,7 +84,7 @@ def upgrade(db, migrator) -> None:
         updated = DateTimeField()
 
     class ApiToken(Base):
-        id = AutoField()
+        id = IdField()
         name = CharField(max_length=200)
         prefix = CharField(max_length=12)
         token_hash = CharField(max_length=64, unique=True)

@@ -134,9 +134,11 @@ def paging_fields(sorts, default_sort: str) -> dict[str, fields.Field]:
             metadata={"description": "Records per page, 1–100."}),
         "cursor": Text(
             validate=validate.Length(1, 500),
-            metadata={"description": "Opaque keyset cursor from a previous answer's `next`: "
-                                     "stable while records change, no depth limit. Give the same "
-                                     "filters and sort it was made with. Not with `page`."}),
+            metadata={"description": "Keyset paging for machines walking the whole register: "
+                                     "`*` starts at the first record; then follow `next`, whose "
+                                     "opaque cursor is stable while records change and has no "
+                                     "depth limit. Keep the same filters and sort. Not with "
+                                     "`page`."}),
         "sort": fields.String(
             load_default=default_sort, validate=validate.OneOf(choices),
             metadata={"description": f"Sort field, `-` prefix for descending; ties are broken by "
