@@ -144,7 +144,9 @@ def compose_offline() -> dict:
 # --------------------------------------------------------------------------- linters
 
 
-@pytest.mark.parametrize("path", [DOCKERFILE, PG_DOCKERFILE], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", [DOCKERFILE, PG_DOCKERFILE], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_hadolint_passes(path):
     hadolint = find_tool("hadolint")
     result = run_tool(hadolint, "--no-color", "--failure-threshold", "warning", str(path))
@@ -275,7 +277,9 @@ def test_boot_sh_migrates_seeds_then_execs_gunicorn():
     seed = body.index("study-register seed --if-empty")
     serve = body.index("exec gunicorn")
     assert upgrade < seed < serve
-    assert re.search(r'"?\$\{?SEED_ON_START', body[upgrade:seed]), "seed must depend on SEED_ON_START"
+    assert re.search(r'"?\$\{?SEED_ON_START', body[upgrade:seed]), (
+        "seed must depend on SEED_ON_START"
+    )
     exec_line = next(line for line in lines if line.startswith("exec gunicorn"))
     assert "--no-control-socket" in exec_line.split()
     assert "-c gunicorn.conf.py" in exec_line
@@ -284,14 +288,22 @@ def test_boot_sh_migrates_seeds_then_execs_gunicorn():
 
 
 def _load_gunicorn_conf(monkeypatch, **env) -> dict:
-    for name in ("GUNICORN_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT",
-                 "LOG_LEVEL"):
+    for name in (
+        "GUNICORN_BIND",
+        "WEB_CONCURRENCY",
+        "GUNICORN_THREADS",
+        "GUNICORN_TIMEOUT",
+        "LOG_LEVEL",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     namespace = runpy.run_path(str(GUNICORN_CONF))
-    return {k: v for k, v in namespace.items() if not k.startswith("_") and not callable(v)
-            and k not in ("os",)}
+    return {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_") and not callable(v) and k not in ("os",)
+    }
 
 
 def test_gunicorn_conf_defaults(monkeypatch):
@@ -305,7 +317,10 @@ def test_gunicorn_conf_defaults(monkeypatch):
 
 def test_gunicorn_conf_reads_environment(monkeypatch):
     conf = _load_gunicorn_conf(
-        monkeypatch, GUNICORN_BIND="0.0.0.0:8000", WEB_CONCURRENCY="5", GUNICORN_THREADS="4",
+        monkeypatch,
+        GUNICORN_BIND="0.0.0.0:8000",
+        WEB_CONCURRENCY="5",
+        GUNICORN_THREADS="4",
         LOG_LEVEL="WARNING",
     )
     assert conf["bind"] == ["0.0.0.0:8000"]

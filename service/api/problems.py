@@ -108,8 +108,8 @@ class ProblemApi(Api):
 
     def handle_database_down(self, error: Exception):
         logger.error("database error on %s %s: %s", request.method, request.path, error)
-        return problem(503, "The database is unavailable; try again shortly.",
-                       headers={"Retry-After": "5"})
+        return problem(503, "The database is unreachable; try again shortly.",
+                       database="unreachable", headers={"Retry-After": "5"})
 
     def _register_responses(self):
         """Document every error status with the problem schema under application/problem+json."""

@@ -129,17 +129,21 @@ class ReferenceCreateSchema(ReferencePatchSchema):
 ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
     "type": fields.List(Vocab(REFERENCE_TYPES), metadata={
         "description": "Reference type code. Repeat to OR."}),
-    "has_results": fields.Boolean(),
+    "has_results": fields.Boolean(metadata={"description": "`true`: reports results (\"Report "
+                                                           "Results\"); `false`: \"No Results\"."}),
     "study_id": fields.Integer(validate=validate.Range(1, 2_147_483_647), metadata={
         "description": "References linked to this study."}),
     "linked": fields.Boolean(metadata={"description": "`false`: the curation queue of references "
                                                       "linked to no study."}),
     "doi": Text(validate=validate.Length(1, 300), metadata={"description": "Exact DOI, any case."}),
-    "pmid": Text(validate=validate.Regexp(r"^[1-9]\d{0,9}$", error="Not a PMID.")),
+    "pmid": Text(validate=validate.Regexp(r"^[1-9]\d{0,9}$", error="Not a PMID."),
+                 metadata={"description": "Exact PubMed id.", "example": "32445440"}),
     "registration_id": Text(validate=validate.Length(1, 100), metadata={
         "description": "A trial registry record's own identifier (any written form)."}),
-    "year_from": fields.Integer(validate=validate.Range(1000, 9999)),
-    "year_to": fields.Integer(validate=validate.Range(1000, 9999)),
+    "year_from": fields.Integer(validate=validate.Range(1000, 9999), metadata={
+        "description": "Published in this year or later."}),
+    "year_to": fields.Integer(validate=validate.Range(1000, 9999), metadata={
+        "description": "Published in this year or earlier."}),
     "updated_since": Instant(metadata={"description": "Updated at or after this instant (or day)."}),
     **paging_fields(REFERENCE_SORTS, "id"),
 }, name="ReferenceQueryArgs")

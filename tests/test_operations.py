@@ -1,0 +1,52 @@
+"""Health, version, vocabularies, and behaviour when the database is away."""
+
+from __future__ import annotations
+
+import socket
+
+from service import create_app
+from service.db import close_all, database
+from service.vocabularies import FACETS, REFERENCE_TYPES
+from tests.conftest import assert_problem
+
+
+def test_health_and_version(client, backend):
+    assert client.get("/health").get_json() == {"status": "ok", "database": "ok"}
+    version = client.get("/version").get_json()
+    assert version["api_version"] == "1" and version["schema_version"] >= 1
+    assert version["database"] == ("sqlite" if backend == "sqlite" else "postgresql")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_database_is_503_not_500():
+    app = create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_closed_port()}/none",
+                      "LOG_LEVEL": "CRITICAL"})
+    try:
+        client = app.test_client()
+        response = client.get("/health")
+        body = assert_problem(response, 503)
+        assert body["database"] == "unreachable" and response.headers["Retry-After"]
+        assert_problem(client.get("/studies"), 503)
+    finally:
+        close_all(database.obj)
+
+
+def test_vocabularies_in_display_order(client):
+    body = client.get("/vocabularies").get_json()
+    by_name = {v["name"]: v for v in body["items"]}
+    for facet, terms in FACETS.items():
+        assert [t["value"] for t in by_name[facet]["values"]] == list(terms)
+        assert all(t["definition"] for t in by_name[facet]["values"])
+        assert by_name[facet]["values"][-1]["value"] == "Unclear"
+    assert [t["value"] for t in by_name["reference_type"]["values"]] == list(REFERENCE_TYPES)
+    assert by_name["reference_type"]["values"][0]["label"] == "Journal article"
+    assert "ChiCTR" in [t["value"] for t in by_name["registry"]["values"]]
+    one = client.get("/vocabularies/study_aim").get_json()
+    assert one["values"][0]["value"] == "Treatment and Management"
+    body = assert_problem(client.get("/vocabularies/colour"), 404)
+    assert "study_type" in body["detail"]

@@ -1,0 +1,42 @@
+"""A single-record read runs a fixed number of queries; lists never do N+1."""
+
+from __future__ import annotations
+
+from playhouse.test_utils import count_queries
+
+from tests.helpers import create_reference, create_study
+
+
+def _queries(client, path: str) -> int:
+    with count_queries() as counter:
+        response = client.get(path)
+    assert response.status_code == 200, response.get_json()
+    return counter.count
+
+
+def test_single_study_read_is_four_queries_whatever_its_references(client, auth):
+    small = create_study(client, auth, "NCT04280705")
+    big = create_study(client, auth, "NCT04292899")
+    create_reference(client, auth, study_ids=[small["id"]])
+    for i in range(25):
+        create_reference(client, auth, title=f"Report {i}", study_ids=[big["id"], small["id"]])
+    assert _queries(client, f"/studies/{small['id']}") == 4
+    assert _queries(client, f"/studies/{big['id']}") == 4
+
+
+def test_lists_do_not_grow_with_rows(client, auth):
+    def counts():
+        return (_queries(client, "/studies?page_size=100"),
+                _queries(client, "/studies?page_size=100&include=references"),
+                _queries(client, "/references?page_size=100&type=journal_article"),
+                _queries(client, "/notices?status=all"))
+
+    study = create_study(client, auth, "NCT04280705")
+    create_reference(client, auth, study_ids=[study["id"]])
+    few = counts()
+    for i in range(30):
+        s = create_study(client, auth, f"NCT0430{i:04d}")
+        create_reference(client, auth, title=f"Report {i}", study_ids=[s["id"], study["id"]])
+        client.post("/notices", json={"message": f"n{i}"}, headers=auth)
+    assert counts() == few
+    assert few == (3, 5, 3, 2)
