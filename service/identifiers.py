@@ -1,4 +1,4 @@
-"""Trial registration numbers: strict canonical patterns per registry, normalising a written form; stdlib only."""
+"""Trial registration numbers: canonical patterns per registry and normalising written forms (stdlib only)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ UNCLEAR = "Unclear"
 
 STUDY_TYPE = {
     "Interventional": "Investigators assign participants to an intervention (a trial).",
-    "Observational": "Participants are observed without an assigned intervention (cohort, case-control, ...).",
+    "Observational": "Participants are observed without an assigned intervention (cohort, ...).",
     "Diagnostic": "Evaluates the accuracy of a test or diagnostic strategy.",
     "Prognostic": "Identifies factors or models that predict outcomes.",
     "Qualitative": "Explores experiences, views or behaviour with qualitative methods.",
@@ -75,7 +75,8 @@ REGISTRIES = {
     "ClinicalTrials.gov": ("ClinicalTrials.gov (US)", "Identifiers NCT + 8 digits."),
     "ChiCTR": ("Chinese Clinical Trial Registry", "ChiCTR + 10 digits, or old ChiCTR-XXX-8 digits."),
     "ISRCTN": ("ISRCTN registry", "ISRCTN + 8 digits."),
-    "EudraCT": ("EU Clinical Trials Register (EudraCT)", "YYYY-NNNNNN-CC, without EUCTR prefix or country suffix."),
+    "EudraCT": ("EU Clinical Trials Register (EudraCT)",
+                "YYYY-NNNNNN-CC, without EUCTR prefix or country suffix."),
     "CTIS": ("EU Clinical Trials Information System", "YYYY-5NNNNN-CC-NN."),
     "DRKS": ("German Clinical Trials Register", "DRKS + 8 digits."),
     "IRCT": ("Iranian Registry of Clinical Trials", "IRCT + digits + N + sequence."),

@@ -26,7 +26,7 @@ class Text(fields.String):
 
 
 class Vocab(fields.String):
-    """A value from a controlled vocabulary, matched case-insensitively, stored as the vocabulary spells it."""
+    """A controlled-vocabulary value, matched case-insensitively, stored as the vocabulary spells it."""
 
     def __init__(self, vocabulary, **kwargs):
         self.vocabulary = list(vocabulary)
@@ -82,7 +82,8 @@ class ProblemSchema(ma.Schema):
     """An RFC 9457 problem: every non-2xx answer has this shape."""
 
     type = fields.String(metadata={"description": "A URI naming the problem type.", "example": "about:blank"})
-    title = fields.String(metadata={"description": "The HTTP status phrase.", "example": "Unprocessable Entity"})
+    title = fields.String(metadata={"description": "The HTTP status phrase.",
+                                    "example": "Unprocessable Entity"})
     status = fields.Integer(metadata={"description": "The HTTP status code.", "example": 422})
     detail = fields.String(metadata={
         "description": "What is wrong, in words.",

@@ -52,7 +52,8 @@ class ReferenceSchema(ma.Schema):
     volume = fields.String(allow_none=True)
     issue = fields.String(allow_none=True)
     pages = fields.String(allow_none=True)
-    doi = fields.String(allow_none=True, metadata={"description": "DOI, lower-cased, without resolver prefix."})
+    doi = fields.String(allow_none=True, metadata={
+        "description": "DOI, lower-cased, without resolver prefix."})
     pmid = fields.String(allow_none=True, metadata={"example": "32445440"})
     url = fields.String(allow_none=True)
     registration_id = fields.String(allow_none=True, metadata={
