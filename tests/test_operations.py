@@ -50,3 +50,16 @@ def test_vocabularies_in_display_order(client):
     assert one["values"][0]["value"] == "Treatment and Management"
     body = assert_problem(client.get("/vocabularies/colour"), 404)
     assert "study_type" in body["detail"]
+
+
+def test_an_unexpected_error_is_a_logged_generic_500(app, caplog):
+    def boom():
+        raise RuntimeError("secret detail /work/main/service SELECT * FROM study")
+
+    app.add_url_rule("/boom", view_func=boom)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production; TESTING would re-raise
+    with caplog.at_level("ERROR", logger="service"):
+        response = app.test_client().get("/boom")
+    body = assert_problem(response, 500)
+    assert "secret" not in response.get_data(as_text=True) and "logged" in body["detail"]
+    assert any("secret detail" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)

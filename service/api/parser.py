@@ -7,6 +7,8 @@ from functools import wraps
 
 import flask_smorest
 from flask import request
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort
 
 from ..domain.tokens import find_token
 from .problems import problem
@@ -19,7 +21,20 @@ IF_MATCH = ("If-Match", "ETag of the copy you changed; when the resource has cha
 IF_NONE_MATCH = ("If-None-Match", "ETag of your cached copy; 304 Not Modified when it is current.")
 
 
+class Parser(FlaskParser):
+    """webargs' parser, also refusing JSON nested too deeply for Python's decoder (a 500 otherwise)."""
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            abort(400, messages={"json": ["Invalid JSON body: nested too deeply."]})
+            return core.missing
+
+
 class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = Parser()
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._prepare_doc_cbks.append(self._prepare_header_doc)

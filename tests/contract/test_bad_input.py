@@ -52,6 +52,16 @@ def test_wrong_types_are_422_naming_the_field(client, auth, snapshot, body, fiel
     assert snapshot() == before
 
 
+def test_deeply_nested_json_and_lone_surrogates_are_4xx(client, auth, snapshot):
+    before = snapshot()
+    json_headers = {**auth, "Content-Type": "application/json"}
+    assert_problem(client.post("/studies", data="[" * 100_000, headers=json_headers), 400, "body")
+    assert_problem(client.post("/studies", data='{"title": "\\ud800", "name": "x"}', headers=json_headers),
+                   422, "title")
+    assert_problem(client.post("/studies", data=b'{"title": "\xe9"}', headers=json_headers), 400)
+    assert snapshot() == before
+
+
 def test_body_that_is_not_an_object_is_422(client, auth, snapshot):
     before = snapshot()
     for body in ([], "text", 3, None):

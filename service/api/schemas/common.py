@@ -22,6 +22,10 @@ class Text(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if _CONTROL.search(text):
             raise ma.ValidationError("Must not contain control characters.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ma.ValidationError("Must be valid Unicode (no lone surrogates).") from None
         return text
 
 
