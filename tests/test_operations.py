@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 from service import create_app
@@ -58,8 +59,12 @@ def test_an_unexpected_error_is_a_logged_generic_500(app, caplog):
 
     app.add_url_rule("/boom", view_func=boom)
     app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production; TESTING would re-raise
-    with caplog.at_level("ERROR", logger="service"):
+    logger = logging.getLogger("service")  # it logs to stdout without propagating to the root
+    logger.addHandler(caplog.handler)
+    try:
         response = app.test_client().get("/boom")
+    finally:
+        logger.removeHandler(caplog.handler)
     body = assert_problem(response, 500)
     assert "secret" not in response.get_data(as_text=True) and "logged" in body["detail"]
     assert any("secret detail" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
