@@ -68,3 +68,15 @@ def test_an_unexpected_error_is_a_logged_generic_500(app, caplog):
     body = assert_problem(response, 500)
     assert "secret" not in response.get_data(as_text=True) and "logged" in body["detail"]
     assert any("secret detail" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+def test_cross_origin_reads_and_preflight(client):
+    response = client.get("/studies", headers={"Origin": "https://map.example"})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Link" in response.headers["Access-Control-Expose-Headers"]
+    preflight = client.options("/studies/1", headers={
+        "Origin": "https://map.example", "Access-Control-Request-Method": "PATCH",
+        "Access-Control-Request-Headers": "Authorization, If-Match"})
+    assert preflight.status_code == 200
+    assert "PATCH" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "if-match" in preflight.headers["Access-Control-Allow-Headers"].lower()

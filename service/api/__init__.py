@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import swagger_ui_bundle
 from flask import send_from_directory
+from flask_cors import CORS
 
 from . import meta, references, studies
 from .parser import BEARER
@@ -45,6 +46,10 @@ def init_api(app) -> ProblemApi:
                 "description": "A token from `study-register token create`."}}},
         },
     )
+    # Browsers on other origins (evidence maps, dashboards) may call the API; writes still need a token.
+    CORS(app, expose_headers=["ETag", "Last-Modified", "Link", "Location", "Retry-After"],
+         allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"], max_age=3600,
+         send_wildcard=True)
     api = ProblemApi(app)
     for blueprint in (studies.blp, references.blp, meta.notices, meta.vocabularies, meta.ops):
         api.register_blueprint(blueprint)
