@@ -56,7 +56,9 @@ def open_database(url: str, *, max_connections: int = 8):
     scheme = parts.scheme.split("+")[0]
     query = "&".join(f"{k}={v}" for k, v in params.items())
     pooled = parts._replace(scheme=f"{scheme}+pool", query=query).geturl()
-    db = connect(pooled, autoconnect=False, stale_timeout=300, timeout=10)
+    # connect_timeout bounds a connect to a vanished host (health checks answer 503 in time);
+    # timeout bounds the wait for a free pooled connection.
+    db = connect(pooled, autoconnect=False, stale_timeout=300, timeout=10, connect_timeout=3)
     assert isinstance(db, PooledPostgresqlDatabase)
     return db
 

@@ -14,6 +14,7 @@ from .api.schemas.references import ReferenceCreateSchema
 from .api.schemas.studies import StudyCreateSchema
 from .db import write_transaction
 from .domain import notices, references, studies
+from .domain.errors import DomainError
 from .domain.references import normalise_doi
 from .identifiers import normalise
 from .models import Notice, Reference, Registration, Study, StudyReference
@@ -122,7 +123,10 @@ def load_seeds(paths: Iterable[Path]) -> SeedReport:
                 raise SeedError(f"{path}: {error}") from None
             if not isinstance(document, dict):
                 raise SeedError(f"{path}: expected an object with `studies` and `notices`")
-            load_seed(document, report, str(path))
+            try:
+                load_seed(document, report, str(path))
+            except DomainError as error:
+                raise SeedError(f"{path}: {error.detail} {error.errors or ''}".rstrip()) from None
             report.files.append(str(path))
     return report
 

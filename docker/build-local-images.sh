@@ -1,0 +1,119 @@
+#!/bin/sh
+# Build everything the offline container build needs, without any container
+# registry (see docker/README.md):
+#
+#   wheels  host-side wheelhouse in docker/wheels/ (pip download from PyPI)
+#   python  local/debian-python:bookworm   debootstrap + docker import
+#   pg      local/postgres:15              debootstrap + docker import + docker/postgres/Dockerfile
+#   all     wheels python pg (the default)
+#
+# Needs root (debootstrap), the debootstrap package, and a running Docker engine
+# reachable through DOCKER_HOST. Images that already exist are kept unless
+# FORCE=1. Environment knobs:
+#   MIRROR   Debian mirror (default: the first URIs: line of the apt sources)
+#   WORKDIR  scratch dir for the rootfs trees (default /tmp/study-register-images)
+#   PYVER    Python version the wheels are for (default 3.11 = bookworm's python3;
+#            use 3.12 for the python:3.12-slim base)
+#   PIP      pip command used for the wheelhouse (default: python3 -m pip)
+#   WHEELS   wheelhouse directory (default docker/wheels, the one the Dockerfile copies)
+set -eu
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+WORKDIR="${WORKDIR:-/tmp/study-register-images}"
+SUITE=bookworm
+PY_IMAGE="local/debian-python:$SUITE"
+PG_ROOTFS_IMAGE="local/debian-postgres-rootfs:$SUITE"
+PG_IMAGE="local/postgres:15"
+PYVER="${PYVER:-3.11}"
+PIP="${PIP:-python3 -m pip}"
+
+log() { printf '%s [build-local-images] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+mirror() {
+    if [ -n "${MIRROR:-}" ]; then echo "$MIRROR"; return; fi
+    for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        m="$(awk '/^URIs:/{print $2; exit}' "$f")"
+        if [ -n "$m" ]; then echo "$m"; return; fi
+    done
+    m="$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
+    echo "${m:-http://deb.debian.org/debian}"
+}
+
+have_image() {
+    [ "${FORCE:-0}" != "1" ] && docker image inspect "$1" >/dev/null 2>&1
+}
+
+# debootstrap a minbase rootfs with extra packages, strip caches, docker import it.
+bootstrap_import() { # $1 image, $2 include-list, $3 dir name, rest: --change args
+    image="$1"; include="$2"; dir="$WORKDIR/$3"; shift 3
+    rm -rf "$dir"
+    mkdir -p "$WORKDIR"
+    log "debootstrap $SUITE ($include) -> $dir"
+    debootstrap --variant=minbase --include="$include" "$SUITE" "$dir" "$(mirror)" \
+        > "$WORKDIR/$(basename "$dir").debootstrap.log" 2>&1 \
+        || { tail -20 "$WORKDIR/$(basename "$dir").debootstrap.log" >&2; exit 1; }
+    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/tmp/*
+    for p in ${STRIP:-}; do rm -rf "${dir:?}/$p"; done
+    log "docker import -> $image"
+    tar -C "$dir" --numeric-owner -c . | docker import "$@" - "$image" >/dev/null
+    rm -rf "$dir"
+}
+
+build_wheels() {
+    wheels="${WHEELS:-$HERE/wheels}"
+    arch="$(uname -m)"
+    log "wheelhouse for CPython $PYVER/$arch -> $wheels"
+    reqs="$(python3 - "$ROOT/pyproject.toml" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as fh:
+    project = tomllib.load(fh)
+print("\n".join(project["build-system"]["requires"] + project["project"]["dependencies"]))
+PY
+)"
+    reqfile="$(mktemp)"
+    printf '%s\n' "$reqs" > "$reqfile"
+    # Binary wheels only, for the image's interpreter rather than the host's.
+    $PIP download --quiet --disable-pip-version-check --dest "$wheels" \
+        --only-binary=:all: --implementation cp --python-version "$PYVER" \
+        --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
+        --platform "manylinux2014_$arch" --platform "linux_$arch" \
+        --requirement "$reqfile"
+    rm -f "$reqfile"
+    log "wheelhouse: $(find "$wheels" -name '*.whl' | wc -l) wheels"
+}
+
+build_python() {
+    if have_image "$PY_IMAGE"; then log "$PY_IMAGE exists (FORCE=1 rebuilds)"; return; fi
+    bootstrap_import "$PY_IMAGE" python3,python3-venv,ca-certificates rootfs-python \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'CMD ["python3"]'
+    docker run --rm --network none "$PY_IMAGE" python3 -V
+}
+
+build_pg() {
+    if have_image "$PG_IMAGE"; then log "$PG_IMAGE exists (FORCE=1 rebuilds)"; return; fi
+    if ! have_image "$PG_ROOTFS_IMAGE"; then
+        # The postgresql-15 postinst creates a default 15/main cluster: drop it,
+        # the entrypoint runs initdb on first start like the official image.
+        STRIP="var/lib/postgresql/15 etc/postgresql/15" \
+            bootstrap_import "$PG_ROOTFS_IMAGE" postgresql-15,ca-certificates rootfs-postgres \
+            --change 'CMD ["/bin/bash"]'
+    fi
+    log "docker build -> $PG_IMAGE"
+    docker build --network none --build-arg BASE="$PG_ROOTFS_IMAGE" -t "$PG_IMAGE" "$HERE/postgres"
+}
+
+targets="${*:-all}"
+for t in $targets; do
+    case "$t" in
+        wheels) build_wheels ;;
+        python) build_python ;;
+        pg) build_pg ;;
+        all) build_wheels; build_python; build_pg ;;
+        *) echo "usage: $0 [wheels|python|pg|all]..." >&2; exit 2 ;;
+    esac
+done
+log "done"
