@@ -57,6 +57,8 @@ def _find_reference(data: dict) -> int | None:
         found = Reference.select(Reference.id).where(check).first()
         if found:
             return found.id
+    if checks:  # identified records are matched by their identifiers only
+        return None
     found = Reference.select(Reference.id).where(
         (Reference.title == data["title"]) & (Reference.year == data.get("year"))).first()
     return found.id if found else None
@@ -72,6 +74,7 @@ def _load(schema: ma.Schema, data: dict, where: str) -> dict:
 def load_seed(document: dict, report: SeedReport, source: str) -> None:
     """Upsert the studies, references and notices of one seed document (inside the caller's transaction)."""
     study_schema, reference_schema = StudyCreateSchema(), ReferenceCreateSchema()
+    dates: list[tuple] = []  # the seed's own dates, applied once everything is written
     for i, raw in enumerate(document.get("studies", [])):
         raw = dict(raw)
         raw_refs = raw.pop("references", [])
@@ -94,11 +97,14 @@ def load_seed(document: dict, report: SeedReport, source: str) -> None:
                 report.references_updated += 1
             StudyReference.get_or_create(study=study_id, reference=reference_id,
                                          defaults={"link": "manual"})
-            # Writing a reference or a link moves dates; the seed's own dates win.
             if ref.get("updated"):
-                Reference.update(updated=ref["updated"]).where(Reference.id == reference_id).execute()
+                dates.append((Reference, reference_id, ref["updated"]))
         if data.get("updated"):
-            Study.update(updated=data["updated"]).where(Study.id == study_id).execute()
+            dates.append((Study, study_id, data["updated"]))
+    # Writing a reference or a link moves dates (also of other studies sharing it): the seed's own
+    # dates win, so they are set last.
+    for model, record_id, updated in dates:
+        model.update(updated=updated).where(model.id == record_id).execute()
     notice_schema = NoticeCreateSchema()
     for k, raw in enumerate(document.get("notices", [])):
         data = _load(notice_schema, raw, f"{source}: notices[{k}]")
