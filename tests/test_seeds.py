@@ -79,3 +79,10 @@ def test_a_bad_seed_file_loads_nothing(client, runner, tmp_path):
     assert result.exit_code != 0 and "nothing loaded" in result.output and "study_type" in result.output
     assert client.get("/studies").get_json()["total"] == 0
     assert client.get("/notices?status=all").get_json()["total"] == 0
+
+
+def test_records_with_the_same_title_stay_apart(client, seeded):
+    # ACTT-1 and ACTT-2 have jRCT records with one title and year: identified records never merge.
+    for identifier in ("jRCT2031190264", "jRCT2031200035"):
+        found = client.get(f"/references?registration_id={identifier}").get_json()
+        assert found["total"] == 1, identifier
