@@ -49,10 +49,6 @@ class Vocab(fields.String):
 class Instant(fields.DateTime):
     """An ISO 8601 instant, answered in UTC with a `Z`; a bare date means midnight UTC."""
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("metadata", {}).setdefault("example", "2022-07-04T00:00:00Z")
-        super().__init__(**kwargs)
-
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
             return None

@@ -64,7 +64,7 @@ class ReferenceSchema(ma.Schema):
     notes = fields.String(allow_none=True)
     study_ids = fields.List(fields.Integer(), metadata={"description": "Studies this reference reports."})
     first_published = fields.Date(metadata={"example": "2020-04-01"})
-    updated = Instant()
+    updated = Instant(metadata={"example": "2022-07-04T00:00:00Z"})
 
 
 class LinkedReferenceSchema(ReferenceSchema):
@@ -138,7 +138,7 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
                                                       "linked to no study."}),
     "doi": Text(validate=validate.Length(1, 300), metadata={"description": "Exact DOI, any case."}),
     "pmid": Text(validate=validate.Regexp(r"^[1-9]\d{0,9}$", error="Not a PMID."),
-                 metadata={"description": "Exact PubMed id.", "example": "32445440"}),
+                 metadata={"description": "Exact PubMed id, e.g. `32445440`."}),
     "registration_id": Text(validate=validate.Length(1, 100), metadata={
         "description": "A trial registry record's own identifier (any written form)."}),
     "year_from": fields.Integer(validate=validate.Range(1000, 9999), metadata={

@@ -46,7 +46,7 @@ class StudySchema(ma.Schema):
     first_published = fields.Date(metadata={"description": "Day the study was first published in "
                                                            "the register.", "example": "2020-04-01"})
     updated = Instant(metadata={"description": "When the study or its set of references last "
-                                               "changed (UTC)."})
+                                               "changed (UTC).", "example": "2022-07-04T00:00:00Z"})
     reference_count = fields.Integer(metadata={"description": "Number of linked references.",
                                                "example": 2})
     references = fields.List(fields.Nested(LinkedReferenceSchema), metadata={
@@ -102,7 +102,7 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
     "intervention_assignment": _facet_filter("intervention_assignment"),
     "registration": Text(validate=validate.Length(1, 100), metadata={
         "description": "A registration identifier of the study (any registry; case, spaces and "
-                       "ICTRP prefixes ignored).", "example": "ChiCTR2000030261"}),
+                       "ICTRP prefixes ignored), e.g. `ChiCTR2000030261`."}),
     "registry": fields.List(Vocab(REGISTRIES), metadata={
         "description": "Studies with a registration in this registry. Repeat to OR."}),
     "reference_type": fields.List(Vocab(REFERENCE_TYPES), metadata={

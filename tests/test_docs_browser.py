@@ -1,0 +1,91 @@
+"""Swagger UI in headless Chromium: /docs loads with no outside request, and "Try it out" on
+GET /studies shows the seeded study."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+from werkzeug.serving import make_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+               "--no-first-run", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--disable-default-apps", "--disable-extensions"]
+
+
+def _need_browser():
+    missing = []
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        missing.append("Debian's chromium (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package (pip install -e '.[dev]')")
+    if missing:
+        message = "needs " + " and ".join(missing)
+        if IN_CI:
+            pytest.fail("CI=true: " + message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def live_server(app, seeded):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_try_it_out_on_get_studies_shows_the_seeded_study(live_server, tmp_path):
+    _need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    requested, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+
+            def only_local(route):
+                host = urlsplit(route.request.url).hostname
+                if host in LOCAL_HOSTS:
+                    route.continue_()
+                else:
+                    route.abort()
+
+            page.route("**/*", only_local)
+            page.goto(f"{live_server}/docs", wait_until="networkidle")
+            operation = page.locator("#operations-studies-get_studies")
+            expect(operation).to_be_visible(timeout=15_000)
+            operation.locator(".opblock-summary").click()
+            operation.get_by_role("button", name="Try it out").click()
+            operation.get_by_role("button", name="Execute").click()
+            live = operation.locator(".live-responses-table")
+            expect(live).to_be_visible(timeout=15_000)
+            page.screenshot(path=str(tmp_path / "docs.png"), full_page=True)
+            if os.environ.get("DOCS_SCREENSHOT"):
+                page.screenshot(path=os.environ["DOCS_SCREENSHOT"], full_page=True)
+            expect(live.locator("tbody .response-col_status").first).to_contain_text("200")
+            expect(live.locator("tbody .response-col_description").first).to_contain_text(
+                "ChiCTR2000030261", timeout=15_000)
+        finally:
+            browser.close()
+
+    outside = [url for url in requested if urlsplit(url).hostname not in LOCAL_HOSTS | {None}
+               and not url.startswith("data:")]
+    assert outside == [], f"/docs asked outside hosts: {outside}"
+    assert any(url.endswith("/openapi.json") for url in requested)
+    assert errors == []
