@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -11,6 +12,8 @@ from flask.cli import AppGroup, FlaskGroup
 from . import migrations
 from .db import connection
 from .domain import tokens
+from .domain.references import relink_all
+from .models import Reference
 from .seeding import SeedError, load_seeds, register_is_empty, seed_files
 
 db_cli = AppGroup("db", help="Database schema: upgrade in place, show status.")
@@ -94,7 +97,19 @@ def token_revoke(prefix):
     click.echo(f"revoked {count} token(s)")
 
 
+@click.command("relink")
+def relink():
+    """Re-run automatic linking over the whole register (after a pattern change), in one transaction."""
+    with connection():
+        total = Reference.select().count()
+        with click.progressbar(length=total, label="references", show_pos=True, show_eta=True,
+                               file=sys.stderr) as bar:
+            added = relink_all(progress=bar.update)
+    click.echo(f"relinked {total} references: {added} link(s) added")
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(relink)
     app.cli.add_command(db_cli)
     app.cli.add_command(token_cli)
     app.cli.add_command(seed)

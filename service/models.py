@@ -81,6 +81,30 @@ class Registration(BaseModel):
     identifier = CharField(max_length=100, unique=True)  # canonical form (identifiers.normalise)
 
 
+class ReferenceIdentifier(BaseModel):
+    """A registration identifier found in a reference's text: why it is, or is not, linked."""
+
+    id = IdField()
+    reference = ForeignKeyField(Reference, backref="identifiers_found", on_delete="CASCADE")
+    identifier = CharField(max_length=100, index=True)  # canonical form
+    registry = CharField(max_length=40)
+
+    class Meta:
+        indexes = ((("reference", "identifier"), True),)
+
+
+class LinkSuppression(BaseModel):
+    """A link a curator removed by hand: automation never makes it again."""
+
+    id = IdField()
+    study = ForeignKeyField(Study, on_delete="CASCADE")
+    reference = ForeignKeyField(Reference, on_delete="CASCADE", index=True)
+    created = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("study", "reference"), True),)
+
+
 class Notice(BaseModel):
     id = IdField()
     message = TextField()
@@ -101,4 +125,5 @@ class ApiToken(BaseModel):
     revoked = DateTimeField(null=True)
 
 
-MODELS = [Study, Reference, StudyReference, Registration, Notice, ApiToken]
+MODELS = [Study, Reference, StudyReference, Registration, ReferenceIdentifier, LinkSuppression,
+          Notice, ApiToken]

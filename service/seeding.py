@@ -15,8 +15,8 @@ from .api.schemas.studies import StudyCreateSchema
 from .db import write_transaction
 from .domain import notices, references, studies
 from .domain.errors import DomainError
+from .domain.linking import canonical_identifier
 from .domain.references import normalise_doi
-from .identifiers import normalise
 from .models import Notice, Reference, Registration, Study, StudyReference
 
 
@@ -35,7 +35,7 @@ class SeedReport:
 
 
 def _find_study(data: dict) -> int | None:
-    keys = [normalise(r["identifier"]) for r in data.get("registrations", [])]
+    keys = [canonical_identifier(r["identifier"]) for r in data.get("registrations", [])]
     if keys:
         owner = Registration.select(Registration.study).where(Registration.identifier.in_(keys)).first()
         if owner is not None:
@@ -48,7 +48,7 @@ def _find_reference(data: dict) -> int | None:
     """Existing reference with the same registry id, DOI, PMID, or title and year."""
     checks = []
     if data.get("registration_id"):
-        checks.append(Reference.registration_id == normalise(data["registration_id"]))
+        checks.append(Reference.registration_id == canonical_identifier(data["registration_id"]))
     if data.get("doi"):
         checks.append(Reference.doi == normalise_doi(data["doi"]))
     if data.get("pmid"):

@@ -31,7 +31,7 @@ _FILTERS = ("study_type", "study_aim", "study_design", "intervention_assignment"
             "first_published_to", "updated_since")
 
 
-def _study_response(study_id: int, *, status: int = 200, headers: dict | None = None):
+def study_response(study_id: int, *, status: int = 200, headers: dict | None = None):
     record = domain.get_study(study_id)
     return record_response(StudySchema().dump(record), record, last_modified=record["updated"],
                            status=status, headers=headers)
@@ -71,7 +71,7 @@ class Studies(MethodView):
         `name` defaults to the first registration identifier; facets default to `Unclear`.
         """
         study_id = domain.create_study(data)
-        return _study_response(study_id, status=201, headers={
+        return study_response(study_id, status=201, headers={
             "Location": url_for("studies.StudyById", study_id=study_id)})
 
 
@@ -86,7 +86,7 @@ class StudyById(MethodView):
 
         Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
         """
-        return _study_response(study_id)
+        return study_response(study_id)
 
     @blp.write("studies")
     @blp.body_errors
@@ -103,7 +103,7 @@ class StudyById(MethodView):
         `If-Match` with the ETag you read to refuse the change if someone else changed it first.
         """
         domain.update_study(study_id, data, if_match=if_match())
-        return _study_response(study_id)
+        return study_response(study_id)
 
     @blp.write("studies")
     @blp.response(204)

@@ -12,6 +12,7 @@ from peewee import fn
 
 from ..models import Reference, Registration, Study, StudyReference
 from ..vocabularies import type_label
+from .linking import identifiers_found
 
 REFERENCE_FIELDS = (
     "id", "type", "title", "authors", "abstract", "source", "year", "published", "volume",
@@ -40,16 +41,17 @@ def reference_count_column():
     return sub.alias("reference_count")
 
 
-def _reference_dict(ref: Reference, study_ids: list[int]) -> dict:
+def _reference_dict(ref: Reference, study_ids: list[int], found: list[str]) -> dict:
     record = {name: getattr(ref, name) for name in REFERENCE_FIELDS}
     record["authors"] = json.loads(ref.authors or "[]")
     record["type_label"] = type_label(ref.type)
     record["study_ids"] = study_ids
+    record["registration_ids_found"] = found
     return record
 
 
 def reference_dicts(refs: Sequence[Reference]) -> list[dict]:
-    """Reference records with their study ids: one query for all of ``refs``."""
+    """Reference records with their study ids and identifiers found: two queries for all of ``refs``."""
     ids = [r.id for r in refs]
     study_ids: dict[int, list[int]] = defaultdict(list)
     if ids:
@@ -58,11 +60,12 @@ def reference_dicts(refs: Sequence[Reference]) -> list[dict]:
                 .order_by(StudyReference.study).tuples())
         for ref_id, study_id in rows:
             study_ids[ref_id].append(study_id)
-    return [_reference_dict(r, study_ids[r.id]) for r in refs]
+    found = identifiers_found(ids)
+    return [_reference_dict(r, study_ids[r.id], found[r.id]) for r in refs]
 
 
 def linked_references(study_ids: Iterable[int]) -> dict[int, list[dict]]:
-    """For each study, its references newest first, each with how it was linked (two queries)."""
+    """For each study, its references newest first, each with how it was linked (three queries)."""
     study_ids = list(study_ids)
     if not study_ids:
         return {}
@@ -85,7 +88,7 @@ def linked_references(study_ids: Iterable[int]) -> dict[int, list[dict]]:
 
 
 def study_dicts(studies: Sequence[Study], *, include_references: bool = False) -> list[dict]:
-    """Study records for rows selected with ``reference_count_column()``: one or three more queries."""
+    """Study records for rows selected with ``reference_count_column()``: one or four more queries."""
     ids = [s.id for s in studies]
     registrations: dict[int, list[dict]] = defaultdict(list)
     if ids:

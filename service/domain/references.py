@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..db import locked, write_transaction
-from ..identifiers import normalise
 from ..models import Reference, Study, StudyReference, utcnow
-from . import records
+from . import linking, records
 from .errors import InvalidInput, NotFound, PreconditionFailed
 from .studies import touch_studies
 
@@ -56,7 +55,7 @@ def filtered_references(
     if pmid is not None:
         query = query.where(Reference.pmid == pmid)
     if registration_id is not None:
-        query = query.where(Reference.registration_id == normalise(registration_id))
+        query = query.where(Reference.registration_id == linking.canonical_identifier(registration_id))
     if year_from is not None:
         query = query.where(Reference.year >= year_from)
     if year_to is not None:
@@ -105,7 +104,7 @@ def _column_values(data: dict[str, Any]) -> dict[str, Any]:
     if values.get("doi"):
         values["doi"] = normalise_doi(values["doi"])
     if values.get("registration_id"):
-        values["registration_id"] = normalise(values["registration_id"])
+        values["registration_id"] = linking.canonical_identifier(values["registration_id"])
     if values.get("published") and values.get("year") is None and "year" not in data:
         values["year"] = int(values["published"][:4])
     return values
@@ -138,6 +137,8 @@ def create_reference(data: dict[str, Any]) -> int:
                 [{"study": s, "reference": reference_id, "link": "manual", "created": now}
                  for s in study_ids]).execute()
             touch_studies(study_ids, now)
+        linking.relink_reference(Reference.get_by_id(reference_id),
+                                 lambda changed: touch_studies(changed, now))
     return reference_id
 
 
@@ -150,6 +151,9 @@ def update_reference(reference_id: int, data: dict[str, Any], *,
         now = utcnow()
         values.setdefault("updated", now)
         Reference.update(values).where(Reference.id == reference_id).execute()
+        if any(name in data for name in linking.TEXT_FIELDS):
+            linking.relink_reference(Reference.get_by_id(reference_id),
+                                     lambda changed: touch_studies(changed, now))
         # A study's record shows its references in full, so it changes when one of them does.
         touch_studies(_linked_study_ids(reference_id), now)
 
@@ -162,3 +166,22 @@ def delete_reference(reference_id: int, *, if_match: list[str] | None = None) ->
         StudyReference.delete().where(StudyReference.reference == reference_id).execute()
         Reference.delete().where(Reference.id == reference_id).execute()
         touch_studies(study_ids, utcnow())
+
+
+def relink_all(progress=None) -> int:
+    """Re-run automatic linking over every reference (after a pattern change); return links added."""
+    added = 0
+    with write_transaction():
+        now = utcnow()
+        ids = [r for (r,) in Reference.select(Reference.id).order_by(Reference.id).tuples()]
+        for start in range(0, len(ids), 500):
+            batch = list(Reference.select().where(Reference.id.in_(ids[start:start + 500]))
+                         .order_by(Reference.id))
+            for ref in batch:
+                gained = linking.relink_reference(ref, lambda changed: touch_studies(changed, now))
+                if gained:
+                    added += gained
+                    Reference.update(updated=now).where(Reference.id == ref.id).execute()
+            if progress is not None:
+                progress(len(batch))
+    return added

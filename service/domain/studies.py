@@ -9,9 +9,9 @@ from typing import Any
 from peewee import IntegrityError
 
 from ..db import locked, write_transaction
-from ..identifiers import normalise, registry_of
+from ..identifiers import canonical, normalise
 from ..models import Reference, Registration, Study, StudyReference, utcnow
-from . import records
+from . import linking, records
 from .errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 
 STUDY_SORTS = {
@@ -46,7 +46,7 @@ def filtered_studies(
             query = query.where(getattr(Study, name).in_(list(values)))
     if registration is not None:
         owners = Registration.select(Registration.study).where(
-            Registration.identifier == normalise(registration))
+            Registration.identifier == linking.canonical_identifier(registration))
         query = query.where(Study.id.in_(owners))
     if registry:
         owners = Registration.select(Registration.study).where(Registration.registry.in_(list(registry)))
@@ -77,6 +77,15 @@ def _get(study_id: int, *, lock: bool = False) -> Study:
     return study
 
 
+def study_owning(identifier: str) -> int:
+    """The id of the study owning a registration identifier written in any form."""
+    canonical_form = linking.canonical_identifier(identifier)
+    owner = Registration.select(Registration.study).where(Registration.identifier == canonical_form).first()
+    if owner is None:
+        raise NotFound(f"No study has the registration {canonical_form}.")
+    return owner.study_id
+
+
 def get_study(study_id: int) -> dict:
     """One study with its registrations and every linked reference (four queries)."""
     return records.study_dicts([_get(study_id)], include_references=True)[0]
@@ -95,8 +104,9 @@ def _registration_rows(items: Sequence[dict]) -> list[dict]:
     """Canonical registrations; 422 when an identifier's registry cannot be told or two collide."""
     rows, seen, errors = [], set(), {}
     for index, item in enumerate(items):
-        identifier = normalise(item["identifier"])
-        registry = item.get("registry") or registry_of(identifier)
+        known = canonical(item["identifier"])
+        identifier = known[0] if known else normalise(item["identifier"])
+        registry = item.get("registry") or (known[1] if known else None)
         if registry is None:
             errors[f"registrations.{index}.registry"] = [
                 f"The registry of {identifier!r} cannot be derived from its pattern; give `registry`."]
@@ -155,6 +165,7 @@ def create_study(data: dict[str, Any]) -> int:
             _claim_registrations(None, rows)
             study_id = Study.insert(values).execute()
             _write_registrations(study_id, rows)
+            linking.relink_study(study_id, lambda refs: touch_references(refs, now))
     except IntegrityError:
         raise Conflict("A registration of this study was claimed by another study meanwhile.") from None
     return study_id
@@ -167,11 +178,13 @@ def update_study(study_id: int, data: dict[str, Any], *, if_match: list[str] | N
             study = _get(study_id, lock=True)
             _check_precondition(study, if_match)
             values = {k: data[k] for k in STUDY_FIELDS if k in data and data[k] is not None}
+            now = utcnow()
             if "registrations" in data:
                 rows = _registration_rows(data["registrations"])
                 _claim_registrations(study_id, rows)
                 _write_registrations(study_id, rows)
-            values.setdefault("updated", utcnow())
+                linking.relink_study(study_id, lambda refs: touch_references(refs, now))
+            values.setdefault("updated", now)
             Study.update(values).where(Study.id == study_id).execute()
     except IntegrityError:
         raise Conflict("A registration of this study was claimed by another study meanwhile.") from None
@@ -217,6 +230,7 @@ def link_reference(study_id: int, reference_id: int) -> tuple[dict, bool]:
         _require_reference(reference_id)
         existing = StudyReference.get_or_none(study=study_id, reference=reference_id)
         changed = existing is None or existing.link != "manual"
+        linking.unsuppress(study_id, reference_id)
         if existing is None:
             existing = StudyReference.create(study=study_id, reference=reference_id, link="manual")
         elif changed:
@@ -243,6 +257,8 @@ def unlink_reference(study_id: int, reference_id: int) -> None:
             (StudyReference.study == study_id) & (StudyReference.reference == reference_id)).execute()
         if not deleted:
             raise NotFound(f"Reference {reference_id} is not linked to study {study_id}.")
+        # Remembered, so automatic linking never makes this link again.
+        linking.suppress(study_id, reference_id)
         now = utcnow()
         touch_studies([study_id], now)
         touch_references([reference_id], now)

@@ -63,13 +63,18 @@ class ReferenceSchema(ma.Schema):
                                                           "\"No Results\"."})
     notes = fields.String(allow_none=True)
     study_ids = fields.List(fields.Integer(), metadata={"description": "Studies this reference reports."})
+    registration_ids_found = fields.List(fields.String(), metadata={
+        "description": "Registration identifiers found in its `registration_id`, title, abstract and "
+                       "notes (canonical form): the reason it is, or is not, linked automatically.",
+        "example": ["ChiCTR2000030261"]})
     first_published = fields.Date(metadata={"example": "2020-04-01"})
     updated = Instant(metadata={"example": "2022-07-04T00:00:00Z"})
 
 
 class LinkedReferenceSchema(ReferenceSchema):
     link = fields.String(metadata={"description": "How this reference was linked to the study: "
-                                                  "`manual` or `auto`.", "example": "manual"})
+                                                  "`manual` (by a curator) or `auto` (by a registration "
+                                                  "identifier found in it).", "example": "auto"})
     link_identifier = fields.String(allow_none=True, metadata={
         "description": "For an automatic link: the registration identifier that made it."})
 

@@ -1,0 +1,144 @@
+"""Automatic linking by registration identifier, both ways, inside the caller's transaction.
+
+A reference is linked to every study that owns an identifier found in its `registration_id`, title,
+abstract or notes (`link: auto`, with that identifier). A manual link is never removed by
+automation; a manual unlink is remembered (LinkSuppression) and never redone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from ..identifiers import canonical, find_identifiers, normalise
+from ..models import (
+    LinkSuppression,
+    Reference,
+    ReferenceIdentifier,
+    Registration,
+    StudyReference,
+    utcnow,
+)
+
+TEXT_FIELDS = ("registration_id", "title", "abstract", "notes")
+
+
+def canonical_identifier(identifier: str) -> str:
+    """The canonical form of a registration identifier, or its normalised form when none fits."""
+    known = canonical(identifier)
+    return known[0] if known else normalise(identifier)
+
+
+def identifiers_in(values: dict) -> list[tuple[str, str]]:
+    """(canonical identifier, registry) found in a reference's text fields, in order, unique."""
+    found: dict[str, str] = {}
+    own = values.get("registration_id")
+    if own:
+        known = canonical(own)
+        if known:
+            found[known[0]] = known[1]
+    for name in TEXT_FIELDS:
+        for hit in find_identifiers(values.get(name) or ""):
+            found.setdefault(hit.identifier, hit.registry)
+    return list(found.items())
+
+
+def _remember_identifiers(reference_id: int, found: Sequence[tuple[str, str]]) -> None:
+    ReferenceIdentifier.delete().where(ReferenceIdentifier.reference == reference_id).execute()
+    if found:
+        ReferenceIdentifier.insert_many(
+            [{"reference": reference_id, "identifier": i, "registry": r} for i, r in found]).execute()
+
+
+def relink_reference(reference: Reference, touch: Callable[[Iterable[int]], None]) -> int:
+    """Re-scan one reference and make its auto links match its text; return links added.
+
+    ``touch`` is told the studies whose set of references changed.
+    """
+    found = identifiers_in({name: getattr(reference, name) for name in TEXT_FIELDS})
+    _remember_identifiers(reference.id, found)
+    order = {identifier: i for i, (identifier, _) in enumerate(found)}
+    owners: dict[int, str] = {}
+    if found:
+        rows = (Registration.select(Registration.study, Registration.identifier)
+                .where(Registration.identifier.in_(list(order))).tuples())
+        # One study may own several cited identifiers (two registrations of one trial): one link,
+        # made by the identifier cited first.
+        for study_id, identifier in sorted(rows, key=lambda row: order[row[1]]):
+            owners.setdefault(study_id, identifier)
+    suppressed = {s for (s,) in LinkSuppression.select(LinkSuppression.study)
+                  .where(LinkSuppression.reference == reference.id).tuples()}
+    existing = {link.study_id: link for link in
+                StudyReference.select().where(StudyReference.reference == reference.id)}
+    now = utcnow()
+    added = [{"study": s, "reference": reference.id, "link": "auto", "identifier": identifier,
+              "created": now}
+             for s, identifier in owners.items() if s not in existing and s not in suppressed]
+    if added:
+        StudyReference.insert_many(added).execute()
+    stale = [s for s, link in existing.items() if link.link == "auto" and s not in owners]
+    if stale:
+        StudyReference.delete().where((StudyReference.reference == reference.id)
+                                      & StudyReference.study.in_(stale)).execute()
+    changed = [row["study"] for row in added] + stale
+    if changed:
+        touch(changed)
+    return len(added)
+
+
+def relink_study(study_id: int, touch_references: Callable[[Iterable[int]], None]) -> int:
+    """Make the study's auto links match its registrations (after they changed); return links added.
+
+    ``touch_references`` is told the references whose set of studies changed.
+    """
+    owned = [i for (i,) in Registration.select(Registration.identifier)
+             .where(Registration.study == study_id).tuples()]
+    citing: dict[int, str] = {}
+    if owned:
+        rows = (ReferenceIdentifier.select(ReferenceIdentifier.reference, ReferenceIdentifier.identifier)
+                .where(ReferenceIdentifier.identifier.in_(owned))
+                .order_by(ReferenceIdentifier.id).tuples())
+        for reference_id, identifier in rows:
+            citing.setdefault(reference_id, identifier)
+    suppressed = {r for (r,) in LinkSuppression.select(LinkSuppression.reference)
+                  .where(LinkSuppression.study == study_id).tuples()}
+    existing = {link.reference_id: link for link in
+                StudyReference.select().where(StudyReference.study == study_id)}
+    now = utcnow()
+    added = [{"study": study_id, "reference": r, "link": "auto", "identifier": identifier,
+              "created": now}
+             for r, identifier in citing.items() if r not in existing and r not in suppressed]
+    if added:
+        StudyReference.insert_many(added).execute()
+    stale = [r for r, link in existing.items() if link.link == "auto" and r not in citing]
+    if stale:
+        StudyReference.delete().where((StudyReference.study == study_id)
+                                      & StudyReference.reference.in_(stale)).execute()
+    changed = [row["reference"] for row in added] + stale
+    if changed:
+        touch_references(changed)
+    return len(added)
+
+
+def suppress(study_id: int, reference_id: int) -> None:
+    """Remember a manual unlink."""
+    if not LinkSuppression.select().where((LinkSuppression.study == study_id)
+                                          & (LinkSuppression.reference == reference_id)).exists():
+        LinkSuppression.create(study=study_id, reference=reference_id, created=utcnow())
+
+
+def unsuppress(study_id: int, reference_id: int) -> None:
+    """A manual link lifts an earlier manual unlink."""
+    LinkSuppression.delete().where((LinkSuppression.study == study_id)
+                                   & (LinkSuppression.reference == reference_id)).execute()
+
+
+def identifiers_found(reference_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The identifiers found in each reference (one query)."""
+    found: dict[int, list[str]] = {r: [] for r in reference_ids}
+    if reference_ids:
+        rows = (ReferenceIdentifier.select(ReferenceIdentifier.reference, ReferenceIdentifier.identifier)
+                .where(ReferenceIdentifier.reference.in_(list(reference_ids)))
+                .order_by(ReferenceIdentifier.id).tuples())
+        for reference_id, identifier in rows:
+            found[reference_id].append(identifier)
+    return found
