@@ -11,6 +11,7 @@ from peewee import IntegrityError
 from ..db import locked, write_transaction
 from ..identifiers import canonical, normalise
 from ..models import Reference, Registration, Study, StudyReference, utcnow
+from ..vocabularies import UNCLEAR
 from . import linking, records
 from .errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 
@@ -157,6 +158,8 @@ def create_study(data: dict[str, Any]) -> int:
             raise InvalidInput("A study needs a `name` or at least one registration.",
                                errors={"name": ["Missing data for required field."]})
         values["name"] = rows[0]["identifier"]
+    for facet in FACET_FIELDS:
+        values.setdefault(facet, UNCLEAR)
     values.setdefault("first_published", now.date())
     values.setdefault("updated", now)
     values["created"] = now
