@@ -110,12 +110,18 @@ class _Rule:
 
 
 def _context(pattern: re.Pattern[str]) -> Check:
-    """Keep a match only if ``pattern`` occurs within _CTX_WINDOW characters of it. The occurrences are found
-    once per text (in ``memo``) and looked up by bisection, so many matches in one text cost no rescans."""
+    """Keep a match only if ``pattern`` occurs within _CTX_WINDOW characters of it. The first matches search
+    their window; once those searches add up to the length of the text, the occurrences in the whole text are
+    found once (in ``memo``) and looked up by bisection, so many matches in one text stay linear."""
     def check(text: str, start: int, end: int, memo: dict) -> bool:
-        if pattern not in memo:
-            memo[pattern] = [m.start() for m in pattern.finditer(text)]
-        places = memo[pattern]
+        places = memo.get(pattern)
+        if places is None:
+            searched = memo.get((pattern, "searched"), 0) + 2 * _CTX_WINDOW + end - start
+            if searched <= len(text):
+                memo[(pattern, "searched")] = searched
+                window = (max(0, start - _CTX_WINDOW), min(len(text), end + _CTX_WINDOW))
+                return pattern.search(text, *window) is not None
+            places = memo[pattern] = [m.start() for m in pattern.finditer(text)]
         i = bisect.bisect_left(places, start - _CTX_WINDOW)
         return i < len(places) and places[i] <= end + _CTX_WINDOW
     return check
