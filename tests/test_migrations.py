@@ -6,7 +6,7 @@ import pytest
 
 from service import create_app, migrations
 from service.db import close_all, database
-from service.models import MODELS, Study
+from service.models import MODELS, Reference, Registration, Study, StudyReference
 
 
 @pytest.fixture
@@ -71,6 +71,22 @@ def test_upgrade_is_idempotent_and_keeps_data(empty_db):
         assert migrations.upgrade() == [m for m in migrations.available() if m.version > 1]
         assert migrations.upgrade() == []
         assert Study.get(Study.name == "NCT04280705").title == "kept"
+
+
+def test_upgrading_to_linking_links_the_references_already_there(empty_db):
+    with database.connection_context():
+        migrations.upgrade(target=1)
+        study_id = Study.insert(name="ChiCTR2000030261", title="t", study_type="Unclear",
+                                study_aim="Unclear", study_design="Unclear",
+                                intervention_assignment="Unclear", first_published="2020-04-01",
+                                created="2020-04-01", updated="2020-04-01").execute()
+        Registration.insert(study=study_id, registry="ChiCTR", identifier="ChiCTR2000030261").execute()
+        ref_id = Reference.insert(type="journal_article", title="Nebulization", first_published="2020-04-01",
+                                  abstract="TRIAL REGISTRATION: ChiCTR2000030261.", created="2020-04-01",
+                                  updated="2020-04-01").execute()
+        migrations.upgrade()
+        link = StudyReference.get(StudyReference.reference == ref_id)
+        assert (link.study_id, link.link, link.identifier) == (study_id, "auto", "ChiCTR2000030261")
 
 
 def test_cli_upgrade_and_status(empty_db):

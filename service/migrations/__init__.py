@@ -60,7 +60,12 @@ def latest_version() -> int:
 
 
 def upgrade(target: int | None = None) -> list[Migration]:
-    """Apply every pending migration up to ``target`` (default: all); return those applied."""
+    """Apply every pending migration up to ``target`` (default: all); return those applied.
+
+    When an applied migration sets ``RELINK_AFTER``, the register's references are relinked once
+    every migration has run (the models match the schema only then), so data already there follows
+    the new rules; `study-register relink` does the same by hand.
+    """
     database.create_tables([SchemaMigration], safe=True)
     done = current_version()
     migrator = PostgresqlMigrator(database.obj) if is_postgres() else SqliteMigrator(database.obj)
@@ -72,4 +77,8 @@ def upgrade(target: int | None = None) -> list[Migration]:
             migration.module.upgrade(database.obj, migrator)
             SchemaMigration.create(version=migration.version, name=migration.name)
         applied.append(migration)
+    if any(getattr(m.module, "RELINK_AFTER", False) for m in applied) and target is None:
+        from ..domain.references import relink_all
+
+        relink_all()
     return applied

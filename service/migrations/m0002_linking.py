@@ -1,11 +1,14 @@
 """Automatic linking: identifiers found in each reference, and the manual unlinks automation respects.
 
-Existing references are scanned by `study-register relink` (not here, so the upgrade stays fast).
+References already in the register are scanned once the upgrade is complete (`RELINK_AFTER`), by
+the same code `study-register relink` runs, so an upgraded register links like a new one.
 """
 
 from peewee import CharField, DateTimeField, ForeignKeyField, Model
 
 from service.db import IdField
+
+RELINK_AFTER = True
 
 
 def upgrade(db, migrator) -> None:
