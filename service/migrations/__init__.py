@@ -77,7 +77,8 @@ def upgrade(target: int | None = None) -> list[Migration]:
             migration.module.upgrade(database.obj, migrator)
             SchemaMigration.create(version=migration.version, name=migration.name)
         applied.append(migration)
-    if any(getattr(m.module, "RELINK_AFTER", False) for m in applied) and target is None:
+    at_latest = target is None or target >= latest_version()
+    if at_latest and any(getattr(m.module, "RELINK_AFTER", False) for m in applied):
         from ..domain.references import relink_all
 
         relink_all()
