@@ -2,9 +2,10 @@
 
 Run from the repository root:  python seeds/build_covid_studies.py [--data DIR] [--out FILE]
 
-Standard library only. The output is deterministic (same input, same bytes): studies are sorted by
-name, references in a fixed order, and nothing depends on the clock or on dict/set iteration of
-unordered input. seeds/README.md says where every field comes from and which rules map it.
+Standard library plus the register's own `service.identifiers` (identifiers take the canonical
+form the register stores). The output is deterministic (same input, same bytes): studies are
+sorted by name, references in a fixed order, and nothing depends on the clock or on dict/set
+iteration of unordered input. seeds/README.md says where every field comes from and which rules map it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# The register's own canonical form and registry rules (DOMAIN.md §3.5), so seeds match what it stores.
+from service.identifiers import normalise as canonical  # noqa: E402
+from service.identifiers import registry_of  # noqa: E402
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_OUT = ROOT / "seeds" / "covid-studies.json"
 
@@ -111,62 +118,6 @@ def plain_abstract(xml: str | None) -> str | None:
 
 def clean_text(value: str | None) -> str | None:
     return one_line(fix_mojibake(cell(value)))
-
-
-# --------------------------------------------------------------------------------------------------
-# Registration identifiers (DOMAIN.md §3.5; the same canonical form as service/identifiers.py)
-
-REGISTRY_PATTERNS = [
-    ("ClinicalTrials.gov", r"NCT\d{8}"),
-    ("ChiCTR", r"ChiCTR\d{10}|ChiCTR-[A-Z]{3,5}-\d{8}"),
-    ("ISRCTN", r"ISRCTN\d{8}"),
-    ("CTIS", r"\d{4}-5\d{5}-\d{2}-\d{2}"),
-    ("EudraCT", r"\d{4}-\d{6}-\d{2}"),
-    ("DRKS", r"DRKS\d{8}"),
-    ("IRCT", r"IRCT\d{11,14}N\d{1,3}"),
-    ("CTRI", r"CTRI/\d{4}/\d{2,3}/\d{6}"),
-    ("ANZCTR", r"ACTRN\d{14}"),
-    ("CRiS", r"KCT\d{7}"),
-    ("UMIN-CTR", r"UMIN\d{9}"),
-    ("jRCT", r"jRCT[a-z]?\d{9,10}"),
-    ("JapicCTI", r"JapicCTI-\d{6}"),
-    ("TCTR", r"TCTR20\d{9}"),
-    ("PACTR", r"PACTR\d{15,16}"),
-    ("NTR", r"NTR\d{1,5}|NL\d{1,5}|NL-OMON\d{5}"),
-    ("ReBEC", r"RBR-[0-9a-z]{6,8}"),
-    ("RPCEC", r"RPCEC\d{8}"),
-    ("SLCTR", r"SLCTR/\d{4}/\d{3}"),
-    ("LBCTR", r"LBCTR20\d{8}"),
-    ("REPEC", r"PER-\d{3}-\d{2}"),
-    ("ITMCTR", r"ITMCTR\d{10}"),
-    ("UTN", r"U1111-\d{4}-\d{4}"),
-]
-
-
-def canonical(identifier: str) -> str:
-    """`JPRN-UMIN000040341` -> `UMIN000040341`, `EUCTR2020-001689-12-ES` -> `2020-001689-12`, ..."""
-    text = re.sub(r"\s+", "", identifier.strip())
-    upper = text.upper()
-    if upper.startswith("JPRN-"):
-        text, upper = text[5:], upper[5:]
-    if upper.startswith("EUCTR"):
-        return re.sub(r"-(?:[A-Z]{2}|3RD)$", "", upper[5:].lstrip("-"))
-    if upper.startswith("CHICTR"):
-        return "ChiCTR" + text[6:].upper()
-    if upper.startswith("JRCT"):
-        return "jRCT" + text[4:].lower()
-    if upper.startswith("JAPICCTI"):
-        return "JapicCTI" + text[8:].upper()
-    if upper.startswith("RBR"):
-        return "RBR" + text[3:].lower()
-    return upper
-
-
-def registry_of(identifier: str) -> str | None:
-    for code, pattern in REGISTRY_PATTERNS:
-        if re.fullmatch(pattern, identifier):
-            return code
-    return None
 
 
 # --------------------------------------------------------------------------------------------------
