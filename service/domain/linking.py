@@ -65,24 +65,10 @@ def relink_reference(reference: Reference, touch: Callable[[Iterable[int]], None
         # made by the identifier cited first.
         for study_id, identifier in sorted(rows, key=lambda row: order[row[1]]):
             owners.setdefault(study_id, identifier)
-    suppressed = {s for (s,) in LinkSuppression.select(LinkSuppression.study)
-                  .where(LinkSuppression.reference == reference.id).tuples()}
-    existing = {link.study_id: link for link in
-                StudyReference.select().where(StudyReference.reference == reference.id)}
-    now = utcnow()
-    added = [{"study": s, "reference": reference.id, "link": "auto", "identifier": identifier,
-              "created": now}
-             for s, identifier in owners.items() if s not in existing and s not in suppressed]
-    if added:
-        StudyReference.insert_many(added).execute()
-    stale = [s for s, link in existing.items() if link.link == "auto" and s not in owners]
-    if stale:
-        StudyReference.delete().where((StudyReference.reference == reference.id)
-                                      & StudyReference.study.in_(stale)).execute()
-    changed = [row["study"] for row in added] + stale
+    added, changed = _reconcile("reference", reference.id, owners)
     if changed:
         touch(changed)
-    return len(added)
+    return added
 
 
 def relink_study(study_id: int, touch_references: Callable[[Iterable[int]], None]) -> int:
@@ -99,24 +85,32 @@ def relink_study(study_id: int, touch_references: Callable[[Iterable[int]], None
                 .order_by(ReferenceIdentifier.id).tuples())
         for reference_id, identifier in rows:
             citing.setdefault(reference_id, identifier)
-    suppressed = {r for (r,) in LinkSuppression.select(LinkSuppression.reference)
-                  .where(LinkSuppression.study == study_id).tuples()}
-    existing = {link.reference_id: link for link in
-                StudyReference.select().where(StudyReference.study == study_id)}
-    now = utcnow()
-    added = [{"study": study_id, "reference": r, "link": "auto", "identifier": identifier,
-              "created": now}
-             for r, identifier in citing.items() if r not in existing and r not in suppressed]
-    if added:
-        StudyReference.insert_many(added).execute()
-    stale = [r for r, link in existing.items() if link.link == "auto" and r not in citing]
-    if stale:
-        StudyReference.delete().where((StudyReference.study == study_id)
-                                      & StudyReference.reference.in_(stale)).execute()
-    changed = [row["reference"] for row in added] + stale
+    added, changed = _reconcile("study", study_id, citing)
     if changed:
         touch_references(changed)
-    return len(added)
+    return added
+
+
+def _reconcile(end: str, end_id: int, wanted: dict[int, str]) -> tuple[int, list[int]]:
+    """Make the auto links of one study or reference (``end``) be exactly ``wanted`` (other end's id
+    -> identifier making the link), sparing manual links and remembered manual unlinks.
+
+    Returns how many links were added, and the other ends whose links changed.
+    """
+    other = "reference" if end == "study" else "study"
+    mine = getattr(StudyReference, end) == end_id
+    existing = {getattr(link, f"{other}_id"): link.link for link in StudyReference.select().where(mine)}
+    suppressed = {i for (i,) in LinkSuppression.select(getattr(LinkSuppression, other))
+                  .where(getattr(LinkSuppression, end) == end_id).tuples()}
+    now = utcnow()
+    added = [{end: end_id, other: key, "link": "auto", "identifier": identifier, "created": now}
+             for key, identifier in wanted.items() if key not in existing and key not in suppressed]
+    if added:
+        StudyReference.insert_many(added).execute()
+    stale = [key for key, link in existing.items() if link == "auto" and key not in wanted]
+    if stale:
+        StudyReference.delete().where(mine & getattr(StudyReference, other).in_(stale)).execute()
+    return len(added), [row[other] for row in added] + stale
 
 
 def suppress(study_id: int, reference_id: int) -> None:
