@@ -8,7 +8,7 @@ from typing import Any
 from ..db import write_transaction
 from ..models import Notice, utcnow
 from . import records
-from .errors import InvalidInput, NotFound, PreconditionFailed
+from .errors import InvalidInput, NotFound
 
 NOTICE_FIELDS = ("id", "message", "starts", "ends", "created", "updated")
 
@@ -60,19 +60,10 @@ def create_notice(data: dict[str, Any]) -> int:
                              ends=data.get("ends"), created=now, updated=now).execute()
 
 
-def _check_precondition(notice: Notice, if_match: list[str] | None) -> None:
-    if if_match is None or "*" in if_match:
-        return
-    current = records.etag(notice_dict(notice))
-    if current not in if_match:
-        raise PreconditionFailed(
-            f"Notice {notice.id} has changed since that ETag was issued (current ETag {current}).")
-
-
 def update_notice(notice_id: int, data: dict[str, Any], *, if_match: list[str] | None = None) -> None:
     with write_transaction():
         notice = _get(notice_id)
-        _check_precondition(notice, if_match)
+        records.check_precondition(f"Notice {notice_id}", lambda: notice_dict(notice), if_match)
         values = {k: data[k] for k in ("message", "starts", "ends") if k in data}
         _check_window(values.get("starts", notice.starts), values.get("ends", notice.ends))
         values["updated"] = utcnow()
@@ -81,5 +72,6 @@ def update_notice(notice_id: int, data: dict[str, Any], *, if_match: list[str] |
 
 def delete_notice(notice_id: int, *, if_match: list[str] | None = None) -> None:
     with write_transaction():
-        _check_precondition(_get(notice_id), if_match)
+        notice = _get(notice_id)
+        records.check_precondition(f"Notice {notice_id}", lambda: notice_dict(notice), if_match)
         Notice.delete().where(Notice.id == notice_id).execute()

@@ -6,12 +6,13 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from peewee import fn
 
 from ..models import Reference, Registration, Study, StudyReference
 from ..vocabularies import type_label
+from .errors import PreconditionFailed
 from .linking import identifiers_found
 
 REFERENCE_FIELDS = (
@@ -33,6 +34,16 @@ def etag(record: dict) -> str:
     """A strong ETag over the whole representation, so any change to it changes the tag."""
     text = json.dumps(record, sort_keys=True, default=_json_default, ensure_ascii=False)
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def check_precondition(what: str, record: Callable[[], dict], if_match: list[str] | None) -> None:
+    """412 unless ``if_match`` (absent, ``*``, or a list of ETags) accepts the current ``record()``."""
+    if if_match is None or "*" in if_match:
+        return
+    current = etag(record())
+    if current not in if_match:
+        raise PreconditionFailed(
+            f"{what} has changed since that ETag was issued (current ETag {current}).")
 
 
 def reference_count_column():

@@ -10,7 +10,7 @@ from typing import Any
 from ..db import locked, write_transaction
 from ..models import Reference, Study, StudyReference, utcnow
 from . import linking, records
-from .errors import InvalidInput, NotFound, PreconditionFailed
+from .errors import InvalidInput, NotFound
 from .studies import touch_studies
 
 REFERENCE_SORTS = {
@@ -88,15 +88,6 @@ def get_reference(reference_id: int) -> dict:
     return records.reference_dicts([_get(reference_id)])[0]
 
 
-def _check_precondition(ref: Reference, if_match: list[str] | None) -> None:
-    if if_match is None or "*" in if_match:
-        return
-    current = records.etag(records.reference_dicts([ref])[0])
-    if current not in if_match:
-        raise PreconditionFailed(
-            f"Reference {ref.id} has changed since that ETag was issued (current ETag {current}).")
-
-
 def _column_values(data: dict[str, Any]) -> dict[str, Any]:
     values = {k: data[k] for k in WRITABLE if k in data}
     if "authors" in values:
@@ -146,7 +137,8 @@ def update_reference(reference_id: int, data: dict[str, Any], *,
                      if_match: list[str] | None = None) -> None:
     with write_transaction():
         ref = _get(reference_id, lock=True)
-        _check_precondition(ref, if_match)
+        records.check_precondition(
+            f"Reference {reference_id}", lambda: records.reference_dicts([ref])[0], if_match)
         values = _column_values(data)
         now = utcnow()
         values.setdefault("updated", now)
@@ -161,7 +153,8 @@ def update_reference(reference_id: int, data: dict[str, Any], *,
 def delete_reference(reference_id: int, *, if_match: list[str] | None = None) -> None:
     with write_transaction():
         ref = _get(reference_id, lock=True)
-        _check_precondition(ref, if_match)
+        records.check_precondition(
+            f"Reference {reference_id}", lambda: records.reference_dicts([ref])[0], if_match)
         study_ids = _linked_study_ids(reference_id)
         StudyReference.delete().where(StudyReference.reference == reference_id).execute()
         Reference.delete().where(Reference.id == reference_id).execute()

@@ -13,7 +13,7 @@ from ..identifiers import canonical, normalise
 from ..models import Reference, Registration, Study, StudyReference, utcnow
 from ..vocabularies import UNCLEAR
 from . import linking, records
-from .errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from .errors import Conflict, InvalidInput, NotFound
 
 STUDY_SORTS = {
     "id": Study.id,
@@ -90,15 +90,6 @@ def study_owning(identifier: str) -> int:
 def get_study(study_id: int) -> dict:
     """One study with its registrations and every linked reference (four queries)."""
     return records.study_dicts([_get(study_id)], include_references=True)[0]
-
-
-def _check_precondition(study: Study, if_match: list[str] | None) -> None:
-    if if_match is None or "*" in if_match:
-        return
-    current = records.etag(records.study_dicts([study], include_references=True)[0])
-    if current not in if_match:
-        raise PreconditionFailed(
-            f"Study {study.id} has changed since that ETag was issued (current ETag {current}).")
 
 
 def _registration_rows(items: Sequence[dict]) -> list[dict]:
@@ -179,7 +170,9 @@ def update_study(study_id: int, data: dict[str, Any], *, if_match: list[str] | N
     try:
         with write_transaction():
             study = _get(study_id, lock=True)
-            _check_precondition(study, if_match)
+            records.check_precondition(
+                f"Study {study_id}", lambda: records.study_dicts([study], include_references=True)[0],
+                if_match)
             values = {k: data[k] for k in STUDY_FIELDS if k in data and data[k] is not None}
             now = utcnow()
             if "registrations" in data:
@@ -207,7 +200,8 @@ def delete_study(study_id: int, *, if_match: list[str] | None = None) -> None:
     """Delete a study; its references stay, unlinked from it."""
     with write_transaction():
         study = _get(study_id, lock=True)
-        _check_precondition(study, if_match)
+        records.check_precondition(
+            f"Study {study_id}", lambda: records.study_dicts([study], include_references=True)[0], if_match)
         ref_ids = [r for (r,) in StudyReference.select(StudyReference.reference)
                    .where(StudyReference.study == study_id).tuples()]
         StudyReference.delete().where(StudyReference.study == study_id).execute()
