@@ -275,7 +275,3 @@ def registry_of(identifier: str) -> str | None:
             return code
     return None
 
-
-def matching_key(identifier: str) -> str:
-    """The case-insensitive key under which an identifier is unique and looked up."""
-    return normalise(identifier).upper()
