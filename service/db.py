@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from peewee import SQL, AutoField, DatabaseProxy, Model, NodeList, PostgresqlDatabase, SqliteDatabase
@@ -88,11 +90,47 @@ def backend_name() -> str:
     return "postgresql" if is_postgres() else "sqlite"
 
 
-def write_transaction():
-    """A transaction that takes the write lock up front, so read-check-write cannot interleave."""
-    if is_postgres():
-        return database.atomic()
-    return database.atomic(lock_type="IMMEDIATE")
+@dataclass
+class Changes:
+    """Records whose derived data (the search index) must be rewritten before the write commits."""
+
+    studies: set[int] = field(default_factory=set)
+    references: set[int] = field(default_factory=set)
+
+
+_changes: contextvars.ContextVar[Changes | None] = contextvars.ContextVar("changes", default=None)
+# Called with the transaction's Changes just before the outermost write transaction commits.
+before_commit: list[Callable[[Changes], None]] = []
+
+
+def changed(*, studies: Iterable[int] = (), references: Iterable[int] = ()) -> None:
+    """Note, inside a write transaction, records whose text, registrations or links changed."""
+    pending = _changes.get()
+    if pending is None:
+        raise RuntimeError("changed() outside write_transaction()")
+    pending.studies.update(studies)
+    pending.references.update(references)
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[None]:
+    """A transaction that takes the write lock up front, so read-check-write cannot interleave.
+
+    Nested, it is a savepoint. The outermost one runs the ``before_commit`` hooks (the search
+    index refresh) inside the transaction, so records and index commit or roll back together.
+    """
+    outermost = _changes.get() is None
+    token = _changes.set(Changes()) if outermost else None
+    try:
+        with database.atomic() if is_postgres() else database.atomic(lock_type="IMMEDIATE"):
+            yield
+            if outermost:
+                pending = _changes.get()
+                for hook in before_commit:
+                    hook(pending)
+    finally:
+        if token is not None:
+            _changes.reset(token)
 
 
 def locked(query):

@@ -12,7 +12,7 @@ import marshmallow as ma
 from .api.schemas.meta import NoticeCreateSchema
 from .api.schemas.references import ReferenceCreateSchema
 from .api.schemas.studies import StudyCreateSchema
-from .db import write_transaction
+from .db import changed, write_transaction
 from .domain import notices, references, studies
 from .domain.errors import DomainError
 from .domain.linking import canonical_identifier
@@ -95,8 +95,10 @@ def load_seed(document: dict, report: SeedReport, source: str) -> None:
             else:
                 references.update_reference(reference_id, ref)
                 report.references_updated += 1
-            StudyReference.get_or_create(study=study_id, reference=reference_id,
-                                         defaults={"link": "manual"})
+            _, linked = StudyReference.get_or_create(study=study_id, reference=reference_id,
+                                                     defaults={"link": "manual"})
+            if linked:
+                changed(studies=[study_id])
             if ref.get("updated"):
                 dates.append((Reference, reference_id, ref["updated"]))
         if data.get("updated"):

@@ -13,6 +13,7 @@ from service import create_app, migrations
 from service.db import close_all, database
 from service.domain.tokens import create_token
 from service.models import MODELS
+from service.search.index import SEARCH_TABLES
 from service.seeding import load_seeds, seed_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +71,7 @@ def _reset(url: str) -> None:
             database.execute_sql(
                 "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
         else:
-            for table in reversed(tables):
+            for table in [*SEARCH_TABLES, *reversed(tables)]:
                 database.execute_sql(f'DELETE FROM "{table}"')
             database.execute_sql("DELETE FROM sqlite_sequence")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from playhouse.test_utils import count_queries
 
+from service.domain.facets import STUDY_FACETS
 from tests.helpers import create_reference, create_study
 
 
@@ -30,7 +31,10 @@ def test_lists_do_not_grow_with_rows(client, auth):
         return (_queries(client, "/studies?page_size=100"),
                 _queries(client, "/studies?page_size=100&include=references"),
                 _queries(client, "/references?page_size=100&type=journal_article"),
-                _queries(client, "/notices?status=all"))
+                _queries(client, "/notices?status=all"),
+                _queries(client, "/studies?page_size=100&q=trial&facets=" + ",".join(STUDY_FACETS)),
+                _queries(client, "/references?page_size=100&q=trial&facets=type,has_results,year"),
+                _queries(client, "/stats"))
 
     study = create_study(client, auth, "NCT04280705")
     create_reference(client, auth, study_ids=[study["id"]])
@@ -40,4 +44,5 @@ def test_lists_do_not_grow_with_rows(client, auth):
         create_reference(client, auth, title=f"Report {i}", study_ids=[s["id"], study["id"]])
         client.post("/notices", json={"message": f"n{i}"}, headers=auth)
     assert counts() == few
-    assert few == (3, 6, 4, 2)
+    # a search list is a list (count, page, its details), plus one query per facet; /stats is fixed
+    assert few == (3, 6, 4, 2, 3 + 7, 4 + 3, 14)

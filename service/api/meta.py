@@ -13,7 +13,7 @@ from ..domain import notices as domain
 from ..migrations import current_version
 from ..models import Notice
 from .caching import if_match, record_response
-from .paging import paginate
+from .paging import paginate, sort_keys
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .problems import problem
 from .schemas.meta import (
@@ -110,7 +110,9 @@ class Notices(MethodView):
     def get(self, args):
         """List notices (those in force now, by default)"""
         query = domain.filtered_notices(status=args["status"])
-        envelope, headers = paginate(query, args=args, sorts=domain.NOTICE_SORTS, id_field=Notice.id,
+        args["sort"] = args.get("sort") or "id"
+        envelope, headers = paginate(query, args=args,
+                                     keys=sort_keys(args["sort"], domain.NOTICE_SORTS, Notice.id),
                                      serialize=lambda rows: [domain.notice_dict(n) for n in rows])
         return envelope, 200, headers
 

@@ -8,17 +8,50 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
 from urllib.parse import urlencode
 
 from flask import request
-from peewee import DateField, DateTimeField, Field
+from peewee import DateField, DateTimeField, Field, Node
 
 from ..domain.errors import InvalidInput
 
 MAX_DEPTH = 10_000  # page * page_size beyond this must use a cursor
 START = "*"  # `cursor=*` starts a cursor walk at the first record
-_NOT_FILTERS = {"page", "page_size", "cursor", "format"}
+_NOT_FILTERS = {"page", "page_size", "cursor", "format", "facets"}
+RELEVANCE = "relevance"
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One key of an ordering: an expression, its direction, and where a row carries its value."""
+
+    expr: Node
+    descending: bool
+    attr: str
+
+    @property
+    def typed(self) -> type | None:
+        if isinstance(self.expr, DateTimeField):
+            return dt.datetime
+        if isinstance(self.expr, DateField):
+            return dt.date
+        return None
+
+
+def sort_keys(sort: str, sorts: Mapping[str, Field], id_field: Field, *, rank: Node | None = None,
+              updated: Field | None = None) -> list[SortKey]:
+    """The ordering for ``sort`` (a field, `-field`, or `relevance`), always ending with the id."""
+    ident = SortKey(id_field, False, id_field.name)
+    if sort == RELEVANCE:
+        # Most relevant first; equally relevant: most recently updated, then by id.
+        return [SortKey(rank, True, "rank"), SortKey(updated, True, updated.name), ident]
+    column = sorts[sort.lstrip("-")]
+    if column is id_field:
+        return [SortKey(id_field, sort.startswith("-"), id_field.name)]
+    return [SortKey(column, sort.startswith("-"), column.name), ident]
 
 
 def _fingerprint(args: Mapping) -> str:
@@ -37,18 +70,18 @@ def _encode_value(value):
     return value
 
 
-def _decode_value(value, field: Field):
+def _decode_value(value, key: SortKey):
     if isinstance(value, dict):
         (kind, text), = value.items()
         parse = dt.datetime.fromisoformat if kind == "t" else dt.date.fromisoformat
         return parse(text)
-    if isinstance(field, DateTimeField | DateField):
-        raise ValueError("cursor value does not fit the sort field")
+    if key.typed is not None or isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("cursor value does not fit the sort key")
     return value
 
 
-def encode_cursor(sort: str, value, last_id: int, fingerprint: str) -> str:
-    payload = json.dumps({"v": 1, "s": sort, "k": _encode_value(value), "i": last_id,
+def encode_cursor(sort: str, values: Sequence, fingerprint: str) -> str:
+    payload = json.dumps({"v": 2, "s": sort, "k": [_encode_value(v) for v in values],
                           "f": fingerprint}, separators=(",", ":"))
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
@@ -57,20 +90,32 @@ def _bad_cursor(message: str):
     return InvalidInput(f"Invalid query parameter — cursor: {message}", errors={"cursor": [message]})
 
 
-def decode_cursor(cursor: str, sort: str, field: Field, fingerprint: str):
+def decode_cursor(cursor: str, sort: str, keys: Sequence[SortKey], fingerprint: str) -> list:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw)
-        if payload.get("v") != 1 or not isinstance(payload.get("i"), int):
+        if payload.get("v") != 2 or not isinstance(payload.get("k"), list):
             raise ValueError("unknown cursor version")
-        value = _decode_value(payload["k"], field)
-        last_id, made_for, made_with = payload["i"], payload["s"], payload["f"]
+        made_for, made_with = payload["s"], payload["f"]
+        if made_for == sort and made_with == fingerprint:
+            if len(payload["k"]) != len(keys):
+                raise ValueError("cursor does not fit the sort")
+            return [_decode_value(v, k) for v, k in zip(payload["k"], keys, strict=True)]
     except (ValueError, TypeError, KeyError, AttributeError, binascii.Error, UnicodeDecodeError):
         raise _bad_cursor("Not a cursor this API issued; start again without `cursor`.") from None
-    if made_for != sort or made_with != fingerprint:
-        raise _bad_cursor("This cursor was made for other filters or another sort; give the same "
-                          "filters and sort, or start again without `cursor`.")
-    return value, last_id
+    raise _bad_cursor("This cursor was made for other filters or another sort; give the same "
+                      "filters and sort, or start again without `cursor`.")
+
+
+def _after(keys: Sequence[SortKey], values: Sequence):
+    """Rows strictly after ``values`` in the order of ``keys`` (a keyset condition)."""
+    alternatives = []
+    for i, key in enumerate(keys):
+        beyond = key.expr < values[i] if key.descending else key.expr > values[i]
+        alternatives.append(reduce(lambda a, b: a & b,
+                                   [k.expr == v for k, v in zip(keys[:i], values[:i], strict=True)],
+                                   beyond))
+    return reduce(lambda a, b: a | b, alternatives)
 
 
 def _url(**changes) -> str:
@@ -79,13 +124,13 @@ def _url(**changes) -> str:
     return request.base_url + ("?" + urlencode(params) if params else "")
 
 
-def paginate(query, *, args: Mapping, sorts: Mapping[str, Field], id_field: Field,
-             serialize: Callable[[list], list]) -> tuple[dict, dict]:
-    """Run one page of ``query``; return the envelope and the headers (Link) to send with it."""
+def paginate(query, *, args: Mapping, keys: Sequence[SortKey],
+             serialize: Callable[[list], list], total: int | None = None) -> tuple[dict, dict]:
+    """Run one page of ``query`` ordered by ``keys``; return the envelope and the headers (Link).
+
+    ``total`` is counted unless the caller already knows it.
+    """
     page_size, cursor, page = args["page_size"], args.get("cursor"), args.get("page")
-    descending = args["sort"].startswith("-")
-    sort_name = args["sort"].lstrip("-")
-    column = sorts[sort_name]
     if cursor is not None and page is not None:
         raise InvalidInput("Invalid query parameter — page: use either `page` or `cursor`, not both.",
                            errors={"page": ["Not allowed together with `cursor`."]})
@@ -97,16 +142,14 @@ def paginate(query, *, args: Mapping, sorts: Mapping[str, Field], id_field: Fiel
             errors={"page": [f"page × page_size must not exceed {MAX_DEPTH}."]})
 
     fingerprint = _fingerprint(args)
-    total = query.select(id_field).count()
-    order = [column.desc() if descending else column.asc(), id_field.asc()]
-    rows_query = query.order_by(*order)
+    values = None
     if cursor is not None and cursor != START:
-        value, last_id = decode_cursor(cursor, args["sort"], column, fingerprint)
-        beyond = column < value if descending else column > value
-        if column is id_field:
-            rows_query = rows_query.where(beyond)
-        else:
-            rows_query = rows_query.where(beyond | ((column == value) & (id_field > last_id)))
+        values = decode_cursor(cursor, args["sort"], keys, fingerprint)
+    if total is None:
+        total = query.select(keys[-1].expr).count()
+    rows_query = query.order_by(*[k.expr.desc() if k.descending else k.expr.asc() for k in keys])
+    if values is not None:
+        rows_query = rows_query.where(_after(keys, values))
     elif page is not None:
         rows_query = rows_query.offset((page - 1) * page_size)
     rows = list(rows_query.limit(page_size + 1))
@@ -118,9 +161,8 @@ def paginate(query, *, args: Mapping, sorts: Mapping[str, Field], id_field: Fiel
             next_url = _url(page=page + 1, cursor=None)
         else:
             last = rows[-1]
-            key = getattr(last, column.name)
             next_url = _url(page=None, cursor=encode_cursor(
-                args["sort"], key, getattr(last, id_field.name), fingerprint))
+                args["sort"], [getattr(last, k.attr) for k in keys], fingerprint))
     if page is not None and page > 1 and total:
         prev_url = _url(page=min(page - 1, math.ceil(total / page_size)), cursor=None)
 

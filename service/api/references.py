@@ -5,11 +5,13 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from ..domain import records
+from ..domain import facets, records
 from ..domain import references as domain
 from ..models import Reference
+from ..search.index import RANK
 from .caching import if_match, record_response
-from .paging import paginate
+from .listing import resolve_sort
+from .paging import RELEVANCE, paginate, sort_keys
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import (
     ReferenceCreateSchema,
@@ -40,13 +42,26 @@ class References(MethodView):
     @blp.response(200, ReferencePageSchema, headers={"Link": {
         "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
     def get(self, args):
-        """List references
+        """List and search references
 
-        `linked=false` is the curation queue: references linked to no study yet.
+        `linked=false` is the curation queue: references linked to no study yet. `q` searches
+        titles, abstracts and authors (web-search syntax) and sorts by relevance unless `sort` is
+        given. `facets=` adds counts per value over the whole filtered set.
         """
-        query = domain.filtered_references(**{k: args[k] for k in _FILTERS if k in args})
-        envelope, headers = paginate(query, args=args, sorts=domain.REFERENCE_SORTS,
-                                     id_field=Reference.id, serialize=records.reference_dicts)
+        args["sort"] = resolve_sort(args)
+        q, ranked = args.get("q"), args["sort"] == RELEVANCE
+        filters = {k: args[k] for k in _FILTERS if k in args}
+        query = domain.filtered_references(
+            domain.reference_conditions(q=None if ranked else q, **filters),
+            ranked_by=q if ranked else None)
+        envelope, headers = paginate(
+            query, args=args,
+            keys=sort_keys(args["sort"], domain.REFERENCE_SORTS, Reference.id, rank=RANK,
+                           updated=Reference.updated),
+            serialize=records.reference_dicts)
+        if args.get("facets"):
+            envelope["facets"] = facets.reference_facets(
+                args["facets"], domain.reference_conditions(q=q, **filters))
         return envelope, 200, headers
 
     @blp.write("references")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from ..domain import records
+from ..domain import facets, records
 from ..domain import studies as domain
 from ..models import Study
+from ..search.index import RANK
 from .caching import if_match, record_response
-from .paging import paginate
+from .listing import resolve_sort
+from .paging import RELEVANCE, paginate, sort_keys
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import LinkedReferenceSchema
 from .schemas.studies import (
@@ -43,16 +45,26 @@ class Studies(MethodView):
     @blp.response(200, StudyPageSchema, headers={"Link": {
         "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
     def get(self, args):
-        """List studies
+        """List and search studies
 
-        Filters are exact: values of one filter are OR-ed, filters are AND-ed. Unknown or repeated
+        Filters are exact: values of one filter are OR-ed, filters are AND-ed. `q` searches every
+        report of a study (web-search syntax) and sorts by relevance unless `sort` is given.
+        `facets=` adds counts per value over the whole filtered set. Unknown or repeated
         single-value parameters are rejected with 422 naming the allowed ones.
         """
-        query = domain.filtered_studies(**{k: args[k] for k in _FILTERS if k in args})
+        args["sort"] = resolve_sort(args)
+        q, ranked = args.get("q"), args["sort"] == RELEVANCE
+        filters = {k: args[k] for k in _FILTERS if k in args}
+        query = domain.filtered_studies(domain.study_conditions(q=None if ranked else q, **filters),
+                                        ranked_by=q if ranked else None)
         with_refs = "references" in args.get("include", [])
         envelope, headers = paginate(
-            query, args=args, sorts=domain.STUDY_SORTS, id_field=Study.id,
+            query, args=args,
+            keys=sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK, updated=Study.updated),
             serialize=lambda rows: records.study_dicts(rows, include_references=with_refs))
+        if args.get("facets"):
+            envelope["facets"] = facets.study_facets(
+                args["facets"], domain.study_conditions(q=q, **filters), envelope["total"])
         return envelope, 200, headers
 
     @blp.write("studies")

@@ -1,1 +1,4 @@
 """Business rules of the register, free of HTTP: reads, transactional writes, domain errors."""
+
+# Every write refreshes the search index before it commits: importing the index registers that hook.
+from ..search import index as _search_index  # noqa: F401

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from ..db import changed
 from ..identifiers import canonical, find_identifiers, normalise
 from ..models import (
     LinkSuppression,
@@ -65,9 +66,9 @@ def relink_reference(reference: Reference, touch: Callable[[Iterable[int]], None
         # made by the identifier cited first.
         for study_id, identifier in sorted(rows, key=lambda row: order[row[1]]):
             owners.setdefault(study_id, identifier)
-    added, changed = _reconcile("reference", reference.id, owners)
-    if changed:
-        touch(changed)
+    added, moved = _reconcile("reference", reference.id, owners)
+    if moved:
+        touch(moved)
     return added
 
 
@@ -85,9 +86,9 @@ def relink_study(study_id: int, touch_references: Callable[[Iterable[int]], None
                 .order_by(ReferenceIdentifier.id).tuples())
         for reference_id, identifier in rows:
             citing.setdefault(reference_id, identifier)
-    added, changed = _reconcile("study", study_id, citing)
-    if changed:
-        touch_references(changed)
+    added, moved = _reconcile("study", study_id, citing)
+    if moved:
+        touch_references(moved)
     return added
 
 
@@ -110,7 +111,10 @@ def _reconcile(end: str, end_id: int, wanted: dict[int, str]) -> tuple[int, list
     stale = [key for key, link in existing.items() if link == "auto" and key not in wanted]
     if stale:
         StudyReference.delete().where(mine & getattr(StudyReference, other).in_(stale)).execute()
-    return len(added), [row[other] for row in added] + stale
+    others = [row[other] for row in added] + stale
+    if others:
+        changed(studies=[end_id] if end == "study" else others)
+    return len(added), others
 
 
 def suppress(study_id: int, reference_id: int) -> None:

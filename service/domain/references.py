@@ -7,8 +7,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..db import locked, write_transaction
+from ..db import changed, locked, write_transaction
 from ..models import Reference, Study, StudyReference, utcnow
+from ..search import index
+from ..search.query import SearchQuery
 from . import linking, records
 from .errors import InvalidInput, NotFound
 from .studies import touch_studies
@@ -26,8 +28,9 @@ WRITABLE = (
 )
 
 
-def filtered_references(
+def reference_conditions(
     *,
+    q: SearchQuery | None = None,
     type: Sequence[str] = (),  # noqa: A002 - the API's own parameter name
     has_results: bool | None = None,
     study_id: int | None = None,
@@ -38,31 +41,45 @@ def filtered_references(
     year_from: int | None = None,
     year_to: int | None = None,
     updated_since: dt.datetime | None = None,
-):
-    query = Reference.select()
+) -> list:
+    """Conditions on Reference for every given filter (values OR-ed within a filter, filters AND-ed)."""
+    conditions = []
+    if q is not None:
+        conditions.append(Reference.id.in_(index.matching_ids(index.REFERENCE_TABLE, q)))
     if type:
-        query = query.where(Reference.type.in_(list(type)))
+        conditions.append(Reference.type.in_(list(type)))
     if has_results is not None:
-        query = query.where(Reference.has_results == has_results)
+        conditions.append(Reference.has_results == has_results)
     if study_id is not None:
-        query = query.where(Reference.id.in_(
+        conditions.append(Reference.id.in_(
             StudyReference.select(StudyReference.reference).where(StudyReference.study == study_id)))
     if linked is not None:
         any_link = StudyReference.select(StudyReference.reference)
-        query = query.where(Reference.id.in_(any_link) if linked else Reference.id.not_in(any_link))
+        conditions.append(Reference.id.in_(any_link) if linked else Reference.id.not_in(any_link))
     if doi is not None:
-        query = query.where(Reference.doi == normalise_doi(doi))
+        conditions.append(Reference.doi == normalise_doi(doi))
     if pmid is not None:
-        query = query.where(Reference.pmid == pmid)
+        conditions.append(Reference.pmid == pmid)
     if registration_id is not None:
-        query = query.where(Reference.registration_id == linking.canonical_identifier(registration_id))
+        conditions.append(Reference.registration_id == linking.canonical_identifier(registration_id))
     if year_from is not None:
-        query = query.where(Reference.year >= year_from)
+        conditions.append(Reference.year >= year_from)
     if year_to is not None:
-        query = query.where(Reference.year <= year_to)
+        conditions.append(Reference.year <= year_to)
     if updated_since is not None:
-        query = query.where(Reference.updated >= updated_since)
-    return query
+        conditions.append(Reference.updated >= updated_since)
+    return conditions
+
+
+def filtered_references(conditions: Sequence = (), *, ranked_by: SearchQuery | None = None):
+    """References meeting ``conditions``; with ``ranked_by``, only those matching that search, each
+    with its relevance as ``rank``."""
+    query = Reference.select()
+    if ranked_by is not None:
+        hits = index.matches(index.REFERENCE_TABLE, ranked_by).alias(index.HITS)
+        query = (query.join(hits, on=(Reference.id == hits.c.id)).select_extend(hits.c.rank)
+                 .objects())
+    return query.where(*conditions) if conditions else query
 
 
 def normalise_doi(doi: str) -> str:
@@ -123,13 +140,14 @@ def create_reference(data: dict[str, Any]) -> int:
                     f"No study has id {', '.join(map(str, missing))}.",
                     errors={"study_ids": [f"Study {s} does not exist." for s in missing]})
         reference_id = Reference.insert(values).execute()
+        changed(references=[reference_id])
         if study_ids:
             StudyReference.insert_many(
                 [{"study": s, "reference": reference_id, "link": "manual", "created": now}
                  for s in study_ids]).execute()
             touch_studies(study_ids, now)
         linking.relink_reference(Reference.get_by_id(reference_id),
-                                 lambda changed: touch_studies(changed, now))
+                                 lambda ids: touch_studies(ids, now))
     return reference_id
 
 
@@ -143,9 +161,10 @@ def update_reference(reference_id: int, data: dict[str, Any], *,
         now = utcnow()
         values.setdefault("updated", now)
         Reference.update(values).where(Reference.id == reference_id).execute()
+        changed(references=[reference_id])
         if any(name in data for name in linking.TEXT_FIELDS):
             linking.relink_reference(Reference.get_by_id(reference_id),
-                                     lambda changed: touch_studies(changed, now))
+                                     lambda ids: touch_studies(ids, now))
         # A study's record shows its references in full, so it changes when one of them does.
         touch_studies(_linked_study_ids(reference_id), now)
 
@@ -156,6 +175,7 @@ def delete_reference(reference_id: int, *, if_match: list[str] | None = None) ->
         records.check_precondition(
             f"Reference {reference_id}", lambda: records.reference_dicts([ref])[0], if_match)
         study_ids = _linked_study_ids(reference_id)
+        changed(studies=study_ids, references=[reference_id])
         StudyReference.delete().where(StudyReference.reference == reference_id).execute()
         Reference.delete().where(Reference.id == reference_id).execute()
         touch_studies(study_ids, utcnow())
@@ -171,7 +191,7 @@ def relink_all(progress=None) -> int:
             batch = list(Reference.select().where(Reference.id.in_(ids[start:start + 500]))
                          .order_by(Reference.id))
             for ref in batch:
-                gained = linking.relink_reference(ref, lambda changed: touch_studies(changed, now))
+                gained = linking.relink_reference(ref, lambda ids: touch_studies(ids, now))
                 if gained:
                     added += gained
                     Reference.update(updated=now).where(Reference.id == ref.id).execute()

@@ -8,9 +8,11 @@ from typing import Any
 
 from peewee import IntegrityError
 
-from ..db import locked, write_transaction
+from ..db import changed, locked, write_transaction
 from ..identifiers import canonical, normalise
 from ..models import Reference, Registration, Study, StudyReference, utcnow
+from ..search import index
+from ..search.query import SearchQuery
 from ..vocabularies import UNCLEAR
 from . import linking, records
 from .errors import Conflict, InvalidInput, NotFound
@@ -24,8 +26,9 @@ STUDY_SORTS = {
 FACET_FIELDS = ("study_type", "study_aim", "study_design", "intervention_assignment")
 
 
-def filtered_studies(
+def study_conditions(
     *,
+    q: SearchQuery | None = None,
     study_type: Sequence[str] = (),
     study_aim: Sequence[str] = (),
     study_design: Sequence[str] = (),
@@ -37,37 +40,48 @@ def filtered_studies(
     first_published_from: dt.date | None = None,
     first_published_to: dt.date | None = None,
     updated_since: dt.datetime | None = None,
-):
-    """Studies matching every given filter (values OR-ed within a filter, filters AND-ed)."""
-    query = records.studies_with_counts()
+) -> list:
+    """Conditions on Study for every given filter (values OR-ed within a filter, filters AND-ed)."""
+    conditions = []
+    if q is not None:
+        conditions.append(Study.id.in_(index.matching_ids(index.STUDY_TABLE, q)))
     for name, values in (("study_type", study_type), ("study_aim", study_aim),
                          ("study_design", study_design),
                          ("intervention_assignment", intervention_assignment)):
         if values:
-            query = query.where(getattr(Study, name).in_(list(values)))
+            conditions.append(getattr(Study, name).in_(list(values)))
     if registration is not None:
         owners = Registration.select(Registration.study).where(
             Registration.identifier == linking.canonical_identifier(registration))
-        query = query.where(Study.id.in_(owners))
+        conditions.append(Study.id.in_(owners))
     if registry:
         owners = Registration.select(Registration.study).where(Registration.registry.in_(list(registry)))
-        query = query.where(Study.id.in_(owners))
+        conditions.append(Study.id.in_(owners))
     if reference_type:
         linked = (StudyReference.select(StudyReference.study).join(Reference)
                   .where(Reference.type.in_(list(reference_type))))
-        query = query.where(Study.id.in_(linked))
+        conditions.append(Study.id.in_(linked))
     if has_results is not None:
         with_results = (StudyReference.select(StudyReference.study).join(Reference)
                         .where(Reference.has_results == True))  # noqa: E712
-        query = query.where(Study.id.in_(with_results) if has_results
-                            else Study.id.not_in(with_results))
+        conditions.append(Study.id.in_(with_results) if has_results else Study.id.not_in(with_results))
     if first_published_from is not None:
-        query = query.where(Study.first_published >= first_published_from)
+        conditions.append(Study.first_published >= first_published_from)
     if first_published_to is not None:
-        query = query.where(Study.first_published <= first_published_to)
+        conditions.append(Study.first_published <= first_published_to)
     if updated_since is not None:
-        query = query.where(Study.updated >= updated_since)
-    return query
+        conditions.append(Study.updated >= updated_since)
+    return conditions
+
+
+def filtered_studies(conditions: Sequence = (), *, ranked_by: SearchQuery | None = None):
+    """Studies (with their reference counts) meeting ``conditions``; with ``ranked_by``, only those
+    matching that search, each with its relevance as ``rank``."""
+    query = records.studies_with_counts()
+    if ranked_by is not None:
+        hits = index.matches(index.STUDY_TABLE, ranked_by).alias(index.HITS)
+        query = query.join(hits, on=(Study.id == hits.c.id)).select_extend(hits.c.rank).objects()
+    return query.where(*conditions) if conditions else query
 
 
 def _get(study_id: int, *, lock: bool = False) -> Study:
@@ -95,16 +109,16 @@ def get_study(study_id: int) -> dict:
 def _registration_rows(items: Sequence[dict]) -> list[dict]:
     """Canonical registrations; 422 when an identifier's registry cannot be told or two collide."""
     rows, seen, errors = [], set(), {}
-    for index, item in enumerate(items):
+    for position, item in enumerate(items):
         known = canonical(item["identifier"])
         identifier = known[0] if known else normalise(item["identifier"])
         registry = item.get("registry") or (known[1] if known else None)
         if registry is None:
-            errors[f"registrations.{index}.registry"] = [
+            errors[f"registrations.{position}.registry"] = [
                 f"The registry of {identifier!r} cannot be derived from its pattern; give `registry`."]
             continue
         if identifier in seen:
-            errors[f"registrations.{index}.identifier"] = [f"{identifier} is listed twice."]
+            errors[f"registrations.{position}.identifier"] = [f"{identifier} is listed twice."]
             continue
         seen.add(identifier)
         rows.append({"registry": registry, "identifier": identifier})
@@ -158,6 +172,7 @@ def create_study(data: dict[str, Any]) -> int:
         with write_transaction():
             _claim_registrations(None, rows)
             study_id = Study.insert(values).execute()
+            changed(studies=[study_id])
             _write_registrations(study_id, rows)
             linking.relink_study(study_id, lambda refs: touch_references(refs, now))
     except IntegrityError:
@@ -173,6 +188,7 @@ def update_study(study_id: int, data: dict[str, Any], *, if_match: list[str] | N
             records.check_precondition(
                 f"Study {study_id}", lambda: records.study_dicts([study], include_references=True)[0],
                 if_match)
+            changed(studies=[study_id])
             values = {k: data[k] for k in STUDY_FIELDS if k in data and data[k] is not None}
             now = utcnow()
             if "registrations" in data:
@@ -202,6 +218,7 @@ def delete_study(study_id: int, *, if_match: list[str] | None = None) -> None:
         study = _get(study_id, lock=True)
         records.check_precondition(
             f"Study {study_id}", lambda: records.study_dicts([study], include_references=True)[0], if_match)
+        changed(studies=[study_id])
         ref_ids = [r for (r,) in StudyReference.select(StudyReference.reference)
                    .where(StudyReference.study == study_id).tuples()]
         StudyReference.delete().where(StudyReference.study == study_id).execute()
@@ -226,19 +243,20 @@ def link_reference(study_id: int, reference_id: int) -> tuple[dict, bool]:
         _get(study_id, lock=True)
         _require_reference(reference_id)
         existing = StudyReference.get_or_none(study=study_id, reference=reference_id)
-        changed = existing is None or existing.link != "manual"
+        modified = existing is None or existing.link != "manual"
         linking.unsuppress(study_id, reference_id)
         if existing is None:
             existing = StudyReference.create(study=study_id, reference=reference_id, link="manual")
-        elif changed:
+        elif modified:
             # A curator confirming an automatic link makes it theirs: automation never removes it.
             existing.link, existing.identifier = "manual", None
             existing.save()
-        if changed:
+        if modified:
             now = utcnow()
             touch_studies([study_id], now)
             touch_references([reference_id], now)
-    return _link_dict(existing), changed
+            changed(studies=[study_id])
+    return _link_dict(existing), modified
 
 
 def _link_dict(link: StudyReference) -> dict:
@@ -256,6 +274,7 @@ def unlink_reference(study_id: int, reference_id: int) -> None:
             raise NotFound(f"Reference {reference_id} is not linked to study {study_id}.")
         # Remembered, so automatic linking never makes this link again.
         linking.suppress(study_id, reference_id)
+        changed(studies=[study_id])
         now = utcnow()
         touch_studies([study_id], now)
         touch_references([reference_id], now)

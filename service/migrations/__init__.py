@@ -64,7 +64,8 @@ def upgrade(target: int | None = None) -> list[Migration]:
 
     When an applied migration sets ``RELINK_AFTER``, the register's references are relinked once
     every migration has run (the models match the schema only then), so data already there follows
-    the new rules; `study-register relink` does the same by hand.
+    the new rules; `study-register relink` does the same by hand. ``REINDEX_AFTER`` rebuilds the
+    search indexes from the records the same way (`study-register reindex`).
     """
     database.create_tables([SchemaMigration], safe=True)
     done = current_version()
@@ -82,4 +83,9 @@ def upgrade(target: int | None = None) -> list[Migration]:
         from ..domain.references import relink_all
 
         relink_all()
+    if at_latest and any(getattr(m.module, "REINDEX_AFTER", False) for m in applied):
+        from ..search import index
+
+        with database.atomic():
+            index.rebuild()
     return applied

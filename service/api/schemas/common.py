@@ -9,6 +9,7 @@ import marshmallow as ma
 from flask import request
 from marshmallow import fields, pre_load, validate
 
+from ...search.query import QueryTooLong, parse
 from ...vocabularies import canonical_value
 
 # C0 controls other than tab/newline/carriage return, and DEL: never meaningful in a record.
@@ -44,6 +45,49 @@ class Vocab(fields.String):
             raise ma.ValidationError(
                 f"{text!r} is not an allowed value. Allowed values: {', '.join(self.vocabulary)}.")
         return known
+
+
+class SearchText(Text):
+    """`q` in web-search syntax, loaded as a parsed SearchQuery."""
+
+    MAX_LENGTH = 1000
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > self.MAX_LENGTH:
+            raise ma.ValidationError(f"At most {self.MAX_LENGTH} characters; this has {len(text)}.")
+        try:
+            return parse(text)
+        except QueryTooLong as error:
+            raise ma.ValidationError(str(error)) from None
+
+
+def search_field(matches: str) -> SearchText:
+    return SearchText(metadata={"description": (
+        f"Full-text search of {matches}. Web-search syntax: words are ANDed, `\"quoted phrase\"`, "
+        "`OR` between two terms, `-word` or `-\"phrase\"` excludes. Case- and accent-insensitive, "
+        "English stemming (`exosomes` finds `exosome`); English stop words are ignored; other "
+        "punctuation separates words (`covid-19` is the phrase `\"covid 19\"`). A registration "
+        "identifier in any written form (`NCT 04280705`) is matched as one word. At most 1,000 "
+        "characters and 32 terms. A query with no word to look for (only punctuation, stop words "
+        "or exclusions) matches nothing. Sorts by `relevance` unless `sort` is given."),
+        "example": "nebulization exosomes"})
+
+
+class FacetNames(fields.List):
+    """Facet names, comma-separated and/or repeated: `facets=a,b` or `facets=a&facets=b`."""
+
+    def __init__(self, names, **kwargs):
+        super().__init__(fields.String(validate=validate.OneOf(list(names))), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            value = [part.strip() for item in value if isinstance(item, str)
+                     for part in item.split(",") if part.strip()]
+        names = super()._deserialize(value, attr, data, **kwargs)
+        return list(dict.fromkeys(names))
 
 
 class Instant(fields.DateTime):
@@ -122,9 +166,15 @@ class QueryArgsSchema(ma.Schema):
         return data
 
 
-def paging_fields(sorts, default_sort: str) -> dict[str, fields.Field]:
+def paging_fields(sorts, default_sort: str, *, relevance: bool = False) -> dict[str, fields.Field]:
     """The page, page_size, cursor, sort and format arguments every list endpoint takes."""
-    choices = sorted(list(sorts) + [f"-{s}" for s in sorts])
+    choices = sorted(list(sorts) + [f"-{s}" for s in sorts]) + (["relevance"] if relevance else [])
+    sort_doc = (f"Sort field, `-` prefix for descending; ties are broken by `id`. Default "
+                f"`{default_sort}`.")
+    if relevance:
+        sort_doc = (f"Sort field, `-` prefix for descending; ties are broken by `id`. `relevance` "
+                    f"(only with `q`, and its default) puts the best matches first, equally "
+                    f"relevant ones most recently updated first. Default `{default_sort}` without `q`.")
     return {
         "page": fields.Integer(
             validate=validate.Range(1, 10_000),
@@ -140,18 +190,35 @@ def paging_fields(sorts, default_sort: str) -> dict[str, fields.Field]:
                                      "opaque cursor is stable while records change and has no "
                                      "depth limit. Keep the same filters and sort. Not with "
                                      "`page`."}),
-        "sort": fields.String(
-            load_default=default_sort, validate=validate.OneOf(choices),
-            metadata={"description": f"Sort field, `-` prefix for descending; ties are broken by "
-                                     f"`id`. Default `{default_sort}`."}),
+        "sort": fields.String(validate=validate.OneOf(choices), metadata={"description": sort_doc}),
         "format": fields.String(
             load_default="json", validate=validate.OneOf(["json"]),
             metadata={"description": "Response format. Only `json` (paged) for now."}),
     }
 
 
-def envelope(item_schema, name: str):
+class FacetCountSchema(ma.Schema):
+    value = fields.Raw(allow_none=True, metadata={
+        "description": "A facet value: a vocabulary label or code, `true`/`false` for "
+                       "`has_results`, a year (or `null`: no year) for `year`.",
+        "example": "Interventional"})
+    count = fields.Integer(metadata={"description": "Records in the filtered set with this value.",
+                                     "example": 12})
+
+
+def envelope(item_schema, name: str, *, facets: tuple[str, ...] = ()):
     """A list envelope schema: items, exact total, page, page_size, next and prev links."""
+    extra = {}
+    if facets:
+        extra["facets"] = fields.Dict(
+            keys=fields.String(validate=validate.OneOf(facets)),
+            values=fields.List(fields.Nested(FacetCountSchema)), metadata={
+                "description": "Only with `facets=`: for each facet asked, every value of its "
+                               "vocabulary in vocabulary order (also at count 0), counted over the "
+                               "whole filtered set (every filter and `q` applied), not just this "
+                               "page.",
+                "example": {"study_type": [{"value": "Interventional", "count": 12},
+                                           {"value": "Observational", "count": 0}]}})
     return ma.Schema.from_dict({
         "items": fields.List(fields.Nested(item_schema), required=True),
         "total": fields.Integer(required=True, metadata={
@@ -164,4 +231,5 @@ def envelope(item_schema, name: str):
                            "page). Past page-number depth it carries a `cursor`."}),
         "prev": fields.String(allow_none=True, metadata={
             "description": "URL of the previous page; null on the first page and in cursor mode."}),
+        **extra,
     }, name=name)

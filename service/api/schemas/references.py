@@ -8,9 +8,20 @@ import re
 import marshmallow as ma
 from marshmallow import fields, validate, validates_schema
 
+from ...domain.facets import REFERENCE_FACETS
 from ...domain.references import REFERENCE_SORTS
 from ...vocabularies import REFERENCE_TYPES
-from .common import Day, Instant, QueryArgsSchema, Text, Vocab, envelope, paging_fields
+from .common import (
+    Day,
+    FacetNames,
+    Instant,
+    QueryArgsSchema,
+    Text,
+    Vocab,
+    envelope,
+    paging_fields,
+    search_field,
+)
 
 _PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
@@ -133,6 +144,8 @@ class ReferenceCreateSchema(ReferencePatchSchema):
 
 
 ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
+    "q": search_field("the reference's title, abstract and authors (and its own registration "
+                      "identifier and those found in its text)"),
     "type": fields.List(Vocab(REFERENCE_TYPES), metadata={
         "description": "Reference type code. Repeat to OR."}),
     "has_results": fields.Boolean(metadata={"description": "`true`: reports results (\"Report "
@@ -151,7 +164,12 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
     "year_to": fields.Integer(validate=validate.Range(1000, 9999), metadata={
         "description": "Published in this year or earlier."}),
     "updated_since": Instant(metadata={"description": "Updated at or after this instant (or day)."}),
-    **paging_fields(REFERENCE_SORTS, "id"),
+    "facets": FacetNames(REFERENCE_FACETS, metadata={
+        "description": "Facet counts to add to the answer, comma-separated: "
+                       + ", ".join(f"`{f}`" for f in REFERENCE_FACETS) + ". `year` lists the "
+                       "years present, newest first, then `null` for references without one.",
+        "example": "type,has_results"}),
+    **paging_fields(REFERENCE_SORTS, "id", relevance=True),
 }, name="ReferenceQueryArgs")
 
-ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage")
+ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage", facets=REFERENCE_FACETS)

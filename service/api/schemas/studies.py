@@ -5,9 +5,20 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate, validates_schema
 
+from ...domain.facets import STUDY_FACETS
 from ...domain.studies import STUDY_SORTS
 from ...vocabularies import FACETS, REFERENCE_TYPES, REGISTRIES, UNCLEAR
-from .common import Day, Instant, QueryArgsSchema, Text, Vocab, envelope, paging_fields
+from .common import (
+    Day,
+    FacetNames,
+    Instant,
+    QueryArgsSchema,
+    Text,
+    Vocab,
+    envelope,
+    paging_fields,
+    search_field,
+)
 from .references import LinkedReferenceSchema
 
 FACET_DOC = {
@@ -96,6 +107,9 @@ def _facet_filter(name: str) -> fields.List:
 
 
 StudyQueryArgsSchema = QueryArgsSchema.from_dict({
+    "q": search_field("the study's name, title and registration identifiers, and the title and "
+                      "abstract of every linked reference (a study is found through any of its "
+                      "reports)"),
     "study_type": _facet_filter("study_type"),
     "study_aim": _facet_filter("study_aim"),
     "study_design": _facet_filter("study_design"),
@@ -115,10 +129,17 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
     "updated_since": Instant(metadata={"description": "Updated at or after this instant (or day)."}),
     "include": fields.List(fields.String(validate=validate.OneOf(["references"])), metadata={
         "description": "`references` embeds each study's references in the list items."}),
-    **paging_fields(STUDY_SORTS, "id"),
+    "facets": FacetNames(STUDY_FACETS, metadata={
+        "description": "Facet counts to add to the answer, comma-separated: "
+                       + ", ".join(f"`{f}`" for f in STUDY_FACETS) + ". `registry` and "
+                       "`reference_type` count the studies with at least one registration / linked "
+                       "reference of that value; `has_results` `true` counts studies with a linked "
+                       "reference reporting results.",
+        "example": "study_type,study_aim"}),
+    **paging_fields(STUDY_SORTS, "id", relevance=True),
 }, name="StudyQueryArgs")
 
-StudyPageSchema = envelope(StudySchema, "StudyPage")
+StudyPageSchema = envelope(StudySchema, "StudyPage", facets=STUDY_FACETS)
 
 
 class LinkSchema(ma.Schema):

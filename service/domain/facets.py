@@ -1,0 +1,76 @@
+"""Facet counts over a filtered set of studies or references: one SQL query per facet.
+
+Every value of a facet's vocabulary is listed, in vocabulary order, even at count 0, so a client
+can draw a stable list of filters. Single-valued facets (the four classifications, a reference's
+type, `has_results`, `year`) add up to the set's total; `registry` and `reference_type` count the
+studies having at least one registration / linked reference of that value, so a study with two
+counts under both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from peewee import fn
+
+from ..models import Reference, Registration, Study, StudyReference
+from ..vocabularies import FACETS, REFERENCE_TYPES, REGISTRIES
+
+STUDY_FACETS = ("study_type", "study_aim", "study_design", "intervention_assignment", "registry",
+                "reference_type", "has_results")
+REFERENCE_FACETS = ("type", "has_results", "year")
+
+
+def _listed(order: Sequence, counts: dict) -> list[dict]:
+    return [{"value": value, "count": counts.get(value, 0)} for value in order]
+
+
+def _where(query, conditions: Sequence):
+    return query.where(*conditions) if conditions else query
+
+
+def study_facets(names: Sequence[str], conditions: Sequence, total: int) -> dict[str, list[dict]]:
+    """Counts of the studies matching ``conditions`` (expressions over Study) for each facet."""
+    ids = _where(Study.select(Study.id), conditions)
+    result = {}
+    for name in names:
+        if name in FACETS:
+            column = getattr(Study, name)
+            rows = _where(Study.select(column, fn.COUNT(Study.id)), conditions).group_by(column)
+            result[name] = _listed(FACETS[name], dict(rows.tuples()))
+        elif name == "registry":
+            rows = (Registration.select(Registration.registry, fn.COUNT(fn.DISTINCT(Registration.study)))
+                    .group_by(Registration.registry))
+            rows = rows.where(Registration.study.in_(ids)) if conditions else rows
+            result[name] = _listed(list(REGISTRIES), dict(rows.tuples()))
+        elif name == "reference_type":
+            rows = (StudyReference.select(Reference.type, fn.COUNT(fn.DISTINCT(StudyReference.study)))
+                    .join(Reference).group_by(Reference.type))
+            rows = rows.where(StudyReference.study.in_(ids)) if conditions else rows
+            result[name] = _listed(list(REFERENCE_TYPES), dict(rows.tuples()))
+        elif name == "has_results":
+            with_results = (StudyReference.select(fn.COUNT(fn.DISTINCT(StudyReference.study)))
+                            .join(Reference).where(Reference.has_results == True))  # noqa: E712
+            if conditions:
+                with_results = with_results.where(StudyReference.study.in_(ids))
+            count = with_results.scalar() or 0
+            result[name] = _listed([True, False], {True: count, False: total - count})
+    return result
+
+
+def reference_facets(names: Sequence[str], conditions: Sequence) -> dict[str, list[dict]]:
+    """Counts of the references matching ``conditions`` for each facet (years newest first,
+    then `null` for references without a year)."""
+    result = {}
+    for name in names:
+        column = getattr(Reference, name)
+        counts = dict(_where(Reference.select(column, fn.COUNT(Reference.id)), conditions)
+                      .group_by(column).tuples())
+        if name == "type":
+            result[name] = _listed(list(REFERENCE_TYPES), counts)
+        elif name == "has_results":
+            result[name] = _listed([True, False], counts)
+        else:
+            years = sorted((y for y in counts if y is not None), reverse=True)
+            result[name] = _listed(years + ([None] if None in counts else []), counts)
+    return result

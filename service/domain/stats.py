@@ -1,0 +1,40 @@
+"""The register in numbers: totals, counts per facet value, and studies first published per month."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from peewee import fn
+
+from ..models import Reference, Study
+from .facets import REFERENCE_FACETS, STUDY_FACETS, reference_facets, study_facets
+
+
+def _months(first: str, last: str) -> list[str]:
+    year, month = int(first[:4]), int(first[5:7])
+    months = []
+    while f"{year:04d}-{month:02d}" <= last:
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def register_stats() -> dict:
+    """What a dashboard or evidence map draws (14 queries, whatever the register's size)."""
+    studies = Study.select().count()
+    references = Reference.select().count()
+    per_day = (Study.select(Study.first_published, fn.COUNT(Study.id))
+               .group_by(Study.first_published).tuples())
+    per_month: Counter[str] = Counter()
+    for day, count in per_day:
+        per_month[str(day)[:7]] += count
+    months = _months(min(per_month), max(per_month)) if per_month else []
+    last_updated = Study.select(fn.MAX(Study.updated)).scalar()
+    return {
+        "studies": studies,
+        "references": references,
+        "study_facets": study_facets(STUDY_FACETS, [], studies),
+        "reference_facets": reference_facets(REFERENCE_FACETS, []),
+        "studies_first_published_by_month": [{"month": m, "count": per_month[m]} for m in months],
+        "last_updated": last_updated,
+    }

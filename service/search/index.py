@@ -1,0 +1,197 @@
+"""The full-text indexes of studies and references: their tables, their documents, and matching.
+
+One row per record, keyed by its id, in `study_search` and `reference_search`:
+
+- SQLite: FTS5 tables (porter stemmer, diacritics removed) with three columns ranked by ``bm25``
+  with weights 10 / 4 / 1.
+- Postgres: a ``tsvector`` (``english`` configuration) weighted A / B / C with a GIN index, ranked
+  by ``ts_rank_cd``.
+
+A study's document is its name, title, registration identifiers and registries (A), the titles of its
+references (B) and their abstracts and the identifiers found in them (C): a study is found through
+any of its reports. A reference's is its title and own registration id (A), its authors (B), its
+abstract and the identifiers found in it (C). Both databases read the same text, prepared by
+:func:`service.search.query.document_text`, so they split it into the same words.
+
+Writes mark what they changed (:func:`service.db.changed`); :func:`refresh` rewrites those
+documents in the same transaction, just before it commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+
+from peewee import SQL, Entity, Expression, Table, Value, fn
+
+from ..db import before_commit, database, is_postgres
+from ..models import Reference, ReferenceIdentifier, Registration, Study, StudyReference
+from .query import SearchQuery, document_text, identifier_token
+
+STUDY_TABLE, REFERENCE_TABLE = "study_search", "reference_search"
+SEARCH_TABLES = (STUDY_TABLE, REFERENCE_TABLE)
+BM25_WEIGHTS = (10.0, 4.0, 1.0)
+TS_CONFIG = "english"
+BATCH = 500
+_FTS5_OPTIONS = "tokenize = 'porter unicode61 remove_diacritics 2'"
+HITS = "hits"
+# The relevance of a row of a query joined with `matches(...).alias(HITS)`.
+RANK = Entity(HITS, "rank")
+
+
+def create_tables(db) -> None:
+    """Create both indexes (empty) on ``db``; used by the migration that introduced them."""
+    if is_postgres():
+        for table, owner in ((STUDY_TABLE, "study"), (REFERENCE_TABLE, "reference")):
+            db.execute_sql(f'CREATE TABLE "{table}" (id integer PRIMARY KEY REFERENCES "{owner}" (id) '
+                           f"ON DELETE CASCADE, document tsvector NOT NULL)")
+            db.execute_sql(f'CREATE INDEX "{table}_document" ON "{table}" USING gin (document)')
+    else:
+        db.execute_sql(f'CREATE VIRTUAL TABLE "{STUDY_TABLE}" USING fts5(heading, titles, abstracts, '
+                       f"{_FTS5_OPTIONS})")
+        db.execute_sql(f'CREATE VIRTUAL TABLE "{REFERENCE_TABLE}" USING fts5(title, authors, abstract, '
+                       f"{_FTS5_OPTIONS})")
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ids = sorted(ids)
+    for start in range(0, len(ids), BATCH):
+        yield ids[start:start + BATCH]
+
+
+def _tokens(identifiers: Iterable[str]) -> str:
+    return " ".join(identifier_token(i) for i in identifiers)
+
+
+def study_documents(study_ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    """The three weighted texts of each existing study in ``study_ids`` (four queries)."""
+    heads = {i: [name, title] for i, name, title in
+             Study.select(Study.id, Study.name, Study.title).where(Study.id.in_(study_ids)).tuples()}
+    for study_id, registry, identifier in (
+            Registration.select(Registration.study, Registration.registry, Registration.identifier)
+            .where(Registration.study.in_(study_ids)).tuples()):
+        heads[study_id] += [registry, identifier_token(identifier)]
+    titles: dict[int, list[str]] = defaultdict(list)
+    abstracts: dict[int, list[str]] = defaultdict(list)
+    for study_id, title, abstract in (
+            StudyReference.select(StudyReference.study, Reference.title, Reference.abstract)
+            .join(Reference).where(StudyReference.study.in_(study_ids)).tuples()):
+        titles[study_id].append(title)
+        abstracts[study_id].append(abstract)
+    for study_id, identifier in (
+            StudyReference.select(StudyReference.study, ReferenceIdentifier.identifier)
+            .join(ReferenceIdentifier, on=(ReferenceIdentifier.reference == StudyReference.reference))
+            .where(StudyReference.study.in_(study_ids)).tuples()):
+        abstracts[study_id].append(identifier_token(identifier))
+    return {i: (document_text(*head), document_text(*titles[i]), document_text(*abstracts[i]))
+            for i, head in heads.items()}
+
+
+def reference_documents(reference_ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    """The three weighted texts of each existing reference in ``reference_ids`` (two queries)."""
+    found: dict[int, list[str]] = defaultdict(list)
+    for reference_id, identifier in (
+            ReferenceIdentifier.select(ReferenceIdentifier.reference, ReferenceIdentifier.identifier)
+            .where(ReferenceIdentifier.reference.in_(reference_ids)).tuples()):
+        found[reference_id].append(identifier)
+    documents = {}
+    for ref_id, title, authors, abstract, own in (
+            Reference.select(Reference.id, Reference.title, Reference.authors, Reference.abstract,
+                             Reference.registration_id)
+            .where(Reference.id.in_(reference_ids)).tuples()):
+        documents[ref_id] = (document_text(title, _tokens([own] if own else [])),
+                             document_text(*json.loads(authors or "[]")),
+                             document_text(abstract, _tokens(found[ref_id])))
+    return documents
+
+
+def _write(table: str, ids: list[int], documents: dict[int, tuple[str, str, str]]) -> None:
+    key = "id" if is_postgres() else "rowid"
+    placeholders = ", ".join([database.param] * len(ids))
+    database.execute_sql(f'DELETE FROM "{table}" WHERE {key} IN ({placeholders})', ids)
+    if not documents:
+        return
+    rows = [(i, *texts) for i, texts in documents.items()]
+    p = database.param
+    if is_postgres():
+        values = ", ".join([f"({p}::integer, {p}::text, {p}::text, {p}::text)"] * len(rows))
+        database.execute_sql(
+            f'INSERT INTO "{table}" (id, document) SELECT v.id, '
+            f"setweight(to_tsvector('{TS_CONFIG}', v.a), 'A') || "
+            f"setweight(to_tsvector('{TS_CONFIG}', v.b), 'B') || "
+            f"setweight(to_tsvector('{TS_CONFIG}', v.c), 'C') "
+            f"FROM (VALUES {values}) AS v (id, a, b, c)", [x for row in rows for x in row])
+    else:
+        columns = "heading, titles, abstracts" if table == STUDY_TABLE else "title, authors, abstract"
+        database.cursor().executemany(
+            f'INSERT INTO "{table}" (rowid, {columns}) VALUES ({p}, {p}, {p}, {p})', rows)
+
+
+def refresh(study_ids: Iterable[int] = (), reference_ids: Iterable[int] = ()) -> None:
+    """Rewrite the documents of these records, and of the studies linked to these references."""
+    reference_ids, study_ids = set(reference_ids), set(study_ids)
+    for chunk in _chunks(reference_ids):
+        _write(REFERENCE_TABLE, chunk, reference_documents(chunk))
+        study_ids.update(s for (s,) in StudyReference.select(StudyReference.study)
+                         .where(StudyReference.reference.in_(chunk)).tuples())
+    for chunk in _chunks(study_ids):
+        _write(STUDY_TABLE, chunk, study_documents(chunk))
+
+
+def rebuild() -> tuple[int, int]:
+    """Rewrite both indexes from the records (after a migration); return (studies, references)."""
+    for table in SEARCH_TABLES:
+        database.execute_sql(f'DELETE FROM "{table}"')
+    study_ids = [i for (i,) in Study.select(Study.id).tuples()]
+    reference_ids = [i for (i,) in Reference.select(Reference.id).tuples()]
+    for chunk in _chunks(reference_ids):
+        _write(REFERENCE_TABLE, chunk, reference_documents(chunk))
+    for chunk in _chunks(study_ids):
+        _write(STUDY_TABLE, chunk, study_documents(chunk))
+    return len(study_ids), len(reference_ids)
+
+
+def _id_column(source: Table):
+    return source.c.id if is_postgres() else SQL("rowid")
+
+
+def _matching(source: Table, table: str, query: SearchQuery):
+    if query.empty:
+        return SQL("1 = 0")
+    if is_postgres():
+        tsquery = fn.websearch_to_tsquery(SQL(f"'{TS_CONFIG}'"), Value(query.websearch()))
+        return Expression(source.c.document, "@@", tsquery)
+    return Expression(SQL(f'"{table}"'), "MATCH", Value(query.fts5()))
+
+
+def _rank(source: Table, table: str, query: SearchQuery):
+    if query.empty:
+        return Value(0.0)
+    if is_postgres():
+        tsquery = fn.websearch_to_tsquery(SQL(f"'{TS_CONFIG}'"), Value(query.websearch()))
+        # float8, not ts_rank_cd's float4: a cursor carries the rank and must compare equal to it.
+        return fn.ts_rank_cd(source.c.document, tsquery).cast("double precision")
+    return 0 - fn.bm25(SQL(f'"{table}"'), *BM25_WEIGHTS)
+
+
+def matches(table: str, query: SearchQuery):
+    """A subquery of (id, rank) of the records matching ``query``; higher rank is more relevant.
+    A query with nothing to look for matches nothing."""
+    source = Table(table)
+    return (source.select(_id_column(source).alias("id"), _rank(source, table, query).alias("rank"))
+            .where(_matching(source, table, query)))
+
+
+def matching_ids(table: str, query: SearchQuery):
+    """A subquery of the ids of the records matching ``query`` (unranked)."""
+    source = Table(table)
+    return source.select(_id_column(source)).where(_matching(source, table, query))
+
+
+def _refresh_changes(changes) -> None:
+    if changes.studies or changes.references:
+        refresh(changes.studies, changes.references)
+
+
+before_commit.append(_refresh_changes)
