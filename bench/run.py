@@ -42,6 +42,12 @@ ENDPOINTS = [  # label, path ({id}: a random study id in 1..N per request, drawn
     ("GET /studies/{id}", "/studies/{id}"),
     ("GET /studies?page_size=20", "/studies?page_size=20"),
     ("GET /references?type=journal_article", "/references?type=journal_article"),
+    # Search: two common words (each in roughly a third of the studies' text), with two facets.
+    ("GET /studies?q=patients hospital&facets=study_type,study_aim",
+     "/studies?q=patients%20hospital&facets=study_type,study_aim"),
+    ("GET /studies?q=remdesivir", "/studies?q=remdesivir"),
+    ("GET /references?q=\"intensive care\"&facets=type,year",
+     "/references?q=%22intensive%20care%22&facets=type,year"),
 ]
 HELLO = "hello-world (bare WSGI)"
 
@@ -101,6 +107,7 @@ def prepare(url: str, n: int, seed: int, corpus, analyze_sqlite: bool) -> dict:
     from bench.fill import fill
     from service import create_app, migrations
     from service.db import close_all, database
+    from service.search import index
 
     create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
     info = {}
@@ -113,6 +120,10 @@ def prepare(url: str, n: int, seed: int, corpus, analyze_sqlite: bool) -> dict:
             info["counts"] = fill(n, seed=seed, corpus=corpus, progress=lambda done, total: (
                 log(f"  filled {done:,} / {total:,}") if done % 10_000 == 0 or done == total else None))
             info["fill_s"] = round(time.perf_counter() - began, 1)
+            began = time.perf_counter()
+            with database.atomic():  # the fill writes rows directly: build the search indexes once
+                index.rebuild()
+            info["index_s"] = round(time.perf_counter() - began, 1)
             began = time.perf_counter()
             if url.startswith("postgres"):
                 # A register at rest has been vacuumed and analysed by autovacuum; straight after a
@@ -404,6 +415,8 @@ def main() -> None:
     parser.add_argument("--analyze-sqlite", action="store_true",
                         help="run ANALYZE after filling SQLite (the service itself never does)")
     parser.add_argument("--skip-probe", action="store_true", help="no in-process SQL timing / plans")
+    parser.add_argument("--probe-only", action="store_true",
+                        help="fill and probe (SQL timings and plans), no load")
     args = parser.parse_args()
 
     if not shutil.which("wrk"):
@@ -451,7 +464,7 @@ def main() -> None:
                              for label, path in ENDPOINTS}
                     results["probes"][backend] = probe(url, paths)
                 env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": ""}
-                for round_ in range(1, args.rounds + 1):
+                for round_ in range(1, 0 if args.probe_only else args.rounds + 1):
                     for c in connections:
                         tag = dict(backend=backend, connections=c, round=round_,
                                    loadavg=os.getloadavg()[0])

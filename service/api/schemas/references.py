@@ -168,7 +168,7 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
         "description": "Facet counts to add to the answer, comma-separated: "
                        + ", ".join(f"`{f}`" for f in REFERENCE_FACETS) + ". `year` lists the "
                        "years present, newest first, then `null` for references without one.",
-        "example": "type,has_results"}),
+        "example": ["type", "has_results"]}),
     **paging_fields(REFERENCE_SORTS, "id", relevance=True),
 }, name="ReferenceQueryArgs")
 

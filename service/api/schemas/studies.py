@@ -135,7 +135,7 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
                        "`reference_type` count the studies with at least one registration / linked "
                        "reference of that value; `has_results` `true` counts studies with a linked "
                        "reference reporting results.",
-        "example": "study_type,study_aim"}),
+        "example": ["study_type", "study_aim"]}),
     **paging_fields(STUDY_SORTS, "id", relevance=True),
 }, name="StudyQueryArgs")
 
