@@ -42,10 +42,12 @@ ENDPOINTS = [  # label, path ({id}: a random study id in 1..N per request, drawn
     ("GET /studies/{id}", "/studies/{id}"),
     ("GET /studies?page_size=20", "/studies?page_size=20"),
     ("GET /references?type=journal_article", "/references?type=journal_article"),
-    # Search: two common words (each in roughly a third of the studies' text), with two facets.
+    # Search: two common words (the issue's target: ~14 % of the studies), the same for two words
+    # nearly every study holds (74 %: the worst case of ranking and counting), a phrase in references.
+    ("GET /studies?q=mortality ventilation&facets=study_type,study_aim",
+     "/studies?q=mortality%20ventilation&facets=study_type,study_aim"),
     ("GET /studies?q=patients hospital&facets=study_type,study_aim",
      "/studies?q=patients%20hospital&facets=study_type,study_aim"),
-    ("GET /studies?q=remdesivir", "/studies?q=remdesivir"),
     ("GET /references?q=\"intensive care\"&facets=type,year",
      "/references?q=%22intensive%20care%22&facets=type,year"),
 ]

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from ..domain import facets, records
 from ..domain import references as domain
 from ..models import Reference
-from ..search.index import RANK
+from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .listing import resolve_sort
 from .paging import RELEVANCE, paginate, sort_keys
@@ -51,17 +51,21 @@ class References(MethodView):
         args["sort"] = resolve_sort(args)
         q, ranked = args.get("q"), args["sort"] == RELEVANCE
         filters = {k: args[k] for k in _FILTERS if k in args}
-        query = domain.filtered_references(
-            domain.reference_conditions(q=None if ranked else q, **filters),
-            ranked_by=q if ranked else None)
-        envelope, headers = paginate(
-            query, args=args,
-            keys=sort_keys(args["sort"], domain.REFERENCE_SORTS, Reference.id, rank=RANK,
-                           updated=Reference.updated),
-            serialize=records.reference_dicts)
+        with search_plan(q is not None):
+            counts, total = {}, None
+            if args.get("facets"):  # counted first: they give the total too
+                counts, total = facets.reference_facets(
+                    args["facets"], domain.reference_conditions(q=q, **filters))
+            query = domain.filtered_references(
+                domain.reference_conditions(q=None if ranked else q, **filters),
+                ranked_by=q if ranked else None)
+            envelope, headers = paginate(
+                query, args=args, total=total,
+                keys=sort_keys(args["sort"], domain.REFERENCE_SORTS, Reference.id, rank=RANK,
+                               updated=Reference.updated),
+                serialize=records.reference_dicts)
         if args.get("facets"):
-            envelope["facets"] = facets.reference_facets(
-                args["facets"], domain.reference_conditions(q=q, **filters))
+            envelope["facets"] = counts
         return envelope, 200, headers
 
     @blp.write("references")

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from ..domain import facets, records
 from ..domain import studies as domain
 from ..models import Study
-from ..search.index import RANK
+from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .listing import resolve_sort
 from .paging import RELEVANCE, paginate, sort_keys
@@ -55,16 +55,21 @@ class Studies(MethodView):
         args["sort"] = resolve_sort(args)
         q, ranked = args.get("q"), args["sort"] == RELEVANCE
         filters = {k: args[k] for k in _FILTERS if k in args}
-        query = domain.filtered_studies(domain.study_conditions(q=None if ranked else q, **filters),
-                                        ranked_by=q if ranked else None)
-        with_refs = "references" in args.get("include", [])
-        envelope, headers = paginate(
-            query, args=args,
-            keys=sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK, updated=Study.updated),
-            serialize=lambda rows: records.study_dicts(rows, include_references=with_refs))
+        with search_plan(q is not None):
+            counts, total = {}, None
+            if args.get("facets"):  # counted first: they give the total too
+                counts, total = facets.study_facets(args["facets"],
+                                                    domain.study_conditions(q=q, **filters))
+            query = domain.filtered_studies(domain.study_conditions(q=None if ranked else q, **filters),
+                                            ranked_by=q if ranked else None)
+            with_refs = "references" in args.get("include", [])
+            envelope, headers = paginate(
+                query, args=args, total=total,
+                keys=sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK,
+                               updated=Study.updated),
+                serialize=lambda rows: records.study_dicts(rows, include_references=with_refs))
         if args.get("facets"):
-            envelope["facets"] = facets.study_facets(
-                args["facets"], domain.study_conditions(q=q, **filters), envelope["total"])
+            envelope["facets"] = counts
         return envelope, 200, headers
 
     @blp.write("studies")

@@ -1,4 +1,4 @@
-"""Facet counts over a filtered set of studies or references: one SQL query per facet.
+"""Facet counts over a filtered set of studies or references: at most one SQL query per facet.
 
 Every value of a facet's vocabulary is listed, in vocabulary order, even at count 0, so a client
 can draw a stable list of filters. Single-valued facets (the four classifications, a reference's
@@ -9,6 +9,7 @@ counts under both.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from peewee import fn
@@ -29,15 +30,33 @@ def _where(query, conditions: Sequence):
     return query.where(*conditions) if conditions else query
 
 
-def study_facets(names: Sequence[str], conditions: Sequence, total: int) -> dict[str, list[dict]]:
-    """Counts of the studies matching ``conditions`` (expressions over Study) for each facet."""
+def _grouped(model, names: Sequence[str], conditions: Sequence) -> tuple[dict[str, Counter], int]:
+    """Counts per value of several columns of ``model`` and the total, in one grouped query."""
+    columns = [getattr(model, n) for n in names]
+    rows = _where(model.select(*columns, fn.COUNT(model.id)), conditions).group_by(*columns).tuples()
+    counts = {n: Counter() for n in names}
+    total = 0
+    for *values, count in rows:
+        total += count
+        for name, value in zip(names, values, strict=True):
+            counts[name][value] += count
+    return counts, total
+
+
+def study_facets(names: Sequence[str], conditions: Sequence) -> tuple[dict[str, list[dict]], int]:
+    """Counts of the studies matching ``conditions`` (expressions over Study) for each facet, and
+    how many studies match. The four classifications are counted together in one grouped query
+    (which also gives the total); `registry`, `reference_type`, `has_results` take one each."""
     ids = _where(Study.select(Study.id), conditions)
+    columns = [n for n in names if n in FACETS]
+    if columns:
+        counts, total = _grouped(Study, columns, conditions)
+    else:
+        counts, total = {}, _where(Study.select(Study.id), conditions).count()
     result = {}
     for name in names:
         if name in FACETS:
-            column = getattr(Study, name)
-            rows = _where(Study.select(column, fn.COUNT(Study.id)), conditions).group_by(column)
-            result[name] = _listed(FACETS[name], dict(rows.tuples()))
+            result[name] = _listed(FACETS[name], counts[name])
         elif name == "registry":
             rows = (Registration.select(Registration.registry, fn.COUNT(fn.DISTINCT(Registration.study)))
                     .group_by(Registration.registry))
@@ -55,22 +74,20 @@ def study_facets(names: Sequence[str], conditions: Sequence, total: int) -> dict
                 with_results = with_results.where(StudyReference.study.in_(ids))
             count = with_results.scalar() or 0
             result[name] = _listed([True, False], {True: count, False: total - count})
-    return result
+    return result, total
 
 
-def reference_facets(names: Sequence[str], conditions: Sequence) -> dict[str, list[dict]]:
-    """Counts of the references matching ``conditions`` for each facet (years newest first,
-    then `null` for references without a year)."""
+def reference_facets(names: Sequence[str], conditions: Sequence) -> tuple[dict[str, list[dict]], int]:
+    """Counts of the references matching ``conditions`` for each facet (years newest first, then
+    `null` for references without a year), and how many match: one grouped query."""
+    counts, total = _grouped(Reference, list(names), conditions)
     result = {}
     for name in names:
-        column = getattr(Reference, name)
-        counts = dict(_where(Reference.select(column, fn.COUNT(Reference.id)), conditions)
-                      .group_by(column).tuples())
         if name == "type":
-            result[name] = _listed(list(REFERENCE_TYPES), counts)
+            result[name] = _listed(list(REFERENCE_TYPES), counts[name])
         elif name == "has_results":
-            result[name] = _listed([True, False], counts)
+            result[name] = _listed([True, False], counts[name])
         else:
-            years = sorted((y for y in counts if y is not None), reverse=True)
-            result[name] = _listed(years + ([None] if None in counts else []), counts)
-    return result
+            years = sorted((y for y in counts[name] if y is not None), reverse=True)
+            result[name] = _listed(years + ([None] if None in counts[name] else []), counts[name])
+    return result, total

@@ -6,7 +6,7 @@ from collections import Counter
 
 from peewee import fn
 
-from ..models import Reference, Study
+from ..models import Study
 from .facets import REFERENCE_FACETS, STUDY_FACETS, reference_facets, study_facets
 
 
@@ -20,9 +20,9 @@ def _months(first: str, last: str) -> list[str]:
 
 
 def register_stats() -> dict:
-    """What a dashboard or evidence map draws (14 queries, whatever the register's size)."""
-    studies = Study.select().count()
-    references = Reference.select().count()
+    """What a dashboard or evidence map draws (seven queries, whatever the register's size)."""
+    study_counts, studies = study_facets(STUDY_FACETS, [])
+    reference_counts, references = reference_facets(REFERENCE_FACETS, [])
     per_day = (Study.select(Study.first_published, fn.COUNT(Study.id))
                .group_by(Study.first_published).tuples())
     per_month: Counter[str] = Counter()
@@ -33,8 +33,8 @@ def register_stats() -> dict:
     return {
         "studies": studies,
         "references": references,
-        "study_facets": study_facets(STUDY_FACETS, [], studies),
-        "reference_facets": reference_facets(REFERENCE_FACETS, []),
+        "study_facets": study_counts,
+        "reference_facets": reference_counts,
         "studies_first_published_by_month": [{"month": m, "count": per_month[m]} for m in months],
         "last_updated": last_updated,
     }

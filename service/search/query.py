@@ -40,6 +40,8 @@ _TOKEN = re.compile(r'"|(?<![^\s(])-(?=[\w"])|[^\W_]+(?:[^\s"\w]+[^\W_]+)*')
 
 def fold(text: str) -> str:
     """Lower-case, accents removed (``Lúcia`` -> ``lucia``, ``ß`` -> ``ss``)."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
