@@ -196,8 +196,12 @@ def probe(url: str, paths: dict[str, str], repeat: int = 30) -> dict:
                 peewee_log.setLevel(old_level)
             request_ms = _median_ms(lambda p=path: client.get(p), repeat)
             queries = []
-            with database.connection_context():
+            with database.connection_context(), database.atomic():
                 for sql, params in capture.queries:
+                    if sql.startswith("SET "):  # a plan setting of the request (search_plan): keep it
+                        database.execute_sql(sql, params)
+                        queries.append({"ms": 0.0, "sql": sql, "params": [], "plan": []})
+                        continue
                     ms = _median_ms(lambda s=sql, p=params: database.execute_sql(s, p).fetchall(), repeat)
                     explain = "EXPLAIN (ANALYZE, COSTS OFF) " if postgres else "EXPLAIN QUERY PLAN "
                     rows = database.execute_sql(explain + sql, params).fetchall()
