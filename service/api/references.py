@@ -7,8 +7,10 @@ from flask.views import MethodView
 
 from ..domain import records
 from ..domain import references as domain
+from ..domain.exports import order_keys
 from ..models import Reference
 from .caching import if_match, record_response
+from .exports import export_doc, export_response
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import (
@@ -39,12 +41,16 @@ class References(MethodView):
     @blp.arguments(ReferenceQueryArgsSchema, location="query")
     @blp.response(200, ReferencePageSchema, headers={"Link": {
         "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
+    @blp.doc(responses=export_doc("references"))
     def get(self, args):
         """List references
 
         `linked=false` is the curation queue: references linked to no study yet.
         """
         query = domain.filtered_references(**{k: args[k] for k in _FILTERS if k in args})
+        if args["format"] != "json":
+            return export_response("references", args["format"], query,
+                                   order_keys(domain.REFERENCE_SORTS, args["sort"]))
         envelope, headers = paginate(query, args=args, sorts=domain.REFERENCE_SORTS,
                                      id_field=Reference.id, serialize=records.reference_dicts)
         return envelope, 200, headers

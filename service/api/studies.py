@@ -7,8 +7,10 @@ from flask.views import MethodView
 
 from ..domain import records
 from ..domain import studies as domain
+from ..domain.exports import order_keys
 from ..models import Study
 from .caching import if_match, record_response
+from .exports import export_doc, export_response
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import LinkedReferenceSchema
@@ -42,6 +44,7 @@ class Studies(MethodView):
     @blp.arguments(StudyQueryArgsSchema, location="query")
     @blp.response(200, StudyPageSchema, headers={"Link": {
         "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
+    @blp.doc(responses=export_doc("studies"))
     def get(self, args):
         """List studies
 
@@ -49,6 +52,9 @@ class Studies(MethodView):
         single-value parameters are rejected with 422 naming the allowed ones.
         """
         query = domain.filtered_studies(**{k: args[k] for k in _FILTERS if k in args})
+        if args["format"] != "json":
+            return export_response("studies", args["format"], query,
+                                   order_keys(domain.STUDY_SORTS, args["sort"]))
         with_refs = "references" in args.get("include", [])
         envelope, headers = paginate(
             query, args=args, sorts=domain.STUDY_SORTS, id_field=Study.id,

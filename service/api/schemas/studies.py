@@ -115,7 +115,15 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
     "updated_since": Instant(metadata={"description": "Updated at or after this instant (or day)."}),
     "include": fields.List(fields.String(validate=validate.OneOf(["references"])), metadata={
         "description": "`references` embeds each study's references in the list items."}),
-    **paging_fields(STUDY_SORTS, "id"),
+    **paging_fields(STUDY_SORTS, "id", formats={
+        "csv": "`text/csv; charset=utf-8` (UTF-8, no BOM), a header row then one row per study: "
+               "id, name, title, registrations, registries, study_type, study_aim, study_design, "
+               "intervention_assignment, reference_count, reference_ids, first_published, updated. "
+               "Multiple values are joined with `|` (registries in the order of registrations); "
+               "values are written as stored, with no spreadsheet-formula escaping.",
+        "ndjson": "`application/x-ndjson`, one study per line exactly as `GET /studies/{id}` "
+                  "answers it (references embedded in full, with `link` and `link_identifier`).",
+    }),
 }, name="StudyQueryArgs")
 
 StudyPageSchema = envelope(StudySchema, "StudyPage")
