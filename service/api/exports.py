@@ -111,7 +111,10 @@ def reference_csv_rows(references: Sequence) -> list[list]:
 
 def _one_line(value) -> str:
     """RIS is line-based: a line break inside a value would start a bogus tag or be lost."""
-    return _LINE_BREAKS.sub(" ", str(value)).strip()
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        text = _LINE_BREAKS.sub(" ", text)
+    return text.strip()
 
 
 def ris_fields(record: dict) -> dict:
