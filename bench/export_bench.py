@@ -82,13 +82,17 @@ def stream(port: int, path: str, timeout: float) -> dict:
         response = conn.getresponse()
         first = None
         size = lines = 0
-        while chunk := response.read1(CHUNK):
-            if first is None:
-                first = time.perf_counter() - began
-            size += len(chunk)
-            lines += chunk.count(b"\n")
+        complete = True
+        try:
+            while chunk := response.read1(CHUNK):
+                if first is None:
+                    first = time.perf_counter() - began
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+        except (http.client.IncompleteRead, ConnectionError):
+            complete = False  # the server cut the stream (a worker killed at its timeout)
         total = time.perf_counter() - began
-        return {"status": response.status, "seconds": round(total, 2),
+        return {"status": response.status, "complete": complete, "seconds": round(total, 2),
                 "first_byte_s": round(first or total, 3), "bytes": size, "lines": lines,
                 "records": int(response.getheader("X-Total-Count") or -1),
                 "content_type": response.getheader("Content-Type")}
@@ -97,15 +101,19 @@ def stream(port: int, path: str, timeout: float) -> dict:
 
 
 def measure(url: str, path: str, tmp: Path, timeout: int) -> dict:
-    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": "", "GUNICORN_TIMEOUT": str(timeout)}
+    # bench/run.py's gunicorn() reads no config file; gunicorn takes extra flags from GUNICORN_CMD_ARGS.
+    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": "",
+           "GUNICORN_CMD_ARGS": f"--timeout {timeout}"}
     with gunicorn("service.wsgi:app", env, 1, tmp, "/health") as port:
         pid = _worker_pid(port)
         warm = stream(port, "/studies?page_size=1", timeout)  # connection open, code paths loaded
         assert warm["status"] == 200, warm
         rss_before = _proc_kib(pid, "VmRSS")
         result = stream(port, path, timeout)
-        peak = _proc_kib(pid, "VmHWM")
-        rss_after = _proc_kib(pid, "VmRSS")
+        try:
+            peak, rss_after = _proc_kib(pid, "VmHWM"), _proc_kib(pid, "VmRSS")
+        except OSError:  # the worker is gone (killed at its timeout)
+            peak = rss_after = float("nan")
     result.update(worker_rss_before_mb=round(rss_before / 1024, 1), worker_peak_mb=round(peak / 1024, 1),
                   worker_rss_after_mb=round(rss_after / 1024, 1),
                   mb_per_s=round(result["bytes"] / 1e6 / max(result["seconds"], 1e-9), 1),
@@ -118,7 +126,8 @@ def table(rows: list[dict]) -> str:
            "worker RSS before → peak (MB) |",
            "|---|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        out.append(f"| {r['backend']} | {r['references']:,} | `{r['path']}` | {r['seconds']} | "
+        cut = "" if r["complete"] else " (cut: worker killed)"
+        out.append(f"| {r['backend']} | {r['references']:,} | `{r['path']}` | {r['seconds']}{cut} | "
                    f"{r['first_byte_s']} s | {r['bytes'] / 1e6:,.0f} | {r['mb_per_s']} | "
                    f"{r['records_per_s']:,} | {r['worker_rss_before_mb']} → {r['worker_peak_mb']} |")
     return "\n".join(out)
@@ -175,10 +184,11 @@ def main() -> None:
                         log(f"{backend} {size:,} {path}: {row['seconds']} s, {row['bytes'] / 1e6:,.0f} MB, "
                             f"{row['records']:,} records, worker {row['worker_rss_before_mb']} → peak "
                             f"{row['worker_peak_mb']} MB")
-                        if row["status"] != 200 or row["records"] != (
+                        if not row["complete"] or row["status"] != 200 or row["records"] != (
                                 info["counts"]["references"] if path.startswith("/references")
                                 else info["counts"]["studies"]):
-                            log(f"  unexpected: status {row['status']}, {row['records']} records")
+                            log(f"  unexpected: status {row['status']}, {row['records']} records, "
+                                f"complete: {row['complete']}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         results["finished"] = dt.datetime.now(dt.UTC).isoformat()
