@@ -6,7 +6,7 @@ laptop (`gunicorn -c gunicorn.conf.py service.wsgi:app`) and the container
 
     GUNICORN_BIND      address(es) to bind, comma-separated   default 127.0.0.1:8000
     WEB_CONCURRENCY    worker processes                       default 2
-    GUNICORN_THREADS   threads per worker (>1 => gthread)     default 1
+    GUNICORN_THREADS   threads per worker (>1 => gthread)     default 2
     GUNICORN_TIMEOUT   worker timeout, seconds                default 30
     LOG_LEVEL          gunicorn log level (debug..critical)   default info
 """
@@ -22,7 +22,10 @@ def _int_env(name: str, default: int) -> int:
 _binds = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 bind = [b.strip() for b in _binds.split(",") if b.strip()]
 workers = _int_env("WEB_CONCURRENCY", 2)
-threads = _int_env("GUNICORN_THREADS", 1)
+# Two threads (gthread): a long export stream keeps its worker's heartbeat going, where a sync
+# worker was killed at `timeout` (a 150,000-reference RIS export takes ~40 s); and one slow
+# client no longer holds a whole worker.
+threads = _int_env("GUNICORN_THREADS", 2)
 timeout = _int_env("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 20)
 keepalive = 5

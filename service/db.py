@@ -146,11 +146,16 @@ def connection() -> Iterator[None]:
 
 
 def register_request_hooks(app) -> None:
+    from flask import g
+
     @app.before_request
     def _connect() -> None:
         database.connect(reuse_if_open=True)
 
     @app.teardown_request
     def _close(exc) -> None:
+        # A streamed export (api/exports.py) still reads after this runs; it closes the connection itself.
+        if g.get("stream_holds_connection"):
+            return
         if not database.is_closed():
             database.close()

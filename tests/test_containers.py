@@ -308,6 +308,7 @@ def test_gunicorn_conf_defaults(monkeypatch):
     conf = _load_gunicorn_conf(monkeypatch)
     assert conf["bind"] == ["127.0.0.1:8000"]
     assert conf["workers"] == 2
+    assert conf["threads"] == 2  # gthread: long export streams outlive the worker timeout
     assert conf["accesslog"] == "-" and conf["errorlog"] == "-"
     assert conf["control_socket_disable"] is True
     assert conf["loglevel"] == "info"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from urllib.parse import quote
 
 from service.vocabularies import FACETS, REFERENCE_TYPES, REGISTRIES
@@ -333,3 +336,16 @@ def test_stats_of_an_empty_register(client):
     assert stats["studies_first_published_by_month"] == []
     assert stats["last_updated"] is None
     assert all(v["count"] == 0 for v in stats["study_facets"]["study_type"])
+
+
+def test_exports_apply_q_and_its_relevance_order(client, seeded):
+    listed = search(client, "remdesivir")
+    response = client.get("/studies?q=remdesivir&format=ndjson")
+    assert response.status_code == 200
+    lines = [json.loads(line) for line in response.get_data(as_text=True).splitlines() if line]
+    assert [s["name"] for s in lines] == listed
+    assert response.headers["X-Total-Count"] == str(len(listed))
+    by_name = client.get("/studies?q=remdesivir&format=csv&sort=name").get_data(as_text=True)
+    assert [row["name"] for row in csv.DictReader(io.StringIO(by_name))] == sorted(listed)
+    ris = client.get("/references?q=nebulization&format=ris").get_data(as_text=True)
+    assert ris.count("ER  -") == client.get("/references?q=nebulization").get_json()["total"] >= 1

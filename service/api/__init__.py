@@ -21,6 +21,8 @@ trial registry records, journal articles and preprints.
 * Lists answer with an envelope (`items`, exact `total`, `page`, `page_size`, `next`, `prev`) and
   an RFC 8288 `Link` header; page with `page` (up to record 10,000) or with the opaque `cursor`
   from `next` (no depth limit).
+* Lists also export: `format=csv|ndjson` (and `ris` on `/references`) streams every matching
+  record, unpaged, in the order asked, as a download with its exact count in `X-Total-Count`.
 * Single-resource reads send `ETag`/`Last-Modified`; `If-None-Match` gives 304 and `If-Match` on
   writes gives 412 when stale.
 """
@@ -47,7 +49,8 @@ def init_api(app) -> ProblemApi:
         },
     )
     # Browsers on other origins (evidence maps, dashboards) may call the API; writes still need a token.
-    CORS(app, expose_headers=["ETag", "Last-Modified", "Link", "Location", "Retry-After"],
+    CORS(app, expose_headers=["ETag", "Last-Modified", "Link", "Location", "Retry-After",
+                             "Content-Disposition", "X-Total-Count"],
          allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"], max_age=3600,
          send_wildcard=True)
     api = ProblemApi(app)

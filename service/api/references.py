@@ -7,9 +7,11 @@ from flask.views import MethodView
 
 from ..domain import facets, records
 from ..domain import references as domain
+from ..domain.exports import OrderKey
 from ..models import Reference
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
+from .exports import export_doc, export_response
 from .listing import resolve_sort
 from .paging import RELEVANCE, paginate, sort_keys
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
@@ -41,6 +43,7 @@ class References(MethodView):
     @blp.arguments(ReferenceQueryArgsSchema, location="query")
     @blp.response(200, ReferencePageSchema, headers={"Link": {
         "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
+    @blp.doc(responses=export_doc("references"))
     def get(self, args):
         """List and search references
 
@@ -51,19 +54,21 @@ class References(MethodView):
         args["sort"] = resolve_sort(args)
         q, ranked = args.get("q"), args["sort"] == RELEVANCE
         filters = {k: args[k] for k in _FILTERS if k in args}
+        query = domain.filtered_references(
+            domain.reference_conditions(q=None if ranked else q, **filters),
+            ranked_by=q if ranked else None)
+        keys = sort_keys(args["sort"], domain.REFERENCE_SORTS, Reference.id, rank=RANK,
+                         updated=Reference.updated)
+        if args["format"] != "json":  # an export: every match, unpaged (`facets` does not apply)
+            return export_response("references", args["format"], query,
+                                   [OrderKey(k.expr, k.descending) for k in keys])
         with search_plan(q is not None):
             counts, total = {}, None
             if args.get("facets"):  # counted first: they give the total too
-                counts, total = facets.reference_facets(
-                    args["facets"], domain.reference_conditions(q=q, **filters))
-            query = domain.filtered_references(
-                domain.reference_conditions(q=None if ranked else q, **filters),
-                ranked_by=q if ranked else None)
-            envelope, headers = paginate(
-                query, args=args, total=total,
-                keys=sort_keys(args["sort"], domain.REFERENCE_SORTS, Reference.id, rank=RANK,
-                               updated=Reference.updated),
-                serialize=records.reference_dicts)
+                counts, total = facets.reference_facets(args["facets"],
+                                                        domain.reference_conditions(q=q, **filters))
+            envelope, headers = paginate(query, args=args, keys=keys, total=total,
+                                         serialize=records.reference_dicts)
         if args.get("facets"):
             envelope["facets"] = counts
         return envelope, 200, headers

@@ -7,9 +7,11 @@ from flask.views import MethodView
 
 from ..domain import facets, records
 from ..domain import studies as domain
+from ..domain.exports import OrderKey
 from ..models import Study
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
+from .exports import export_doc, export_response
 from .listing import resolve_sort
 from .paging import RELEVANCE, paginate, sort_keys
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
@@ -44,6 +46,7 @@ class Studies(MethodView):
     @blp.arguments(StudyQueryArgsSchema, location="query")
     @blp.response(200, StudyPageSchema, headers={"Link": {
         "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
+    @blp.doc(responses=export_doc("studies"))
     def get(self, args):
         """List and search studies
 
@@ -55,18 +58,19 @@ class Studies(MethodView):
         args["sort"] = resolve_sort(args)
         q, ranked = args.get("q"), args["sort"] == RELEVANCE
         filters = {k: args[k] for k in _FILTERS if k in args}
+        query = domain.filtered_studies(domain.study_conditions(q=None if ranked else q, **filters),
+                                        ranked_by=q if ranked else None)
+        keys = sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK, updated=Study.updated)
+        if args["format"] != "json":  # an export: every match, unpaged (`facets` does not apply)
+            return export_response("studies", args["format"], query,
+                                   [OrderKey(k.expr, k.descending) for k in keys])
+        with_refs = "references" in args.get("include", [])
         with search_plan(q is not None):
             counts, total = {}, None
             if args.get("facets"):  # counted first: they give the total too
-                counts, total = facets.study_facets(args["facets"],
-                                                    domain.study_conditions(q=q, **filters))
-            query = domain.filtered_studies(domain.study_conditions(q=None if ranked else q, **filters),
-                                            ranked_by=q if ranked else None)
-            with_refs = "references" in args.get("include", [])
+                counts, total = facets.study_facets(args["facets"], domain.study_conditions(q=q, **filters))
             envelope, headers = paginate(
-                query, args=args, total=total,
-                keys=sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK,
-                               updated=Study.updated),
+                query, args=args, keys=keys, total=total,
                 serialize=lambda rows: records.study_dicts(rows, include_references=with_refs))
         if args.get("facets"):
             envelope["facets"] = counts

@@ -15,6 +15,12 @@ from ...vocabularies import canonical_value
 # C0 controls other than tab/newline/carriage return, and DEL: never meaningful in a record.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+_PAGING = ("page", "page_size", "cursor")
+
+
+def _choices(field: fields.Field) -> list:
+    return next((list(v.choices) for v in field.validators if isinstance(v, validate.OneOf)), [])
+
 
 class Text(fields.String):
     """A string without control characters (Postgres cannot store NUL; the rest is noise)."""
@@ -161,13 +167,23 @@ class QueryArgsSchema(ma.Schema):
                                f"{', '.join(sorted(allowed))}."]
             elif not isinstance(field, fields.List) and len(request.args.getlist(key)) > 1:
                 errors[key] = ["Given more than once; this parameter takes one value."]
+        export = request.args.get("format", "json")
+        if export != "json" and "format" in allowed and export in _choices(allowed["format"]):
+            for key in _PAGING:
+                if key in request.args:
+                    errors[key] = [f"An export (`format={export}`) is not paged: it streams every "
+                                   f"matching record. Drop `{key}`."]
         if errors:
             raise ma.ValidationError(errors)
         return data
 
 
-def paging_fields(sorts, default_sort: str, *, relevance: bool = False) -> dict[str, fields.Field]:
-    """The page, page_size, cursor, sort and format arguments every list endpoint takes."""
+def paging_fields(sorts, default_sort: str, *, relevance: bool = False,
+                  formats: dict[str, str] | None = None) -> dict[str, fields.Field]:
+    """The page, page_size, cursor, sort and format arguments every list endpoint takes.
+
+    ``formats`` maps each export format the endpoint offers to its description.
+    """
     choices = sorted(list(sorts) + [f"-{s}" for s in sorts]) + (["relevance"] if relevance else [])
     sort_doc = (f"Sort field, `-` prefix for descending; ties are broken by `id`. Default "
                 f"`{default_sort}`.")
@@ -175,6 +191,13 @@ def paging_fields(sorts, default_sort: str, *, relevance: bool = False) -> dict[
         sort_doc = (f"Sort field, `-` prefix for descending; ties are broken by `id`. `relevance` "
                     f"(only with `q`, and its default) puts the best matches first, equally "
                     f"relevant ones most recently updated first. Default `{default_sort}` without `q`.")
+    formats = formats or {}
+    format_doc = "Response format. `json` (default): the paged envelope."
+    if formats:
+        format_doc += (" Exports stream *every* matching record, unpaged, in the order of `sort`, "
+                       "as a download (`Content-Disposition: attachment`) with the exact count in "
+                       "`X-Total-Count`; not with `page`, `page_size` or `cursor`. "
+                       + " ".join(f"`{name}`: {doc}" for name, doc in formats.items()))
     return {
         "page": fields.Integer(
             validate=validate.Range(1, 10_000),
@@ -192,8 +215,8 @@ def paging_fields(sorts, default_sort: str, *, relevance: bool = False) -> dict[
                                      "`page`."}),
         "sort": fields.String(validate=validate.OneOf(choices), metadata={"description": sort_doc}),
         "format": fields.String(
-            load_default="json", validate=validate.OneOf(["json"]),
-            metadata={"description": "Response format. Only `json` (paged) for now."}),
+            load_default="json", validate=validate.OneOf(["json", *formats]),
+            metadata={"description": format_doc}),
     }
 
 
