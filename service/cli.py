@@ -1,7 +1,8 @@
-"""Command-line tasks: `study-register db upgrade|status`, `seed`, `token create|list|revoke`."""
+"""Command-line tasks: `study-register db upgrade|status`, `seed`, `import`, `reindex`, `relink`, `token`."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, FlaskGroup
 
-from . import migrations
-from .db import connection
+from . import importing, migrations
+from .db import connection, database
 from .domain import tokens
 from .domain.references import relink_all
 from .models import Reference
@@ -108,7 +109,51 @@ def relink():
     click.echo(f"relinked {total} references: {added} link(s) added")
 
 
+@click.command("reindex")
+def reindex():
+    """Rebuild the full-text search indexes from the records, in one transaction."""
+    from .search import index
+
+    with connection(), database.atomic():
+        counted = index.rebuild()
+    click.echo(f"reindexed {counted[0]} studies and {counted[1]} references")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "format_name", type=click.Choice(importing.FORMATS), required=True,
+              help="`ndjson`: the register's own export (`format=ndjson` of /studies or /references).")
+@click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+def import_file(file, format_name, dry_run):
+    """Import FILE in one transaction; print the report (JSON) on stdout, progress on stderr.
+
+    Records equal to those stored stay untouched; rejected lines are listed with their number
+    and reason. A file that is not the format named is refused and nothing is written.
+    """
+    size = file.stat().st_size
+
+    def chunks():
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 16):
+                yield chunk
+
+    with connection():
+        if migrations.current_version() < migrations.latest_version():
+            raise click.ClickException("the schema is not up to date; run `study-register db upgrade`")
+        with click.progressbar(length=size, label=f"importing {file.name}", show_eta=True,
+                               show_percent=True, file=sys.stderr) as bar:
+            try:
+                report = importing.import_ndjson(chunks(), dry_run=dry_run, progress=bar.update)
+            except importing.FileRefused as error:
+                raise click.ClickException(f"{file}: refused, nothing written: {error}") from None
+    click.echo(json.dumps(report.as_dict(), indent=1))
+    if dry_run:
+        click.echo("dry run: nothing was written", err=True)
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(import_file)
+    app.cli.add_command(reindex)
     app.cli.add_command(relink)
     app.cli.add_command(db_cli)
     app.cli.add_command(token_cli)

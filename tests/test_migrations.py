@@ -89,6 +89,25 @@ def test_upgrading_to_linking_links_the_references_already_there(empty_db):
         assert (link.study_id, link.link, link.identifier) == (study_id, "auto", "ChiCTR2000030261")
 
 
+def test_upgrading_to_search_indexes_the_records_already_there(empty_db):
+    with database.connection_context():
+        migrations.upgrade(target=2)
+        study_id = Study.insert(name="ChiCTR2000030261", title="Stem cells", study_type="Unclear",
+                                study_aim="Unclear", study_design="Unclear",
+                                intervention_assignment="Unclear", first_published="2020-04-01",
+                                created="2020-04-01", updated="2020-04-01").execute()
+        ref_id = Reference.insert(type="journal_article", title="Nebulization therapy",
+                                  first_published="2020-04-01", created="2020-04-01",
+                                  updated="2020-04-01").execute()
+        StudyReference.insert(study=study_id, reference=ref_id, link="manual",
+                              created="2020-04-01").execute()
+        migrations.upgrade()
+    client = empty_db.test_client()
+    found = client.get("/studies?q=nebulization").get_json()
+    assert [s["id"] for s in found["items"]] == [study_id]
+    assert client.get("/references?q=nebulization").get_json()["items"][0]["id"] == ref_id
+
+
 def test_cli_upgrade_and_status(empty_db):
     runner = empty_db.test_cli_runner()
     before = runner.invoke(args=["db", "status"])
