@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -119,31 +120,49 @@ def reindex():
     click.echo(f"reindexed {counted[0]} studies and {counted[1]} references")
 
 
+class _Counting(io.RawIOBase):
+    """A binary file that reports each read's size (the progress bar counts bytes of the file)."""
+
+    def __init__(self, handle, progress):
+        self.handle, self.progress = handle, progress
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = self.handle.readinto(buffer)
+        self.progress(n or 0)
+        return n
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "format_name", type=click.Choice(importing.FORMATS), required=True,
-              help="`ndjson`: the register's own export (`format=ndjson` of /studies or /references).")
+              help="`ndjson`: the register's own export (`format=ndjson` of /studies or /references); "
+                   "`ictrp-csv`: a WHO ICTRP trial list (40/58 columns, or TrialsTracker/DIRECCT).")
+@click.option("--encoding", default=None,
+              help="ictrp-csv: the file's encoding (default: UTF-8 if it reads as such, else cp1252).")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
-def import_file(file, format_name, dry_run):
+def import_file(file, format_name, encoding, dry_run):
     """Import FILE in one transaction; print the report (JSON) on stdout, progress on stderr.
 
     Records equal to those stored stay untouched; rejected lines are listed with their number
-    and reason. A file that is not the format named is refused and nothing is written.
+    and reason. A file that is not the format named is refused and nothing is written. Gzipped
+    files are read as they are.
     """
-    size = file.stat().st_size
-
-    def chunks():
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 16):
-                yield chunk
-
     with connection():
         if migrations.current_version() < migrations.latest_version():
             raise click.ClickException("the schema is not up to date; run `study-register db upgrade`")
-        with click.progressbar(length=size, label=f"importing {file.name}", show_eta=True,
-                               show_percent=True, file=sys.stderr) as bar:
+        with click.progressbar(length=file.stat().st_size, label=f"importing {file.name}",
+                               show_eta=True, show_percent=True, file=sys.stderr) as bar, \
+                open(file, "rb") as handle:
+            raw = _Counting(handle, bar.update)
             try:
-                report = importing.import_ndjson(chunks(), dry_run=dry_run, progress=bar.update)
+                if format_name == "ndjson":
+                    report = importing.import_ndjson(iter(lambda: raw.read(1 << 16), b""),
+                                                     dry_run=dry_run)
+                else:
+                    report = importing.import_ictrp_csv(raw, dry_run=dry_run, encoding=encoding)
             except importing.FileRefused as error:
                 raise click.ClickException(f"{file}: refused, nothing written: {error}") from None
     click.echo(json.dumps(report.as_dict(), indent=1))

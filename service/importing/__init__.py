@@ -12,21 +12,24 @@ stored is left alone (`unchanged`: its `updated` stays); the file's own `first_p
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import marshmallow as ma
 
-from .api.schemas.references import ReferenceCreateSchema, ReferenceSchema
-from .api.schemas.studies import StudyCreateSchema, StudySchema
-from .db import changed, write_transaction
-from .domain import records, references, studies
-from .domain.errors import DomainError
-from .models import Reference, Study, StudyReference
-from .seeding import _find_reference, _find_study
+from ..api.schemas.references import ReferenceCreateSchema, ReferenceSchema
+from ..api.schemas.studies import StudyCreateSchema, StudySchema
+from ..db import changed, write_transaction
+from ..domain import records, references, studies
+from ..domain.errors import DomainError
+from ..domain.linking import canonical_identifier
+from ..models import Reference, Study, StudyReference
+from ..seeding import _find_reference, _find_study
 
-FORMATS = ("ndjson",)
+FORMATS = ("ndjson", "ictrp-csv")
 _STUDY_READ_ONLY = {"id", "reference_count", "references"}
 _REFERENCE_READ_ONLY = {"id", "type_label", "study_ids", "registration_ids_found", "link",
                         "link_identifier"}
@@ -56,6 +59,7 @@ class ImportReport:
     references: Counts = field(default_factory=Counts)
     linked: int = 0
     rejected: list[dict] = field(default_factory=list)
+    encoding: str = "utf-8"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -87,10 +91,36 @@ def _stored_reference(reference_id: int) -> dict:
     return ReferenceSchema().dump(references.get_reference(reference_id))
 
 
+def _covers(stored: dict, raw: dict) -> bool:
+    """Every field ``raw`` gives has the stored value (a partial record, as a registry row is)."""
+    for key, value in raw.items():
+        if key in _STUDY_READ_ONLY | _REFERENCE_READ_ONLY:
+            continue
+        if key == "registrations":
+            have = {r["identifier"] for r in stored.get("registrations", [])}
+            if not {canonical_identifier(r["identifier"]) for r in value} <= have:
+                return False
+        elif stored.get(key) != value:
+            return False
+    return True
+
+
 class _Importer:
-    def __init__(self, report: ImportReport):
+    """Upserts register-shaped records. ``partial``: the records give only some fields (a registry
+    row): what they give is compared and written, registrations are added to a study's own."""
+
+    def __init__(self, report: ImportReport, *, partial: bool = False):
         self.report = report
+        self.partial = partial
         self.dates: list[tuple] = []  # the file's own dates, set once everything is written
+
+    def _same(self, stored: dict, raw: dict, *, study: bool) -> bool:
+        if not self.partial:
+            return _comparable(stored, study=study) == _comparable(raw, study=study)
+        if not _covers(stored, raw):
+            return False
+        return not study or all(any(_covers(s, r) for s in stored["references"])
+                                for r in raw.get("references") or [])
 
     def reference(self, raw: dict) -> int:
         data = _load(ReferenceCreateSchema(), raw, _REFERENCE_READ_ONLY)
@@ -98,7 +128,7 @@ class _Importer:
         if found is None:
             found = references.create_reference(data)
             self.report.references.created += 1
-        elif _comparable(_stored_reference(found), study=False) == _comparable(raw, study=False):
+        elif self._same(_stored_reference(found), raw, study=False):
             self.report.references.unchanged += 1
             return found
         else:
@@ -111,14 +141,19 @@ class _Importer:
     def study(self, raw: dict) -> None:
         data = _load(StudyCreateSchema(), raw, _STUDY_READ_ONLY)
         study_id = _find_study(data)
-        if study_id is not None and (_comparable(_stored_study(study_id), study=True)
-                                     == _comparable(raw, study=True)):
+        stored = _stored_study(study_id) if study_id is not None else None
+        if stored is not None and self._same(stored, raw, study=True):
             self.report.studies.unchanged += 1
             return
         if study_id is None:
             study_id = studies.create_study(data)
             self.report.studies.created += 1
         else:
+            if self.partial:  # a registry row names some of a trial's registrations: add them
+                known = {r["identifier"] for r in stored["registrations"]}
+                data["registrations"] = stored["registrations"] + [
+                    r for r in data["registrations"]
+                    if canonical_identifier(r["identifier"]) not in known]
             studies.update_study(study_id, data)
             self.report.studies.updated += 1
         for raw_ref in raw.get("references") or []:
@@ -206,4 +241,45 @@ def import_ndjson(chunks: Iterable[bytes], *, dry_run: bool = False,
                 raise _Rollback
     except _Rollback:
         pass
+    return report
+
+
+def import_ictrp_csv(raw, *, dry_run: bool = False, encoding: str | None = None) -> ImportReport:
+    """Import a WHO ICTRP trial list (a binary stream; gzip, UTF-8 with or without BOM, or
+    Windows-1252) in one transaction: one study and one registry record per row."""
+    from . import ictrp
+
+    report = ImportReport(format="ictrp-csv", dry_run=dry_run)
+    importer = _Importer(report, partial=True)
+    try:
+        text, report.encoding = ictrp.open_text(io.BufferedReader(raw), encoding)
+    except LookupError:
+        raise FileRefused(f"unknown encoding {encoding!r}") from None
+    except OSError as error:
+        raise FileRefused(f"cannot read it: {error}") from None
+    try:
+        with write_transaction():
+            for number, record in ictrp.rows(text):
+                report.lines = number
+                if "__error__" in record:
+                    report.rejected.append({"line": number, "reason": record["__error__"]})
+                    continue
+                try:
+                    with write_transaction():  # a savepoint: a rejected row leaves no trace
+                        importer.study(record)
+                except ma.ValidationError as error:
+                    report.rejected.append({"line": number, "reason": json.dumps(error.messages)})
+                except DomainError as error:
+                    reason = error.detail + (f" {json.dumps(error.errors)}" if error.errors else "")
+                    report.rejected.append({"line": number, "reason": reason})
+            importer.finish()
+            if dry_run:
+                raise _Rollback
+    except _Rollback:
+        pass
+    except UnicodeDecodeError as error:
+        raise FileRefused(f"not {report.encoding} after line {report.lines} ({error.reason}); name the "
+                          f"file's encoding with --encoding") from None
+    except (ValueError, csv.Error, EOFError, OSError) as error:  # header, quoting, truncated gzip
+        raise FileRefused(f"after line {report.lines}: {error}") from None
     return report
