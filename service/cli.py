@@ -12,7 +12,7 @@ from flask import Flask
 from flask.cli import AppGroup, FlaskGroup
 
 from . import importing, migrations
-from .db import connection, database
+from .db import connection, database, is_postgres
 from .domain import tokens
 from .domain.references import relink_all
 from .models import Reference
@@ -120,6 +120,9 @@ def reindex():
     click.echo(f"reindexed {counted[0]} studies and {counted[1]} references")
 
 
+VACUUM_AFTER = 1000  # records written by one import before Postgres is vacuumed and analysed
+
+
 class _Counting(io.RawIOBase):
     """A binary file that reports each read's size (the progress bar counts bytes of the file)."""
 
@@ -165,6 +168,13 @@ def import_file(file, format_name, encoding, dry_run):
                     report = importing.import_ictrp_csv(raw, dry_run=dry_run, encoding=encoding)
             except importing.FileRefused as error:
                 raise click.ClickException(f"{file}: refused, nothing written: {error}") from None
+        written = sum(getattr(report, kind).created + getattr(report, kind).updated
+                      for kind in ("studies", "references"))
+        if not dry_run and is_postgres() and written >= VACUUM_AFTER:
+            # Fresh rows are not yet in the visibility map or the planner's statistics: an exact
+            # count right after a 150k-row load was 10x slower until VACUUM ANALYZE.
+            click.echo(f"{written:,} records written: VACUUM ANALYZE", err=True)
+            database.execute_sql("VACUUM ANALYZE")
     click.echo(json.dumps(report.as_dict(), indent=1))
     if dry_run:
         click.echo("dry run: nothing was written", err=True)

@@ -159,3 +159,20 @@ def test_dry_run(client, runner):
     result, report = _import(runner, DIRECCT, "--dry-run")
     assert result.exit_code == 0 and report["studies"]["created"] == _rows(DIRECCT)
     assert client.get("/studies").get_json()["total"] == 0
+
+
+def test_a_big_postgres_import_is_vacuumed_and_analysed(client, runner, backend, monkeypatch):
+    from service import cli
+
+    monkeypatch.setattr(cli, "VACUUM_AFTER", 5)
+    result = runner.invoke(args=["import", str(WHO), "--format", "ictrp-csv"])
+    assert result.exit_code == 0, result.output
+    assert ("VACUUM ANALYZE" in result.stderr) == (backend == "postgres")
+    if backend == "postgres":
+        from service.db import database
+
+        with database.connection_context():
+            analysed = database.execute_sql(
+                "SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE relname = 'study'").fetchone()[0]
+        assert analysed
