@@ -168,7 +168,19 @@ class _Importer:
         if data.get("updated"):
             self.dates.append((Study, study_id, data["updated"]))
 
-    def line(self, number: int, obj) -> None:
+    def load(self, number: int, apply: Callable[[dict], None], record) -> None:
+        """``apply(record)`` in a savepoint: a record that cannot be loaded is rejected (with its
+        line number and reason) and leaves no trace."""
+        try:
+            with write_transaction():
+                apply(record)
+        except ma.ValidationError as error:
+            self.report.rejected.append({"line": number, "reason": json.dumps(error.messages)})
+        except DomainError as error:
+            reason = error.detail + (f" {json.dumps(error.errors)}" if error.errors else "")
+            self.report.rejected.append({"line": number, "reason": reason})
+
+    def line(self, obj) -> None:
         if not isinstance(obj, dict):
             raise ma.ValidationError("A line must be one JSON object (a study or a reference).")
         if "registrations" in obj or "study_type" in obj:
@@ -228,14 +240,7 @@ def import_ndjson(chunks: Iterable[bytes], *, dry_run: bool = False,
                     report.rejected.append({"line": number, "reason": f"not JSON: {error.msg}"})
                     continue
                 seen_json = True
-                try:
-                    with write_transaction():  # a savepoint: a rejected line leaves no trace
-                        importer.line(number, obj)
-                except ma.ValidationError as error:
-                    report.rejected.append({"line": number, "reason": json.dumps(error.messages)})
-                except DomainError as error:
-                    reason = error.detail + (f" {json.dumps(error.errors)}" if error.errors else "")
-                    report.rejected.append({"line": number, "reason": reason})
+                importer.load(number, importer.line, obj)
             importer.finish()
             if dry_run:
                 raise _Rollback
@@ -264,14 +269,7 @@ def import_ictrp_csv(raw, *, dry_run: bool = False, encoding: str | None = None)
                 if "__error__" in record:
                     report.rejected.append({"line": number, "reason": record["__error__"]})
                     continue
-                try:
-                    with write_transaction():  # a savepoint: a rejected row leaves no trace
-                        importer.study(record)
-                except ma.ValidationError as error:
-                    report.rejected.append({"line": number, "reason": json.dumps(error.messages)})
-                except DomainError as error:
-                    reason = error.detail + (f" {json.dumps(error.errors)}" if error.errors else "")
-                    report.rejected.append({"line": number, "reason": reason})
+                importer.load(number, importer.study, record)
             importer.finish()
             if dry_run:
                 raise _Rollback
