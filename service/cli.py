@@ -1,8 +1,10 @@
-"""Command-line tasks: `study-register db upgrade|status`, `seed`, `token create|list|revoke`."""
+"""Command-line tasks: `study-register db upgrade|status`, `seed`, `import`, `token create|list|revoke`."""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -12,7 +14,10 @@ from flask.cli import AppGroup, FlaskGroup
 from . import migrations
 from .db import connection
 from .domain import tokens
+from .domain.imports import ImportRefused, import_file
 from .domain.references import relink_all
+from .formats import FORMATS
+from .formats.reading import ENCODINGS
 from .models import Reference
 from .seeding import SeedError, load_seeds, register_is_empty, seed_files
 
@@ -108,7 +113,66 @@ def relink():
     click.echo(f"relinked {total} references: {added} link(s) added")
 
 
+class _Progress:
+    """A progress bar on stderr over the bytes of the file, showing rows imported, rows/s and the ETA."""
+
+    def __init__(self, total: int):
+        self.rows, self.started = 0, time.perf_counter()
+        self.bar = click.progressbar(length=total, label="importing", show_eta=True, show_percent=True,
+                                     file=sys.stderr, width=30, item_show_func=self._rate)
+
+    def _rate(self, _item) -> str:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        return f"{self.rows:,} rows, {self.rows / elapsed:,.0f} rows/s"
+
+    def read(self, n: int) -> None:
+        self.bar.update(n, current_item=self.rows)
+
+    def done(self, rows: int) -> None:
+        self.rows = rows
+        self.bar.update(0, current_item=rows)
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
+              help="ictrp-csv (WHO ICTRP export, TrialsTracker, DIRECCT), ctgov-json (ClinicalTrials.gov "
+                   "API v2: study, page or NDJSON), ris, ndjson (the register's own export).")
+@click.option("--dry-run", is_flag=True, help="Report what would change, write nothing.")
+@click.option("--encoding", type=click.Choice(sorted(ENCODINGS), case_sensitive=False), default=None,
+              help="Default: detected (UTF-8 with or without BOM, else Windows-1252).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def import_command(path, fmt, dry_run, encoding, quiet):
+    """Import FILE (plain or .gz) in one transaction and print the report as JSON.
+
+    Importing the same file twice changes nothing the second time. Exit status 1 when the file was
+    refused (nothing written); rows rejected one by one are listed in the report.
+    """
+    with connection():
+        if migrations.current_version() < migrations.latest_version():
+            raise click.ClickException("the schema is not up to date; run `study-register db upgrade`")
+        started = time.perf_counter()
+        with path.open("rb") as stream:
+            try:
+                if quiet:
+                    report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run)
+                else:
+                    progress = _Progress(path.stat().st_size)
+                    with progress.bar:
+                        report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
+                                             on_read=progress.read, on_rows=progress.done)
+            except ImportRefused as error:
+                raise click.ClickException(f"{path}: refused, nothing imported: {error.detail}") from None
+    elapsed = time.perf_counter() - started
+    click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    click.echo(f"{report.rows} rows in {elapsed:.1f} s ({report.rows / max(elapsed, 1e-9):,.0f} rows/s): "
+               f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
+               f"{len(report.rejected)} rejected, {len(report.duplicates)} duplicates"
+               + (" (dry run: nothing written)" if dry_run else ""), err=True)
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(import_command)
     app.cli.add_command(relink)
     app.cli.add_command(db_cli)
     app.cli.add_command(token_cli)

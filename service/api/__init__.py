@@ -6,7 +6,7 @@ import swagger_ui_bundle
 from flask import send_from_directory
 from flask_cors import CORS
 
-from . import meta, references, registrations, studies
+from . import imports, meta, references, registrations, studies
 from .parser import BEARER
 from .problems import ProblemApi
 
@@ -51,8 +51,8 @@ def init_api(app) -> ProblemApi:
          allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"], max_age=3600,
          send_wildcard=True)
     api = ProblemApi(app)
-    for blueprint in (studies.blp, references.blp, registrations.blp, meta.notices, meta.vocabularies,
-                      meta.ops):
+    for blueprint in (studies.blp, references.blp, registrations.blp, imports.blp, meta.notices,
+                      meta.vocabularies, meta.ops):
         api.register_blueprint(blueprint)
 
     @app.get(SWAGGER_ASSETS + "<path:filename>")
