@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
-from ..db import database, is_postgres, write_transaction
+from ..db import database, insert_rows, is_postgres, write_transaction
 from ..formats import (
     ArticleRecord,
     ExportedStudy,
@@ -276,8 +276,7 @@ class _Engine:
         self.report.studies["updated"] += len(changes)
         self.study_ids.update(changes)
         rows = [{"study": resolve.get(s, s), "identifier": i, "registry": g} for s, i, g in new_registrations]
-        for start in range(0, len(rows), BATCH_SIZE):
-            Registration.insert_many(rows[start:start + BATCH_SIZE]).execute()
+        insert_rows(Registration, rows)
         self.report.registrations_added += len(rows)
         self.new_identifiers.extend(r["identifier"] for r in rows)
         touched = {r["study"] for r in rows} - set(ids)
@@ -292,12 +291,8 @@ class _Engine:
             self._count(outcome[line])
 
     def _insert(self, model, rows: list[dict]) -> list[int]:
-        """Insert ``rows``; their new ids in the same order (ids are given in insertion order)."""
-        ids: list[int] = []
-        for start in range(0, len(rows), BATCH_SIZE):
-            cursor = model.insert_many(rows[start:start + BATCH_SIZE]).returning(model.id).tuples().execute()
-            ids.extend(sorted(i for (i,) in cursor))
-        return ids
+        """Insert ``rows``; their new ids in the same order."""
+        return insert_rows(model, rows, returning=True)
 
     # -- references --------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from ..db import insert_rows
 from ..identifiers import canonical, find_identifiers, normalise
 from ..models import (
     LinkSuppression,
@@ -147,9 +148,8 @@ def remember_identifiers_bulk(found: dict[int, Sequence[tuple[str, str]]]) -> No
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         ReferenceIdentifier.delete().where(ReferenceIdentifier.reference.in_(chunk)).execute()
-    rows = [{"reference": r, "identifier": i, "registry": g} for r, pairs in found.items() for i, g in pairs]
-    for start in range(0, len(rows), 500):
-        ReferenceIdentifier.insert_many(rows[start:start + 500]).execute()
+    insert_rows(ReferenceIdentifier, [{"reference": r, "identifier": i, "registry": g}
+                                      for r, pairs in found.items() for i, g in pairs])
 
 
 def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[int]]:
@@ -186,8 +186,7 @@ def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[
     now = utcnow()
     added = [{"reference": r, "study": s, "link": "auto", "identifier": identifier, "created": now}
              for (r, s), identifier in wanted.items() if (r, s) not in existing and (r, s) not in suppressed]
-    for start in range(0, len(added), 500):
-        StudyReference.insert_many(added[start:start + 500]).execute()
+    insert_rows(StudyReference, added)
     stale = [(r, s) for (r, s), link in existing.items() if link == "auto" and (r, s) not in wanted]
     for r, s in stale:
         StudyReference.delete().where((StudyReference.reference == r) & (StudyReference.study == s)).execute()
