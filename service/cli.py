@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import AppGroup, FlaskGroup
 
-from . import importing, migrations
-from .db import connection, database, is_postgres
+from . import migrations
+from .db import connection, database
 from .domain import tokens
+from .domain.imports import ImportRefused, import_file
 from .domain.references import relink_all
+from .formats import FORMATS
+from .formats.reading import ENCODINGS
 from .models import Reference
 from .seeding import SeedError, load_seeds, register_is_empty, seed_files
 
@@ -110,6 +113,64 @@ def relink():
     click.echo(f"relinked {total} references: {added} link(s) added")
 
 
+class _Progress:
+    """A progress bar on stderr over the bytes of the file, showing rows imported, rows/s and the ETA."""
+
+    def __init__(self, total: int):
+        self.rows, self.started = 0, time.perf_counter()
+        self.bar = click.progressbar(length=total, label="importing", show_eta=True, show_percent=True,
+                                     file=sys.stderr, width=30, item_show_func=self._rate)
+
+    def _rate(self, _item) -> str:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        return f"{self.rows:,} rows, {self.rows / elapsed:,.0f} rows/s"
+
+    def read(self, n: int) -> None:
+        self.bar.update(n, current_item=self.rows)
+
+    def done(self, rows: int) -> None:
+        self.rows = rows
+        self.bar.update(0, current_item=rows)
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
+              help="ictrp-csv (WHO ICTRP export, TrialsTracker, DIRECCT), ctgov-json (ClinicalTrials.gov "
+                   "API v2: study, page or NDJSON), ris, ndjson (the register's own export).")
+@click.option("--dry-run", is_flag=True, help="Report what would change, write nothing.")
+@click.option("--encoding", type=click.Choice(sorted(ENCODINGS), case_sensitive=False), default=None,
+              help="Default: detected (UTF-8 with or without BOM, else Windows-1252).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def import_command(path, fmt, dry_run, encoding, quiet):
+    """Import FILE (plain or .gz) in one transaction and print the report as JSON.
+
+    Importing the same file twice changes nothing the second time. Exit status 1 when the file was
+    refused (nothing written); rows rejected one by one are listed in the report.
+    """
+    with connection():
+        if migrations.current_version() < migrations.latest_version():
+            raise click.ClickException("the schema is not up to date; run `study-register db upgrade`")
+        started = time.perf_counter()
+        with path.open("rb") as stream:
+            try:
+                if quiet:
+                    report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run)
+                else:
+                    progress = _Progress(path.stat().st_size)
+                    with progress.bar:
+                        report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
+                                             on_read=progress.read, on_rows=progress.done)
+            except ImportRefused as error:
+                raise click.ClickException(f"{path}: refused, nothing imported: {error.detail}") from None
+    elapsed = time.perf_counter() - started
+    click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    click.echo(f"{report.rows} rows in {elapsed:.1f} s ({report.rows / max(elapsed, 1e-9):,.0f} rows/s): "
+               f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
+               f"{len(report.rejected)} rejected, {len(report.duplicates)} duplicates"
+               + (" (dry run: nothing written)" if dry_run else ""), err=True)
+
+
 @click.command("reindex")
 def reindex():
     """Rebuild the full-text search indexes from the records, in one transaction."""
@@ -120,68 +181,8 @@ def reindex():
     click.echo(f"reindexed {counted[0]} studies and {counted[1]} references")
 
 
-VACUUM_AFTER = 1000  # records written by one import before Postgres is vacuumed and analysed
-
-
-class _Counting(io.RawIOBase):
-    """A binary file that reports each read's size (the progress bar counts bytes of the file)."""
-
-    def __init__(self, handle, progress):
-        self.handle, self.progress = handle, progress
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        n = self.handle.readinto(buffer)
-        self.progress(n or 0)
-        return n
-
-
-@click.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "format_name", type=click.Choice(importing.FORMATS), required=True,
-              help="`ndjson`: the register's own export (`format=ndjson` of /studies or /references); "
-                   "`ictrp-csv`: a WHO ICTRP trial list (40/58 columns, or TrialsTracker/DIRECCT).")
-@click.option("--encoding", default=None,
-              help="ictrp-csv: the file's encoding (default: UTF-8 if it reads as such, else cp1252).")
-@click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
-def import_file(file, format_name, encoding, dry_run):
-    """Import FILE in one transaction; print the report (JSON) on stdout, progress on stderr.
-
-    Records equal to those stored stay untouched; rejected lines are listed with their number
-    and reason. A file that is not the format named is refused and nothing is written. Gzipped
-    files are read as they are.
-    """
-    with connection():
-        if migrations.current_version() < migrations.latest_version():
-            raise click.ClickException("the schema is not up to date; run `study-register db upgrade`")
-        with click.progressbar(length=file.stat().st_size, label=f"importing {file.name}",
-                               show_eta=True, show_percent=True, file=sys.stderr) as bar, \
-                open(file, "rb") as handle:
-            raw = _Counting(handle, bar.update)
-            try:
-                if format_name == "ndjson":
-                    report = importing.import_ndjson(iter(lambda: raw.read(1 << 16), b""),
-                                                     dry_run=dry_run)
-                else:
-                    report = importing.import_ictrp_csv(raw, dry_run=dry_run, encoding=encoding)
-            except importing.FileRefused as error:
-                raise click.ClickException(f"{file}: refused, nothing written: {error}") from None
-        written = sum(getattr(report, kind).created + getattr(report, kind).updated
-                      for kind in ("studies", "references"))
-        if not dry_run and is_postgres() and written >= VACUUM_AFTER:
-            # Fresh rows are not yet in the visibility map or the planner's statistics: an exact
-            # count right after a 150k-row load was 10x slower until VACUUM ANALYZE.
-            click.echo(f"{written:,} records written: VACUUM ANALYZE", err=True)
-            database.execute_sql("VACUUM ANALYZE")
-    click.echo(json.dumps(report.as_dict(), indent=1))
-    if dry_run:
-        click.echo("dry run: nothing was written", err=True)
-
-
 def register_commands(app: Flask) -> None:
-    app.cli.add_command(import_file)
+    app.cli.add_command(import_command)
     app.cli.add_command(reindex)
     app.cli.add_command(relink)
     app.cli.add_command(db_cli)

@@ -45,6 +45,8 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         "LOG_LEVEL": level,
         "SQL_ECHO": (environ.get("SQL_ECHO") or "").lower() in ("1", "true", "yes"),
         "MAX_CONTENT_LENGTH": _int(environ, "MAX_BODY_BYTES", 1_048_576, 1024, 1 << 31),
+        # POST /imports has its own, larger limit (files of registry records run to hundreds of MB).
+        "MAX_IMPORT_BYTES": _int(environ, "MAX_IMPORT_BYTES", 200 * 1_048_576, 1024, 1 << 40),
         "SECRET_KEY": environ.get("SECRET_KEY") or None,
         "GIT_COMMIT": environ.get("GIT_COMMIT") or None,
     }

@@ -159,3 +159,33 @@ def register_request_hooks(app) -> None:
             return
         if not database.is_closed():
             database.close()
+
+
+def insert_rows(model, rows: list[dict], *, returning: bool = False) -> list[int]:
+    """Insert many rows with plain multi-row INSERTs (peewee's query builder costs more than the database
+    on bulk loads); with ``returning``, the new ids in the order of ``rows``."""
+    if not rows:
+        return []
+    fields = model._meta.fields
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    columns = [fields[name] for name in names]
+    defaults = {name: fields[name].default for name in names}
+    param = database.param
+    per_row = "(" + ", ".join([param] * len(names)) + ")"
+    head = (f'INSERT INTO "{model._meta.table_name}" ('
+            + ", ".join(f'"{column.column_name}"' for column in columns) + ") VALUES ")
+    tail = f' RETURNING "{model._meta.primary_key.column_name}"' if returning else ""
+    size = max(1, 30_000 // len(names))
+    ids: list[int] = []
+    for start in range(0, len(rows), size):
+        chunk = rows[start:start + size]
+        values = []
+        for row in chunk:
+            for name, column in zip(names, columns, strict=True):
+                value = row[name] if name in row else defaults[name]
+                values.append(column.db_value(value() if callable(value) else value))
+        cursor = database.execute_sql(head + ", ".join([per_row] * len(chunk)) + tail, values)
+        if returning:
+            # Ids come from one sequence, given in the order the rows are inserted.
+            ids.extend(sorted(row[0] for row in cursor.fetchall()))
+    return ids

@@ -59,8 +59,9 @@ class Blueprint(flask_smorest.Blueprint):
 
         return decorator
 
-    def write(self, scope: str):
-        """Require a bearer token with ``scope`` before anything else (so 401 comes before 422)."""
+    def write(self, scope: str, *, json_body: bool = True):
+        """Require a bearer token with ``scope`` before anything else (so 401 comes before 422); with
+        ``json_body``, a body must be application/json (415 otherwise)."""
 
         def decorator(func):
             func = self.alt_response(401, response="UNAUTHORIZED", description=(
@@ -74,7 +75,7 @@ class Blueprint(flask_smorest.Blueprint):
                 denied = check_token(scope)
                 if denied is not None:
                     return denied
-                if request.content_length and not request.is_json:
+                if json_body and request.content_length and not request.is_json:
                     return problem(415, "Send the body as application/json.")
                 return func(*args, **kwargs)
 

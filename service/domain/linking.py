@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from ..db import changed
+from ..db import changed, insert_rows
 from ..identifiers import canonical, find_identifiers, normalise
 from ..models import (
     LinkSuppression,
@@ -140,3 +140,58 @@ def identifiers_found(reference_ids: Sequence[int]) -> dict[int, list[str]]:
         for reference_id, identifier in rows:
             found[reference_id].append(identifier)
     return found
+
+
+def remember_identifiers_bulk(found: dict[int, Sequence[tuple[str, str]]]) -> None:
+    """Replace the identifiers found of many references at once (bulk form of what `relink_reference`
+    stores), keeping each reference's order."""
+    if not found:
+        return
+    ids = list(found)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        ReferenceIdentifier.delete().where(ReferenceIdentifier.reference.in_(chunk)).execute()
+    insert_rows(ReferenceIdentifier, [{"reference": r, "identifier": i, "registry": g}
+                                      for r, pairs in found.items() for i, g in pairs])
+
+
+def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[int]]:
+    """`relink_reference` for many references in a fixed number of queries, from the identifiers found
+    already stored for them: their auto links become exactly the studies owning an identifier they cite
+    (by the identifier cited first), sparing manual links and remembered manual unlinks.
+
+    Returns the links added, and the studies and references whose links changed.
+    """
+    ids = sorted(set(reference_ids))
+    if not ids:
+        return 0, set(), set()
+    cited: dict[int, list[str]] = {r: [] for r in ids}
+    rows = (ReferenceIdentifier.select(ReferenceIdentifier.reference, ReferenceIdentifier.identifier)
+            .where(ReferenceIdentifier.reference.in_(ids)).order_by(ReferenceIdentifier.id).tuples())
+    for reference_id, identifier in rows:
+        cited[reference_id].append(identifier)
+    every = {i for found in cited.values() for i in found}
+    owner: dict[str, int] = {}
+    if every:
+        owner = dict(Registration.select(Registration.identifier, Registration.study)
+                     .where(Registration.identifier.in_(list(every))).tuples())
+    wanted: dict[tuple[int, int], str] = {}
+    for reference_id, found in cited.items():
+        for identifier in found:
+            study_id = owner.get(identifier)
+            if study_id is not None:
+                wanted.setdefault((reference_id, study_id), identifier)
+    existing = {(r, s): link for r, s, link in StudyReference.select(
+        StudyReference.reference, StudyReference.study, StudyReference.link)
+        .where(StudyReference.reference.in_(ids)).tuples()}
+    suppressed = set(LinkSuppression.select(LinkSuppression.reference, LinkSuppression.study)
+                     .where(LinkSuppression.reference.in_(ids)).tuples())
+    now = utcnow()
+    added = [{"reference": r, "study": s, "link": "auto", "identifier": identifier, "created": now}
+             for (r, s), identifier in wanted.items() if (r, s) not in existing and (r, s) not in suppressed]
+    insert_rows(StudyReference, added)
+    stale = [(r, s) for (r, s), link in existing.items() if link == "auto" and (r, s) not in wanted]
+    for r, s in stale:
+        StudyReference.delete().where((StudyReference.reference == r) & (StudyReference.study == s)).execute()
+    changed = [(row["reference"], row["study"]) for row in added] + stale
+    return len(added), {s for _, s in changed}, {r for r, _ in changed}

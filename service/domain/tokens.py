@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ..db import write_transaction
 from ..models import ApiToken, utcnow
 
-SCOPES = ("studies", "references", "notices")
+SCOPES = ("studies", "references", "notices", "imports")
 TOKEN_PREFIX = "sr_"
 
 

@@ -1,0 +1,164 @@
+"""ClinicalTrials.gov API v2 study JSON: one study, a page (``{"studies": [...]}``), or NDJSON (one study
+per line). Each study is a registry record: the study with its NCT registration and the registrations of
+other registries it lists as secondary ids, plus its `trial_registry_record` reference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ..identifiers import canonical
+from . import FormatError, RegistryRecord, Row, RowError, facets, fields
+
+# A page holds at most 1,000 studies (the API's cap), so a JSON document is read whole; NDJSON streams.
+MAX_DOCUMENT_CHARS = 256 * 1024 * 1024
+
+
+def parse(stream: TextIO, info: dict) -> Iterator[Row]:
+    first = ""
+    first_line = 0
+    for number, line in enumerate(stream, 1):
+        if line.strip():
+            first, first_line = line, number
+            break
+    if not first:
+        raise FormatError("The file is empty.")
+    if not first.lstrip().startswith("{"):
+        raise FormatError("This is not ClinicalTrials.gov JSON: it does not start with `{`.")
+    try:
+        document = json.loads(first)
+    except json.JSONDecodeError:
+        document = None
+    if isinstance(document, dict) and "protocolSection" in document:
+        info["layout"] = "ndjson"
+        yield _row(first_line, document)
+        for number, line in enumerate(stream, first_line + 1):
+            if not line.strip():
+                continue
+            try:
+                study = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise FormatError(f"Line {number} is not a JSON object ({error.msg}); NDJSON needs one "
+                                  f"study per line (truncated?).") from None
+            yield _row(number, study)
+        return
+    rest = stream.read(MAX_DOCUMENT_CHARS)
+    if stream.read(1):
+        raise FormatError("The JSON document is too large; send pages of at most 1,000 studies or NDJSON.")
+    try:
+        document = json.loads(first + rest)
+    except json.JSONDecodeError as error:
+        raise FormatError(f"The file is not valid JSON at line {first_line + error.lineno - 1} "
+                          f"({error.msg}; truncated?).") from None
+    if isinstance(document, dict) and "protocolSection" in document:
+        info["layout"] = "study"
+        yield _row(1, document)
+    elif isinstance(document, dict) and isinstance(document.get("studies"), list):
+        info["layout"] = "page"
+        for index, study in enumerate(document["studies"], 1):
+            yield _row(index, study)
+    else:
+        raise FormatError("This is not ClinicalTrials.gov API v2 JSON: expected a study (with "
+                          "`protocolSection`) or a page (`{\"studies\": [...]}`).")
+
+
+def _row(line: int, study: Any) -> Row:
+    try:
+        return Row(line, record=map_study(study))
+    except RowError as error:
+        return Row(line, error=str(error))
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def map_study(study: Any) -> RegistryRecord:
+    if not isinstance(study, dict) or not isinstance(study.get("protocolSection"), dict):
+        raise RowError("is not a ClinicalTrials.gov study (no `protocolSection`).")
+    ps = study["protocolSection"]
+    raw_id = _get(ps, "identificationModule", "nctId")
+    known = canonical(raw_id) if isinstance(raw_id, str) else None
+    if known is None or known[1] != "ClinicalTrials.gov":
+        raise RowError(f"has no valid `identificationModule.nctId` (got {raw_id!r}).")
+    identifier = known[0]
+    title = fields.one_line(_str(_get(ps, "identificationModule", "briefTitle"))) or fields.one_line(
+        _str(_get(ps, "identificationModule", "officialTitle")))
+    if not title:
+        raise RowError(f"{identifier} has no title.")
+    secondary = []
+    for item in _get(ps, "identificationModule", "secondaryIdInfos") or []:
+        found = canonical(item["id"]) if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+        if found and found[0] != identifier and found not in secondary:
+            secondary.append(found)
+    posted = _str(_get(ps, "statusModule", "studyFirstPostDateStruct", "date")) or _str(
+        _get(ps, "statusModule", "studyFirstSubmitDate"))
+    published = fields.partial_date(posted)
+    reference = {
+        "type": "trial_registry_record",
+        "title": title,
+        "abstract": _summary(ps),
+        "source": "ClinicalTrials.gov",
+        "year": int(published[:4]) if published else None,
+        "published": published,
+        "url": f"https://clinicaltrials.gov/study/{identifier}",
+        "registration_id": identifier,
+        "has_results": study.get("hasResults") is True,
+        "notes": _notes(ps, secondary),
+    }
+    fields.check_limits(reference)
+    design = _get(ps, "designModule")
+    study_values = {"name": identifier, "title": title,
+                    **facets.ctgov_facets(design if isinstance(design, dict) else {})}
+    return RegistryRecord(identifier=identifier, registry="ClinicalTrials.gov", study=study_values,
+                          reference=reference, secondary=secondary)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _names(items: Any, key: str) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    return [item[key] if isinstance(item, dict) else item for item in items
+            if isinstance(item, str) or (isinstance(item, dict) and isinstance(item.get(key), str))]
+
+
+def _summary(ps: dict) -> str | None:
+    lines = []
+    official = fields.one_line(_str(_get(ps, "identificationModule", "officialTitle")))
+    if official:
+        lines.append(f"Official title: {official}")
+    summary = fields.text(_str(_get(ps, "descriptionModule", "briefSummary")))
+    if summary:
+        lines.append(summary)
+    conditions = [c for c in _get(ps, "conditionsModule", "conditions") or [] if isinstance(c, str)]
+    if conditions:
+        lines.append("Conditions: " + "; ".join(conditions))
+    interventions = _names(_get(ps, "armsInterventionsModule", "interventions"), "name")
+    if interventions:
+        lines.append("Interventions: " + "; ".join(interventions))
+    return "\n".join(lines) or None
+
+
+def _notes(ps: dict, secondary) -> str | None:
+    phases = [p for p in _get(ps, "designModule", "phases") or [] if isinstance(p, str)]
+    count = _get(ps, "designModule", "enrollmentInfo", "count")
+    parts = [
+        ("Study type", _str(_get(ps, "designModule", "studyType"))),
+        ("Phase", ", ".join(phases) or None),
+        ("Overall status", _str(_get(ps, "statusModule", "overallStatus"))),
+        ("Enrollment", str(count) if isinstance(count, int) else None),
+        ("Lead sponsor", _str(_get(ps, "sponsorCollaboratorsModule", "leadSponsor", "name"))),
+    ]
+    lines = [f"{label}: {value}" for label, value in parts if value]
+    if secondary:
+        lines.append("Secondary IDs: " + ", ".join(i for i, _ in secondary))
+    return "\n".join(lines) or None

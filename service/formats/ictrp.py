@@ -1,0 +1,188 @@
+"""WHO ICTRP trial lists as CSV (DOMAIN.md §2.2): the raw WHO export (40 or 58 columns) and the derived
+layouts of the TrialsTracker (25 columns) and DIRECCT (13 columns), recognised by their headers.
+
+One row is one registry record: a study (facets mapped by ``facets.ictrp_facets``) with its registration
+and any secondary identifiers it names (bridging), plus its `trial_registry_record` reference.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import TextIO
+
+from ..identifiers import canonical, find_identifiers
+from ..vocabularies import REGISTRIES
+from . import FormatError, RegistryRecord, Row, RowError, facets, fields
+
+csv.field_size_limit(16 * 1024 * 1024)
+
+# Logical field -> header names that carry it (compared case-insensitively, spaces trimmed).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "trial_id": ("TrialID", "trialid", "trn", "Main ID"),
+    "registry": ("Source Register", "source_register", "registry"),
+    "public_title": ("Public title", "public_title"),
+    "scientific_title": ("Scientific title", "scientific_title"),
+    "acronym": ("Acronym",),
+    "sponsor": ("Primary sponsor", "normed_spon_names"),
+    "date_registration": ("Date registration", "date_registration"),
+    "date_registration3": ("Date registration3",),
+    "url": ("web address", "web_address"),
+    "recruitment_status": ("Recruitment Status", "recruitment_status"),
+    "study_type": ("Study type", "study_type"),
+    "study_design": ("Study design", "study_design"),
+    "phase": ("Phase",),
+    "countries": ("Countries",),
+    "target_size": ("Target size", "target_enrollment"),
+    "condition": ("Condition",),
+    "intervention": ("Intervention",),
+    "primary_outcome": ("Primary outcome",),
+    "secondary_ids": ("Secondary ID", "Secondary IDs", "cross_registrations"),
+    "results_url": ("results url link", "results_link"),
+    "results_yes_no": ("results yes no",),
+    "results_type": ("results_type",),
+    "study_category": ("study_category",),
+}
+REQUIRED = ("trial_id", "public_title", "study_type")
+# Layout name -> header names that identify it.
+LAYOUTS = (
+    ("who-58", ("TrialID", "Bridging flag truefalse", "Secondary ID")),
+    ("who-40", ("TrialID", "Bridging flag truefalse")),
+    ("trialstracker-25", ("trialid", "cross_registrations", "results_type")),
+    ("direcct-13", ("trn", "registry", "euctr_country")),
+)
+
+
+def _fold(name: str) -> str:
+    return " ".join(name.replace("\ufeff", "").split()).lower()
+
+
+def required_columns() -> str:
+    return "; ".join(" or ".join(repr(n) for n in COLUMNS[f]) for f in REQUIRED)
+
+
+def read_header(header: list[str]) -> tuple[dict[str, int], str]:
+    """Column index of each logical field present, and the layout's name; FormatError when a required
+    field is missing."""
+    folded = [_fold(h) for h in header]
+    where: dict[str, int] = {}
+    for name, aliases in COLUMNS.items():
+        for alias in aliases:
+            if _fold(alias) in folded:
+                where[name] = folded.index(_fold(alias))
+                break
+    missing = [f for f in REQUIRED if f not in where]
+    if missing:
+        shown = ", ".join(repr(h) for h in header[:8]) + (", ..." if len(header) > 8 else "")
+        raise FormatError(
+            f"The header ({shown}) is not an ICTRP trial list: it needs the columns {required_columns()}.")
+    present = set(folded)
+    layout = next((name for name, signature in LAYOUTS if {_fold(s) for s in signature} <= present),
+                  "ictrp-columns")
+    return where, layout
+
+
+def parse(stream: TextIO, info: dict) -> Iterator[Row]:
+    last_line = {"text": ""}
+
+    def lines():
+        for line in stream:
+            last_line["text"] = line
+            yield line
+
+    reader = csv.reader(lines(), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise FormatError("The file is empty.")
+        where, layout = read_header(header)
+        info["layout"] = layout
+        width = len(header)
+        start = reader.line_num + 1
+        held: Row | None = None  # a short last row: truncated file or a bad row, told at the end
+        for row in reader:
+            line, start = start, reader.line_num + 1
+            if held is not None:
+                yield held
+                held = None
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if len(row) != width:
+                result = Row(line, error=f"has {len(row)} fields where the header has {width}.")
+                if len(row) < width:
+                    held = result
+                    continue
+                yield result
+                continue
+            try:
+                yield Row(line, record=map_row(row, where))
+            except RowError as error:
+                yield Row(line, error=str(error))
+        if held is not None:
+            if not last_line["text"].endswith(("\n", "\r")):
+                raise FormatError(f"The file ends in the middle of the record at line {held.line} "
+                                  f"(truncated?).")
+            yield held
+    except csv.Error as error:
+        raise FormatError(f"The CSV cannot be read at line {reader.line_num}: {error} "
+                          f"(truncated, or not CSV?).") from None
+
+
+def map_row(row: list[str], where: dict[str, int]) -> RegistryRecord:
+    def get(name: str) -> str | None:
+        index = where.get(name)
+        return fields.text(row[index]) if index is not None else None
+
+    raw_id = fields.one_line(get("trial_id"))
+    if not raw_id:
+        raise RowError("has no trial identifier.")
+    known = canonical(raw_id)
+    if known is None:
+        raise RowError(f"trial identifier {raw_id!r} is not a registration number of a known registry.")
+    identifier, registry = known
+    title = fields.one_line(get("public_title")) or fields.one_line(get("scientific_title"))
+    if not title:
+        raise RowError(f"{identifier} has no title.")
+    secondary = []
+    for found in find_identifiers(get("secondary_ids") or ""):
+        if found.identifier != identifier and (found.identifier, found.registry) not in secondary:
+            secondary.append((found.identifier, found.registry))
+    registered = fields.date(get("date_registration")) or fields.date(get("date_registration3"))
+    has_results = bool(get("results_url")) or (get("results_yes_no") or "").lower() == "yes" \
+        or (get("results_type") or "").lower() == "registry results"
+    reference = {
+        "type": "trial_registry_record",
+        "title": title,
+        "abstract": _summary(get),
+        "source": fields.one_line(get("registry")) or REGISTRIES[registry][0],
+        "year": registered.year if registered else None,
+        "published": registered.isoformat() if registered else None,
+        "url": fields.url(get("url")),
+        "registration_id": identifier,
+        "has_results": has_results,
+        "notes": _notes(get, secondary),
+    }
+    fields.check_limits(reference)
+    study = {"name": identifier, "title": title,
+             **facets.ictrp_facets(get("study_type"), get("study_design"), get("study_category"))}
+    return RegistryRecord(identifier=identifier, registry=registry, study=study, reference=reference,
+                          secondary=secondary)
+
+
+def _summary(get) -> str | None:
+    parts = [(label, get(name)) for label, name in (
+        ("Scientific title", "scientific_title"), ("Acronym", "acronym"), ("Condition", "condition"),
+        ("Intervention", "intervention"), ("Primary outcome", "primary_outcome"))]
+    lines = [f"{label}: {value}" for label, value in parts if value]
+    return "\n".join(lines) or None
+
+
+def _notes(get, secondary) -> str | None:
+    parts = [(label, fields.one_line(get(name))) for label, name in (
+        ("Study type", "study_type"), ("Study design", "study_design"), ("Phase", "phase"),
+        ("Recruitment status", "recruitment_status"), ("Target size", "target_size"),
+        ("Countries", "countries"), ("Primary sponsor", "sponsor"))]
+    lines = [f"{label}: {value}" for label, value in parts if value]
+    if secondary:
+        lines.append("Secondary IDs: " + ", ".join(i for i, _ in secondary))
+    return "\n".join(lines) or None

@@ -1,0 +1,99 @@
+"""The register's own NDJSON export, read back: a study line is shaped like `GET /studies/{id}` (told by
+its `registrations`), a reference line like an item of `GET /references` (told by its `study_ids`).
+
+Read-only fields (`id`, `type_label`, `reference_count`, `registration_ids_found`, `study_ids`,
+`link_identifier`) are ignored: ids are local to the register that exported them. `first_published` and
+`updated` are kept, so an export imported into an empty register reproduces every record. A link made by
+hand (`"link": "manual"`) is made by hand again; automatic ones are left to automatic linking.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import marshmallow as ma
+
+from ..api.schemas.references import ReferenceCreateSchema
+from ..api.schemas.studies import StudyCreateSchema
+from ..identifiers import canonical, normalise
+from . import ArticleRecord, ExportedStudy, FormatError, Row, RowError
+
+READ_ONLY = ("id", "type_label", "reference_count", "registration_ids_found", "study_ids", "link",
+             "link_identifier", "references")
+_studies = StudyCreateSchema(unknown=ma.EXCLUDE)
+_references = ReferenceCreateSchema(unknown=ma.EXCLUDE)
+
+
+def parse(stream: TextIO, info: dict) -> Iterator[Row]:
+    info["layout"] = "register-ndjson"
+    seen = False
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+        except json.JSONDecodeError as error:
+            if not seen:
+                raise FormatError(f"This is not NDJSON: line {number} is not a JSON object ({error.msg}).") \
+                    from None
+            raise FormatError(f"Line {number} is not a JSON object ({error.msg}; truncated?).") from None
+        if not isinstance(document, dict):
+            raise FormatError(f"Line {number} is not a JSON object: NDJSON holds one record per line.")
+        seen = True
+        try:
+            yield Row(number, record=map_line(document))
+        except RowError as error:
+            yield Row(number, error=str(error))
+    if not seen:
+        raise FormatError("The file holds no record.")
+
+
+def _load(schema: ma.Schema, data: dict) -> dict:
+    try:
+        return schema.load(data)
+    except ma.ValidationError as error:
+        field, messages = next(iter(_flat(error.messages).items()))
+        raise RowError(f"`{field}`: {messages[0]}") from None
+
+
+def _flat(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(messages, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix or "record": [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]}
+
+
+def _reference(data: Any) -> dict:
+    if not isinstance(data, dict):
+        raise RowError("a reference is not an object.")
+    return _load(_references, {k: v for k, v in data.items() if k not in READ_ONLY})
+
+
+def map_line(document: dict) -> ArticleRecord | ExportedStudy:
+    if "registrations" in document:
+        references = document.get("references") or []
+        if not isinstance(references, list):
+            raise RowError("`references` is not a list.")
+        linked = []
+        for index, raw in enumerate(references):
+            try:
+                linked.append((_reference(raw), "manual" if raw.get("link") == "manual" else "auto"))
+            except RowError as error:
+                raise RowError(f"references[{index}]: {error}") from None
+        study = _load(_studies, {k: v for k, v in document.items() if k not in READ_ONLY})
+        registrations = []
+        for item in study.pop("registrations", []):
+            known = canonical(item["identifier"])
+            identifier = known[0] if known else normalise(item["identifier"])
+            registry = item.get("registry") or (known[1] if known else None)
+            if registry is None:
+                raise RowError(f"the registry of {identifier!r} cannot be told from its pattern.")
+            registrations.append((identifier, registry))
+        return ExportedStudy(study=study, registrations=registrations, references=linked)
+    if "study_ids" in document or "type" in document:
+        return ArticleRecord(reference=_reference(document), complete=True)
+    raise RowError("is neither a study (with `registrations`) nor a reference (with `study_ids`).")

@@ -1,0 +1,115 @@
+"""Turning an uploaded or local byte stream into text: gzip unwrapped, encoding detected or named, bytes
+read counted (for progress), and decoding or decompression failures reported as ``FormatError``."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from . import FormatError
+
+SAMPLE_BYTES = 1 << 16
+ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8-sig", "cp1252": "cp1252",
+             "windows-1252": "cp1252"}
+
+
+class _Counted(io.RawIOBase):
+    """A raw stream over ``prefix`` then ``stream``, counting the bytes handed on."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO, on_read: Callable[[int], None] | None):
+        self._prefix, self._stream, self._on_read = prefix, stream, on_read
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n], self._prefix = self._prefix[:n], self._prefix[n:]
+        else:
+            data = self._stream.read(len(buffer))
+            n = len(data)
+            buffer[:n] = data
+        self.bytes_read += n
+        if self._on_read is not None and n:
+            self._on_read(n)
+        return n
+
+
+def _read_sample(stream: BinaryIO) -> bytes:
+    chunks, size = [], 0
+    while size < SAMPLE_BYTES:
+        chunk = stream.read(SAMPLE_BYTES - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _detect(sample: bytes, named: str | None) -> str:
+    """The Python codec for a file starting with ``sample``: the one named, else UTF-8 (with or without
+    BOM) when the sample decodes as UTF-8, else Windows-1252."""
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in sample[:4096]:
+        raise FormatError("The file is not text in UTF-8 or Windows-1252 (it looks like UTF-16 or "
+                          "binary data); save it as UTF-8.")
+    if named is not None:
+        codec = ENCODINGS.get(named.strip().lower())
+        if codec is None:
+            raise FormatError(f"Encoding {named!r} is not supported; use one of "
+                              f"{', '.join(sorted(set(ENCODINGS)))}.")
+        if codec == "utf-8" and sample.startswith(codecs.BOM_UTF8):
+            codec = "utf-8-sig"
+        return codec
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "cp1252"
+
+
+@contextmanager
+def open_text(stream: BinaryIO, *, encoding: str | None = None,
+              on_read: Callable[[int], None] | None = None) -> Iterator[tuple[io.TextIOWrapper, str]]:
+    """A text stream over ``stream`` (gzip-compressed or not) and the encoding used; ``on_read`` is told
+    how many (compressed) bytes were read, as they are read."""
+    head = _read_sample(stream)
+    raw: BinaryIO = io.BufferedReader(_Counted(head, stream, on_read), buffer_size=SAMPLE_BYTES)
+    if head[:2] == b"\x1f\x8b":
+        unpacked = gzip.GzipFile(fileobj=raw, mode="rb")
+        try:
+            sample = _read_sample(unpacked)
+        except (OSError, EOFError, zlib.error) as error:
+            raise FormatError(f"The gzip file cannot be read: {error}.") from None
+        raw = io.BufferedReader(_Counted(sample, unpacked, None), buffer_size=SAMPLE_BYTES)
+    else:
+        sample = head
+    if not sample.strip():
+        raise FormatError("The file is empty.")
+    codec = _detect(sample, encoding)
+    text = io.TextIOWrapper(raw, encoding=codec, errors="strict", newline="")
+    yield text, ("utf-8" if codec == "utf-8" else "utf-8 (with BOM)" if codec == "utf-8-sig"
+                 else "windows-1252")
+
+
+def describe_read_error(error: Exception, encoding: str, line: int) -> str:
+    """The message refusing a file whose bytes could not be read after ``line``."""
+    if isinstance(error, UnicodeDecodeError):
+        hint = ("name its encoding (windows-1252)" if encoding.startswith("utf-8")
+                else "it is not Windows-1252 either")
+        where = f"after line {line}" if line else "in its first records"
+        return f"The file is not valid {encoding} {where} (byte 0x{error.object[error.start]:02x}); {hint}."
+    if isinstance(error, EOFError):
+        return "The gzip file is truncated" + (f" (it ends after line {line})." if line else ".")
+    return f"The file cannot be read after line {line}: {error}."
+
+
+READ_ERRORS = (UnicodeDecodeError, EOFError, OSError, zlib.error)
