@@ -10,13 +10,13 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import reduce
 from urllib.parse import urlencode
 
 from flask import request
 from peewee import DateField, DateTimeField, Field, Node
 
 from ..domain.errors import InvalidInput
+from ..domain.exports import OrderKey, keyset_after
 
 MAX_DEPTH = 10_000  # page * page_size beyond this must use a cursor
 START = "*"  # `cursor=*` starts a cursor walk at the first record
@@ -108,14 +108,8 @@ def decode_cursor(cursor: str, sort: str, keys: Sequence[SortKey], fingerprint: 
 
 
 def _after(keys: Sequence[SortKey], values: Sequence):
-    """Rows strictly after ``values`` in the order of ``keys`` (a keyset condition)."""
-    alternatives = []
-    for i, key in enumerate(keys):
-        beyond = key.expr < values[i] if key.descending else key.expr > values[i]
-        alternatives.append(reduce(lambda a, b: a & b,
-                                   [k.expr == v for k, v in zip(keys[:i], values[:i], strict=True)],
-                                   beyond))
-    return reduce(lambda a, b: a | b, alternatives)
+    """Rows strictly after ``values`` in the order of ``keys``: the exports' keyset condition."""
+    return keyset_after([OrderKey(k.expr, k.descending) for k in keys], list(values))
 
 
 def _url(**changes) -> str:

@@ -41,7 +41,7 @@ def _with_tie_break(keys: Sequence[OrderKey], id_field) -> list[OrderKey]:
     return keys
 
 
-def _after(keys: list[OrderKey], values: list) -> Node:
+def keyset_after(keys: list[OrderKey], values: list) -> Node:
     """Rows strictly after ``values`` in the order of ``keys`` (lexicographic, per-key direction).
 
     Written as ``k0 >= v0 AND (k0 > v0 OR (k0 = v0 AND k1 > v1) OR ...)``: the leading range on the
@@ -82,7 +82,7 @@ def keyset_batches(query, keys: Sequence[OrderKey], *, size: int | None = None) 
         if len(rows) < size:
             return
         last = rows[-1]
-        batch_query = ordered.where(_after(keys, [getattr(last, n) for n in names])).limit(size)
+        batch_query = ordered.where(keyset_after(keys, [getattr(last, n) for n in names])).limit(size)
 
 
 def reference_ids_of(study_ids: Iterable[int]) -> dict[int, list[int]]:
