@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from peewee import SQL, AutoField, DatabaseProxy, Model, NodeList, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 database = DatabaseProxy()
 
@@ -42,7 +42,7 @@ class BaseModel(Model):
 
 
 def open_database(url: str, *, max_connections: int = 8):
-    """Return an unconnected peewee database for ``url`` (SQLite file or pooled Postgres)."""
+    """Return an unconnected, pooled peewee database for ``url`` (SQLite file or Postgres)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
@@ -51,7 +51,11 @@ def open_database(url: str, *, max_connections: int = 8):
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=False)
+        # Pooled too: a connection's page cache lives as long as it does. With one connection per
+        # request every search re-read the index and table pages it needed from the OS (2.5x the
+        # SQL time of the same statements on a warm connection).
+        return PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=False,
+                                    max_connections=max_connections, stale_timeout=300, timeout=10)
     # Every Postgres URL goes through a pool: opening a backend per request cost 5x throughput.
     params = dict(parse_qsl(parts.query))
     params.setdefault("max_connections", str(max_connections))
