@@ -113,7 +113,8 @@ class Notices(MethodView):
         args["sort"] = args.get("sort") or "id"
         envelope, headers = paginate(query, args=args,
                                      keys=sort_keys(args["sort"], domain.NOTICE_SORTS, Notice.id),
-                                     serialize=lambda rows: [domain.notice_dict(n) for n in rows])
+                                     serialize=lambda rows: [domain.notice_dict(n) for n in rows],
+                                     rows_of=domain.notice_rows)
         return envelope, 200, headers
 
     @notices.write("notices")

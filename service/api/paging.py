@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import request
-from peewee import DateField, DateTimeField, Field, Node
+from peewee import DateField, DateTimeField, Field, Node, Select
 
 from ..domain.errors import InvalidInput
 from ..domain.exports import OrderKey, keyset_after
@@ -118,11 +118,15 @@ def _url(**changes) -> str:
     return request.base_url + ("?" + urlencode(params) if params else "")
 
 
-def paginate(query, *, args: Mapping, keys: Sequence[SortKey],
-             serialize: Callable[[list], list], total: int | None = None) -> tuple[dict, dict]:
+def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callable[[list], list],
+             rows_of: Callable[[Select], Select], total: int | None = None) -> tuple[dict, dict]:
     """Run one page of ``query`` ordered by ``keys``; return the envelope and the headers (Link).
 
-    ``total`` is counted unless the caller already knows it.
+    The page is found on the sort keys alone, and only its rows are read whole: ``rows_of(top)``
+    joins the full records (and what is counted per record) to ``top``, the subquery of the page's
+    keys, in one statement. Sorting every match by relevance with whole rows (a study's reference
+    count, a reference's abstract) cost more than finding the page. ``total`` is counted unless
+    the caller already knows it.
     """
     page_size, cursor, page = args["page_size"], args.get("cursor"), args.get("page")
     if cursor is not None and page is not None:
@@ -146,7 +150,10 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey],
         rows_query = rows_query.where(_after(keys, values))
     elif page is not None:
         rows_query = rows_query.offset((page - 1) * page_size)
-    rows = list(rows_query.limit(page_size + 1))
+    top = rows_query.limit(page_size + 1).select(*[k.expr.alias(k.attr) for k in keys]).alias("top")
+    computed = [top.c[k.attr].alias(k.attr) for k in keys if not isinstance(k.expr, Field)]
+    rows = list(rows_of(top).select_extend(*computed).order_by(
+        *[top.c[k.attr].desc() if k.descending else top.c[k.attr].asc() for k in keys]).objects())
     more, rows = len(rows) > page_size, rows[:page_size]
 
     next_url = prev_url = None

@@ -68,6 +68,7 @@ class References(MethodView):
                 counts, total = facets.reference_facets(args["facets"],
                                                         domain.reference_conditions(q=q, **filters))
             envelope, headers = paginate(query, args=args, keys=keys, total=total,
+                                         rows_of=domain.reference_rows,
                                          serialize=records.reference_dicts)
         if args.get("facets"):
             envelope["facets"] = counts

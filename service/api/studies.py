@@ -70,7 +70,7 @@ class Studies(MethodView):
             if args.get("facets"):  # counted first: they give the total too
                 counts, total = facets.study_facets(args["facets"], domain.study_conditions(q=q, **filters))
             envelope, headers = paginate(
-                query, args=args, keys=keys, total=total,
+                query, args=args, keys=keys, total=total, rows_of=domain.study_rows,
                 serialize=lambda rows: records.study_dicts(rows, include_references=with_refs))
         if args.get("facets"):
             envelope["facets"] = counts

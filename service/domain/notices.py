@@ -32,6 +32,11 @@ def filtered_notices(*, status: str = "active", now: dt.datetime | None = None):
     return query
 
 
+def notice_rows(top):
+    """The whole rows of the notices whose ids ``top`` (a subquery with an ``id`` column) selects."""
+    return Notice.select().join(top, on=(Notice.id == top.c.id))
+
+
 NOTICE_SORTS = {"id": Notice.id, "updated": Notice.updated}
 
 

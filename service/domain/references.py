@@ -82,6 +82,12 @@ def filtered_references(conditions: Sequence = (), *, ranked_by: SearchQuery | N
     return query.where(*conditions) if conditions else query
 
 
+def reference_rows(top):
+    """The whole rows of the references whose ids ``top`` (a subquery with an ``id`` column)
+    selects: a page found on its sort keys alone."""
+    return Reference.select().join(top, on=(Reference.id == top.c.id))
+
+
 def normalise_doi(doi: str) -> str:
     """DOIs are case-insensitive: store and match them lower-cased, without a resolver prefix."""
     text = doi.strip()

@@ -84,6 +84,12 @@ def filtered_studies(conditions: Sequence = (), *, ranked_by: SearchQuery | None
     return query.where(*conditions) if conditions else query
 
 
+def study_rows(top):
+    """The whole rows (with reference counts) of the studies whose ids ``top`` (a subquery with an
+    ``id`` column) selects: a page found on its sort keys alone."""
+    return records.studies_with_counts().join(top, on=(Study.id == top.c.id))
+
+
 def _get(study_id: int, *, lock: bool = False) -> Study:
     query = records.studies_with_counts().where(Study.id == study_id)
     study = (locked(query) if lock else query).first()
