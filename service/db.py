@@ -54,7 +54,8 @@ def open_database(url: str, *, max_connections: int = 8):
         # Pooled too: a connection's page cache lives as long as it does. With one connection per
         # request every search re-read the index and table pages it needed from the OS (2.5x the
         # SQL time of the same statements on a warm connection).
-        return PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=False,
+        # A pooled connection is handed to one thread at a time, but not always the thread that opened it.
+        return PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=False, check_same_thread=False,
                                     max_connections=max_connections, stale_timeout=300, timeout=10)
     # Every Postgres URL goes through a pool: opening a backend per request cost 5x throughput.
     params = dict(parse_qsl(parts.query))
