@@ -26,7 +26,7 @@ from flask import Response, g
 
 from ..db import database, is_postgres
 from ..domain import exports, records
-from ..domain.exports import OrderKey
+from ..domain.ordering import SortKey
 from .schemas.references import ReferenceSchema
 from .schemas.studies import StudySchema
 
@@ -229,7 +229,7 @@ def _snapshot():
     return database.atomic()  # SQLite WAL: a deferred read transaction sees one snapshot
 
 
-def _stream(query, keys: Sequence[OrderKey], fmt: _Format) -> Iterator:
+def _stream(query, keys: Sequence[SortKey], fmt: _Format) -> Iterator:
     """First yields the count, then the export's text in chunks; always gives the connection back."""
     try:
         with _snapshot():
@@ -244,7 +244,7 @@ def _stream(query, keys: Sequence[OrderKey], fmt: _Format) -> Iterator:
             database.close()
 
 
-def export_response(resource: str, format_name: str, query, keys: Sequence[OrderKey]) -> Response:
+def export_response(resource: str, format_name: str, query, keys: Sequence[SortKey]) -> Response:
     """A streamed download of every row of the filtered ``query`` in the order of ``keys`` (+ id)."""
     stream = _stream(query, keys, _FORMATS[resource][format_name])
     total = next(stream)  # opens the snapshot and counts before the headers go out

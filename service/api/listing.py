@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..domain.errors import InvalidInput
-from .paging import RELEVANCE
+from ..domain.ordering import RELEVANCE
 
 
 def resolve_sort(args: Mapping, default: str = "id") -> str:

@@ -10,10 +10,11 @@ from flask.views import MethodView
 from .. import vocabularies as vocab
 from ..db import backend_name, database
 from ..domain import notices as domain
+from ..domain.ordering import sort_keys
 from ..migrations import current_version
 from ..models import Notice
 from .caching import if_match, record_response
-from .paging import paginate, sort_keys
+from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .problems import problem
 from .schemas.meta import (

@@ -9,49 +9,17 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import request
-from peewee import DateField, DateTimeField, Field, Node, Select
+from peewee import Field, Select
 
 from ..domain.errors import InvalidInput
-from ..domain.exports import OrderKey, keyset_after
+from ..domain.ordering import SortKey, keyset_after, order_by
 
 MAX_DEPTH = 10_000  # page * page_size beyond this must use a cursor
 START = "*"  # `cursor=*` starts a cursor walk at the first record
 _NOT_FILTERS = {"page", "page_size", "cursor", "format", "facets"}
-RELEVANCE = "relevance"
-
-
-@dataclass(frozen=True)
-class SortKey:
-    """One key of an ordering: an expression, its direction, and where a row carries its value."""
-
-    expr: Node
-    descending: bool
-    attr: str
-
-    @property
-    def typed(self) -> type | None:
-        if isinstance(self.expr, DateTimeField):
-            return dt.datetime
-        if isinstance(self.expr, DateField):
-            return dt.date
-        return None
-
-
-def sort_keys(sort: str, sorts: Mapping[str, Field], id_field: Field, *, rank: Node | None = None,
-              updated: Field | None = None) -> list[SortKey]:
-    """The ordering for ``sort`` (a field, `-field`, or `relevance`), always ending with the id."""
-    ident = SortKey(id_field, False, id_field.name)
-    if sort == RELEVANCE:
-        # Most relevant first; equally relevant: most recently updated, then by id.
-        return [SortKey(rank, True, "rank"), SortKey(updated, True, updated.name), ident]
-    column = sorts[sort.lstrip("-")]
-    if column is id_field:
-        return [SortKey(id_field, sort.startswith("-"), id_field.name)]
-    return [SortKey(column, sort.startswith("-"), column.name), ident]
 
 
 def _fingerprint(args: Mapping) -> str:
@@ -107,11 +75,6 @@ def decode_cursor(cursor: str, sort: str, keys: Sequence[SortKey], fingerprint: 
                       "filters and sort, or start again without `cursor`.")
 
 
-def _after(keys: Sequence[SortKey], values: Sequence):
-    """Rows strictly after ``values`` in the order of ``keys``: the exports' keyset condition."""
-    return keyset_after([OrderKey(k.expr, k.descending) for k in keys], list(values))
-
-
 def _url(**changes) -> str:
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
     params += [(k, v) for k, v in changes.items() if v is not None]
@@ -145,9 +108,9 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
         values = decode_cursor(cursor, args["sort"], keys, fingerprint)
     if total is None:
         total = query.select(keys[-1].expr).count()
-    rows_query = query.order_by(*[k.expr.desc() if k.descending else k.expr.asc() for k in keys])
+    rows_query = query.order_by(*order_by(keys))
     if values is not None:
-        rows_query = rows_query.where(_after(keys, values))
+        rows_query = rows_query.where(keyset_after(keys, values))
     elif page is not None:
         rows_query = rows_query.offset((page - 1) * page_size)
     top = rows_query.limit(page_size + 1).select(*[k.expr.alias(k.attr) for k in keys]).alias("top")

@@ -7,13 +7,13 @@ from flask.views import MethodView
 
 from ..domain import facets, records
 from ..domain import references as domain
-from ..domain.exports import OrderKey
+from ..domain.ordering import RELEVANCE, sort_keys
 from ..models import Reference
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .exports import export_doc, export_response
 from .listing import resolve_sort
-from .paging import RELEVANCE, paginate, sort_keys
+from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import (
     ReferenceCreateSchema,
@@ -61,7 +61,7 @@ class References(MethodView):
                          updated=Reference.updated)
         if args["format"] != "json":  # an export: every match, unpaged (`facets` does not apply)
             return export_response("references", args["format"], query,
-                                   [OrderKey(k.expr, k.descending) for k in keys])
+                                   keys)
         with search_plan(q is not None):
             counts, total = {}, None
             if args.get("facets"):  # counted first: they give the total too

@@ -7,13 +7,13 @@ from flask.views import MethodView
 
 from ..domain import facets, records
 from ..domain import studies as domain
-from ..domain.exports import OrderKey
+from ..domain.ordering import RELEVANCE, sort_keys
 from ..models import Study
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .exports import export_doc, export_response
 from .listing import resolve_sort
-from .paging import RELEVANCE, paginate, sort_keys
+from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import LinkedReferenceSchema
 from .schemas.studies import (
@@ -63,7 +63,7 @@ class Studies(MethodView):
         keys = sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK, updated=Study.updated)
         if args["format"] != "json":  # an export: every match, unpaged (`facets` does not apply)
             return export_response("studies", args["format"], query,
-                                   [OrderKey(k.expr, k.descending) for k in keys])
+                                   keys)
         with_refs = "references" in args.get("include", [])
         with search_plan(q is not None):
             counts, total = {}, None
