@@ -182,8 +182,14 @@ def matches(table: str, query: SearchQuery):
     """A subquery of (id, rank) of the records matching ``query``; higher rank is more relevant.
     A query with nothing to look for matches nothing."""
     source = Table(table)
-    return (source.select(_id_column(source).alias("id"), _rank(source, table, query).alias("rank"))
+    hits = (source.select(_id_column(source).alias("id"), _rank(source, table, query).alias("rank"))
             .where(_matching(source, table, query)))
+    if is_postgres():
+        # OFFSET 0 keeps the subquery whole: each match is ranked as it is read. Flattened into the
+        # join, Postgres carried every match's `heading` through the hash join and ranked after it
+        # (a third more CPU for a page of 8,496 matches at 50,000 studies).
+        hits = hits.offset(0)
+    return hits
 
 
 def matching_ids(table: str, query: SearchQuery):
