@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson")
+FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson", "direcct-registrations", "direcct-results",
+           "direcct-registries")
 
 
 class FormatError(ValueError):
@@ -82,7 +83,8 @@ class Row:
 def parser_for(fmt: str):
     """The parse function of a format: ``parse(text_stream, info) -> Iterator[Row]``; it records what it
     learnt about the file (``info["layout"]``) in ``info``."""
-    from . import ctgov, ictrp, ndjson, ris
+    from . import ctgov, direcct, ictrp, ndjson, ris
 
     return {"ictrp-csv": ictrp.parse, "ctgov-json": ctgov.parse, "ris": ris.parse,
-            "ndjson": ndjson.parse}[fmt]
+            "ndjson": ndjson.parse, "direcct-registrations": direcct.parse_registrations,
+            "direcct-results": direcct.parse_results, "direcct-registries": direcct.parse_registries}[fmt]
