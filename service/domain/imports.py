@@ -180,13 +180,13 @@ class _Engine:
 
     def __init__(self, report: ImportReport, now: dt.datetime):
         self.report, self.now = report, now
+        self.supplements: set[int] = set()  # lines of supplementary records (ArticleRecord.supplement)
         self.seen_records: dict[str, int] = {}            # registry record identifier -> line
         self.seen_keys: dict[Any, tuple[int, int | None]] = {}  # article key -> (line, reference id)
         self.titles: dict[bytes, tuple[int, str | None, str | None]] | None = None
         self.study_ids: set[int] = set()
         self.reference_ids: set[int] = set()
         self.dates: list[tuple[type, int, dt.datetime]] = []
-        self.supplements: set[int] = set()  # lines of supplementary records (ArticleRecord.supplement)
 
     # -- one batch ---------------------------------------------------------------------------------------
 
@@ -302,55 +302,6 @@ class _Engine:
             if outcome[line] == "unchanged" and ref_outcome != "unchanged":
                 outcome[line] = "updated"
             self._count(outcome[line])
-
-    # -- cross-registrations (DIRECCT): registrations of one study, no record of their own ----------------
-
-    def _cross_registrations(self, items: list[tuple[int, CrossRegistrations]]) -> None:
-        """The registrations of each trial join the one study that owns any of them, or a new study named
-        by the first; a trial whose registrations belong to different studies is rejected. A stored study
-        only gains registrations (its title and facets stay)."""
-        every = {i for _, r in items for i, _ in r.identifiers}
-        owner: dict[str, Any] = dict(Registration.select(Registration.identifier, Registration.study)
-                                     .where(Registration.identifier.in_(list(every))).tuples())
-        new_studies: list[dict] = []
-        new_registrations: list[tuple[Any, str, str]] = []
-        outcomes: list[str] = []
-        for line, record in items:
-            owners = {owner[i] for i, _ in record.identifiers if i in owner}
-            if len(owners) > 1:
-                named = ", ".join(f"{i} (study {owner[i]})" if isinstance(owner[i], int)
-                                  else f"{i} (a study of this file)"
-                                  for i, _ in record.identifiers if i in owner)
-                self._reject(line, f"trial {record.key}: its registrations belong to different studies: "
-                                   f"{named}; merge them by hand first.")
-                continue
-            if owners:
-                study, outcome = owners.pop(), "unchanged"
-            else:
-                study, outcome = ("new", len(new_studies)), "created"
-                new_studies.append({**record.study, "first_published": self.now.date(),
-                                    "created": self.now, "updated": self.now})
-            for identifier, registry in record.identifiers:
-                if identifier not in owner:
-                    owner[identifier] = study
-                    new_registrations.append((study, identifier, registry))
-                    outcome = "updated" if outcome == "unchanged" else outcome
-            outcomes.append(outcome)
-        ids = self._insert(Study, new_studies)
-        resolve = {("new", i): study_id for i, study_id in enumerate(ids)}
-        self.report.studies["created"] += len(ids)
-        self.study_ids.update(ids)
-        rows = [{"study": resolve.get(s, s), "identifier": i, "registry": g} for s, i, g in new_registrations]
-        insert_rows(Registration, rows)
-        self.report.registrations_added += len(rows)
-        self.new_identifiers.extend(r["identifier"] for r in rows)
-        touched = sorted({r["study"] for r in rows} - set(ids))
-        for start in range(0, len(touched), BATCH_SIZE):
-            Study.update(updated=self.now).where(Study.id.in_(touched[start:start + BATCH_SIZE])).execute()
-        self.study_ids.update(touched)
-        self.report.studies["updated"] += len(touched)
-        for outcome in outcomes:
-            self._count(outcome)
 
     def _insert(self, model, rows: list[dict]) -> list[int]:
         """Insert ``rows``; their new ids in the same order."""
@@ -581,6 +532,55 @@ class _Engine:
         self.study_ids.add(study_id)
         self.reference_ids.add(reference_id)
         return True
+
+    # -- cross-registrations (DIRECCT): registrations of one study, no record of their own ----------------
+
+    def _cross_registrations(self, items: list[tuple[int, CrossRegistrations]]) -> None:
+        """The registrations of each trial join the one study that owns any of them, or a new study named
+        by the first; a trial whose registrations belong to different studies is rejected. A stored study
+        only gains registrations (its title and facets stay)."""
+        every = {i for _, r in items for i, _ in r.identifiers}
+        owner: dict[str, Any] = dict(Registration.select(Registration.identifier, Registration.study)
+                                     .where(Registration.identifier.in_(list(every))).tuples())
+        new_studies: list[dict] = []
+        new_registrations: list[tuple[Any, str, str]] = []
+        outcomes: list[str] = []
+        for line, record in items:
+            owners = {owner[i] for i, _ in record.identifiers if i in owner}
+            if len(owners) > 1:
+                named = ", ".join(f"{i} (study {owner[i]})" if isinstance(owner[i], int)
+                                  else f"{i} (a study of this file)"
+                                  for i, _ in record.identifiers if i in owner)
+                self._reject(line, f"trial {record.key}: its registrations belong to different studies: "
+                                   f"{named}; merge them by hand first.")
+                continue
+            if owners:
+                study, outcome = owners.pop(), "unchanged"
+            else:
+                study, outcome = ("new", len(new_studies)), "created"
+                new_studies.append({**record.study, "first_published": self.now.date(),
+                                    "created": self.now, "updated": self.now})
+            for identifier, registry in record.identifiers:
+                if identifier not in owner:
+                    owner[identifier] = study
+                    new_registrations.append((study, identifier, registry))
+                    outcome = "updated" if outcome == "unchanged" else outcome
+            outcomes.append(outcome)
+        ids = self._insert(Study, new_studies)
+        resolve = {("new", i): study_id for i, study_id in enumerate(ids)}
+        self.report.studies["created"] += len(ids)
+        self.study_ids.update(ids)
+        rows = [{"study": resolve.get(s, s), "identifier": i, "registry": g} for s, i, g in new_registrations]
+        insert_rows(Registration, rows)
+        self.report.registrations_added += len(rows)
+        self.new_identifiers.extend(r["identifier"] for r in rows)
+        touched = sorted({r["study"] for r in rows} - set(ids))
+        for start in range(0, len(touched), BATCH_SIZE):
+            Study.update(updated=self.now).where(Study.id.in_(touched[start:start + BATCH_SIZE])).execute()
+        self.study_ids.update(touched)
+        self.report.studies["updated"] += len(touched)
+        for outcome in outcomes:
+            self._count(outcome)
 
     # -- linking -----------------------------------------------------------------------------------------
 
