@@ -259,6 +259,19 @@ def test_result_rows_that_cannot_be_mapped_are_rejected_with_their_line(runner, 
     assert report["created"] == 16
 
 
+def test_a_result_may_name_its_trial_by_an_old_trial_id(runner, client, tmp_path):
+    # tri03026 was tri00841 before DIRECCT merged trials (`ids_old`).
+    text = RESULTS.read_text(encoding="utf-8").replace("tri03026,registry,full_results_journal_article",
+                                                       "tri00841,registry,full_results_journal_article")
+    path = tmp_path / "results.csv"
+    path.write_text(text, encoding="utf-8")
+    run_import(runner, REGISTRATIONS, "direcct-registrations")
+    assert import_results(runner, path)["rejected"][0]["line"] == 2
+    article = by_doi(study_of(client, "NCT04322682"), "10.1016/s2213-2600(21)00222-8")
+    assert "(DIRECCT trial tri00841: full_results_journal_article" in article["notes"]
+    assert article["study_ids"] == [study_of(client, "EUCTR2020-001689-12")["id"]]
+
+
 # -- refused files -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("fmt", "path", "extra", "message"), [
