@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -137,12 +138,17 @@ class _Progress:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
               help="ictrp-csv (WHO ICTRP export, TrialsTracker, DIRECCT), ctgov-json (ClinicalTrials.gov "
-                   "API v2: study, page or NDJSON), ris, ndjson (the register's own export).")
+                   "API v2: study, page or NDJSON), ris, ndjson (the register's own export), "
+                   "direcct-registrations (DIRECCT cross-registrations), direcct-results (DIRECCT results; "
+                   "needs --trial-ids), direcct-registries (recognised, refused).")
 @click.option("--dry-run", is_flag=True, help="Report what would change, write nothing.")
 @click.option("--encoding", type=click.Choice(sorted(ENCODINGS), case_sensitive=False), default=None,
               help="Default: detected (UTF-8 with or without BOM, else Windows-1252).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def import_command(path, fmt, dry_run, encoding, quiet):
+@click.option("--trial-ids", "trial_ids", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="direcct-results only: DIRECCT's registrations file (plain or .gz), "
+                                 "which maps the DIRECCT trial ids of the results to registrations.")
+def import_command(path, fmt, dry_run, encoding, quiet, trial_ids):
     """Import FILE (plain or .gz) in one transaction and print the report as JSON.
 
     Importing the same file twice changes nothing the second time. Exit status 1 when the file was
@@ -151,16 +157,21 @@ def import_command(path, fmt, dry_run, encoding, quiet):
     with connection():
         if migrations.current_version() < migrations.latest_version():
             raise click.ClickException("the schema is not up to date; run `study-register db upgrade`")
+        if trial_ids is not None and fmt != "direcct-results":
+            raise click.UsageError("--trial-ids is only for --format direcct-results")
         started = time.perf_counter()
-        with path.open("rb") as stream:
+        with path.open("rb") as stream, contextlib.ExitStack() as stack:
+            options = {"trial_ids": stack.enter_context(trial_ids.open("rb"))} if trial_ids else None
             try:
                 if quiet:
-                    report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run)
+                    report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
+                                         options=options)
                 else:
                     progress = _Progress(path.stat().st_size)
                     with progress.bar:
                         report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
-                                             on_read=progress.read, on_rows=progress.done)
+                                             on_read=progress.read, on_rows=progress.done,
+                                             options=options)
             except ImportRefused as error:
                 raise click.ClickException(f"{path}: refused, nothing imported: {error.detail}") from None
     elapsed = time.perf_counter() - started

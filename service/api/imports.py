@@ -58,7 +58,11 @@ class Imports(MethodView):
     @blp.doc(requestBody={"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary",
-                     "description": "The file (plain or gzip); its name may tell the format."}}}},
+                     "description": "The file (plain or gzip); its name may tell the format."},
+            "trial_ids": {"type": "string", "format": "binary",
+                          "description": "`direcct-results` only (and required there): DIRECCT's "
+                                         "registrations file (plain or gzip), the map from the DIRECCT "
+                                         "trial ids of the results to registrations."}}}},
         "text/csv": {"schema": {"type": "string", "format": "binary"}, "example": CSV_EXAMPLE},
         "application/json": {"schema": {"type": "string", "format": "binary"}, "example": CTGOV_EXAMPLE},
         "application/x-research-info-systems": {"schema": {"type": "string", "format": "binary"},
@@ -84,6 +88,7 @@ class Imports(MethodView):
             return problem(413, f"The file is larger than the import limit of {limit:,} bytes.")
         request.max_content_length = limit
         fmt = args.get("format")
+        options = None
         if request.mimetype == "multipart/form-data":
             upload = request.files.get("file")
             if upload is None:
@@ -91,6 +96,12 @@ class Imports(MethodView):
                                errors={"file": ["Missing data for required field."]})
             fmt = fmt or _format_of_name(upload.filename)
             stream = upload.stream
+            trial_ids = request.files.get("trial_ids")
+            if trial_ids is not None:
+                if fmt != "direcct-results":
+                    return problem(422, "The part `trial_ids` is only for the format `direcct-results`.",
+                                   errors={"trial_ids": ["Unknown field."]})
+                options = {"trial_ids": trial_ids.stream}
         elif request.mimetype in RAW_MEDIA_TYPES:
             fmt = fmt or BY_MEDIA_TYPE.get(request.mimetype)
             stream = request.stream
@@ -102,4 +113,4 @@ class Imports(MethodView):
             return problem(422, "The format cannot be told from the upload; give `format`.",
                            errors={"format": ["Missing data for required field."]})
         return import_file(stream, fmt=fmt, encoding=args.get("encoding"),
-                           dry_run=args["dry_run"]).as_dict()
+                           dry_run=args["dry_run"], options=options).as_dict()

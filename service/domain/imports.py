@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 from ..db import database, insert_rows, is_postgres, write_transaction
 from ..formats import (
     ArticleRecord,
+    CrossRegistrations,
     ExportedStudy,
     FormatError,
     RegistryRecord,
@@ -93,16 +94,17 @@ class ImportReport:
 
 def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_run: bool = False,
                 on_read: Callable[[int], None] | None = None, on_rows: Callable[[int], None] | None = None,
-                batch_size: int = BATCH_SIZE) -> ImportReport:
+                batch_size: int = BATCH_SIZE, options: dict[str, Any] | None = None) -> ImportReport:
     """Import ``stream`` (a file in format ``fmt``, gzip or not) in one transaction and report on it.
 
     Raises ImportRefused, with nothing written, when the file cannot be read as ``fmt``.
     ``dry_run`` does everything but commit. ``on_read`` is told the bytes read, as they are read, and
-    ``on_rows`` the rows done so far after each batch.
+    ``on_rows`` the rows done so far after each batch. ``options`` are handed to the parser (in its
+    ``info``), e.g. ``trial_ids``: the trial-id map of ``direcct-results``.
     """
     started = time.perf_counter()
     report = ImportReport(format=fmt, dry_run=dry_run)
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = dict(options or {})
     line = 0
     try:
         with open_text(stream, encoding=encoding, on_read=on_read) as (text, used):
@@ -178,6 +180,7 @@ class _Engine:
 
     def __init__(self, report: ImportReport, now: dt.datetime):
         self.report, self.now = report, now
+        self.supplements: set[int] = set()  # lines of supplementary records (ArticleRecord.supplement)
         self.seen_records: dict[str, int] = {}            # registry record identifier -> line
         self.seen_keys: dict[Any, tuple[int, int | None]] = {}  # article key -> (line, reference id)
         self.titles: dict[bytes, tuple[int, str | None, str | None]] | None = None
@@ -188,7 +191,7 @@ class _Engine:
     # -- one batch ---------------------------------------------------------------------------------------
 
     def run(self, rows: list[Row]) -> None:
-        registry, articles, studies = [], [], []
+        registry, articles, studies, cross = [], [], [], []
         for row in rows:
             self.report.rows += 1
             if row.error is not None:
@@ -199,12 +202,17 @@ class _Engine:
                 articles.append((row.line, row.record))
             elif isinstance(row.record, ExportedStudy):
                 studies.append((row.line, row.record))
+            elif isinstance(row.record, CrossRegistrations):
+                cross.append((row.line, row.record))
         self.found: dict[int, list[tuple[str, str]]] = {}   # references whose text changed -> identifiers
         self.new_identifiers: list[str] = []
         self.changed_references: set[int] = set()
         if registry:
             self._registry_records(registry)
+        if cross:
+            self._cross_registrations(cross)
         if articles:
+            self.supplements.update(line for line, r in articles if r.supplement)
             results = self._upsert_references([(line, r.reference, r.complete) for line, r in articles])
             for _, outcome in results:
                 self._count(outcome)
@@ -390,7 +398,8 @@ class _Engine:
                 continue
             for key in keys:
                 self.seen_keys.setdefault(key, (line, row.id))
-            diff = _reference_changes(row, columns, complete)
+            diff = _supplement_changes(row, columns) if line in self.supplements \
+                else _reference_changes(row, columns, complete)
             if diff:
                 updates.append((row, diff))
                 results.append((row.id, "updated"))
@@ -524,6 +533,55 @@ class _Engine:
         self.reference_ids.add(reference_id)
         return True
 
+    # -- cross-registrations (DIRECCT): registrations of one study, no record of their own ----------------
+
+    def _cross_registrations(self, items: list[tuple[int, CrossRegistrations]]) -> None:
+        """The registrations of each trial join the one study that owns any of them, or a new study named
+        by the first; a trial whose registrations belong to different studies is rejected. A stored study
+        only gains registrations (its title and facets stay)."""
+        every = {i for _, r in items for i, _ in r.identifiers}
+        owner: dict[str, Any] = dict(Registration.select(Registration.identifier, Registration.study)
+                                     .where(Registration.identifier.in_(list(every))).tuples())
+        new_studies: list[dict] = []
+        new_registrations: list[tuple[Any, str, str]] = []
+        outcomes: list[str] = []
+        for line, record in items:
+            owners = {owner[i] for i, _ in record.identifiers if i in owner}
+            if len(owners) > 1:
+                named = ", ".join(f"{i} (study {owner[i]})" if isinstance(owner[i], int)
+                                  else f"{i} (a study of this file)"
+                                  for i, _ in record.identifiers if i in owner)
+                self._reject(line, f"trial {record.key}: its registrations belong to different studies: "
+                                   f"{named}; merge them by hand first.")
+                continue
+            if owners:
+                study, outcome = owners.pop(), "unchanged"
+            else:
+                study, outcome = ("new", len(new_studies)), "created"
+                new_studies.append({**record.study, "first_published": self.now.date(),
+                                    "created": self.now, "updated": self.now})
+            for identifier, registry in record.identifiers:
+                if identifier not in owner:
+                    owner[identifier] = study
+                    new_registrations.append((study, identifier, registry))
+                    outcome = "updated" if outcome == "unchanged" else outcome
+            outcomes.append(outcome)
+        ids = self._insert(Study, new_studies)
+        resolve = {("new", i): study_id for i, study_id in enumerate(ids)}
+        self.report.studies["created"] += len(ids)
+        self.study_ids.update(ids)
+        rows = [{"study": resolve.get(s, s), "identifier": i, "registry": g} for s, i, g in new_registrations]
+        insert_rows(Registration, rows)
+        self.report.registrations_added += len(rows)
+        self.new_identifiers.extend(r["identifier"] for r in rows)
+        touched = sorted({r["study"] for r in rows} - set(ids))
+        for start in range(0, len(touched), BATCH_SIZE):
+            Study.update(updated=self.now).where(Study.id.in_(touched[start:start + BATCH_SIZE])).execute()
+        self.study_ids.update(touched)
+        self.report.studies["updated"] += len(touched)
+        for outcome in outcomes:
+            self._count(outcome)
+
     # -- linking -----------------------------------------------------------------------------------------
 
     def _link(self) -> None:
@@ -573,6 +631,27 @@ def _study_changes(study: Study, incoming: dict, *, complete: bool) -> dict:
         if name in FACET_FIELDS and value == UNCLEAR and current != UNCLEAR and not complete:
             continue  # "we don't know" never overwrites a classification
         if current != value:
+            diff[name] = value
+    return diff
+
+
+def _supplement_changes(row: Reference, columns: dict) -> dict:
+    """What a supplementary record (ArticleRecord.supplement) changes in a stored reference: empty values
+    filled, `has_results` set (never cleared), its lines of `notes` added to the stored ones."""
+    diff: dict[str, Any] = {}
+    for name, value in columns.items():
+        if name in ("updated", "first_published") or _empty(value):
+            continue
+        current = getattr(row, name)
+        if name == "notes":
+            have = (current or "").splitlines()
+            missing = [line for line in value.splitlines() if line not in have]
+            if missing:
+                diff[name] = "\n".join([*have, *missing])
+        elif name == "has_results":
+            if value and not current:
+                diff[name] = True
+        elif _empty(current):
             diff[name] = value
     return diff
 

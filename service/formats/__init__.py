@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson")
+FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson", "direcct-registrations", "direcct-results",
+           "direcct-registries")
 
 
 class FormatError(ValueError):
@@ -45,6 +46,10 @@ class ArticleRecord:
 
     reference: dict[str, Any]
     complete: bool = False  # True: a whole record (register NDJSON): missing values clear stored ones
+    # True: what one source knows about a reference others describe in full (DIRECCT's results list): it
+    # creates the reference when none has its key, but on a stored one only fills empty values (and sets
+    # `has_results` when it says so) and adds its lines of `notes` to the stored ones, never replacing them.
+    supplement: bool = False
 
 
 @dataclass
@@ -58,16 +63,28 @@ class ExportedStudy:
 
 
 @dataclass
+class CrossRegistrations:
+    """The registrations of one trial, as a list of cross-registrations (DIRECCT): they become registrations
+    of one study, created (named by the first, ``study`` its placeholder title and facets) when none of them
+    is registered yet; nothing else of a stored study changes. ``key`` names the trial in the file."""
+
+    key: str
+    identifiers: list[tuple[str, str]]
+    study: dict[str, Any]
+
+
+@dataclass
 class Row:
     line: int
-    record: RegistryRecord | ArticleRecord | ExportedStudy | None = None
+    record: RegistryRecord | ArticleRecord | ExportedStudy | CrossRegistrations | None = None
     error: str | None = None
 
 
 def parser_for(fmt: str):
     """The parse function of a format: ``parse(text_stream, info) -> Iterator[Row]``; it records what it
     learnt about the file (``info["layout"]``) in ``info``."""
-    from . import ctgov, ictrp, ndjson, ris
+    from . import ctgov, direcct, ictrp, ndjson, ris
 
     return {"ictrp-csv": ictrp.parse, "ctgov-json": ctgov.parse, "ris": ris.parse,
-            "ndjson": ndjson.parse}[fmt]
+            "ndjson": ndjson.parse, "direcct-registrations": direcct.parse_registrations,
+            "direcct-results": direcct.parse_results, "direcct-registries": direcct.parse_registries}[fmt]

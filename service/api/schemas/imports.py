@@ -13,7 +13,9 @@ FORMAT_DOC = (
     "`ictrp-csv`: a WHO ICTRP trial list (the WHO export's 40/58 columns, or the TrialsTracker and "
     "DIRECCT layouts, told by their headers); `ctgov-json`: ClinicalTrials.gov API v2 JSON (one study, a "
     "page `{\"studies\": [...]}`, or NDJSON); `ris`: RIS (journal articles, preprints); `ndjson`: the "
-    "register's own NDJSON export. Optional when the upload's file name ends in `.csv`, `.json` or `.ris` "
+    "register's own NDJSON export; `direcct-registrations`, `direcct-results` (send DIRECCT's registrations "
+    "file as the multipart part `trial_ids` too) and `direcct-registries` (recognised, refused): the DIRECCT "
+    "link files. Optional when the upload's file name ends in `.csv`, `.json` or `.ris` "
     "(`.gz` allowed) or the body's Content-Type is `text/csv`, `application/json`, "
     "`application/x-research-info-systems` or `application/x-ndjson` (the register's NDJSON).")
 
@@ -51,7 +53,8 @@ class ImportReportSchema(ma.Schema):
     dry_run = fields.Boolean(metadata={"description": "`true`: nothing was written."})
     layout = fields.String(allow_none=True, metadata={
         "description": "The layout recognised: `who-40`, `who-58`, `trialstracker-25`, `direcct-13`, "
-                       "`ictrp-columns`; `study`, `page`, `ndjson`; `ris`; `register-ndjson`.",
+                       "`ictrp-columns`; `study`, `page`, `ndjson`; `ris`; `register-ndjson`; "
+                       "`direcct-registrations`, `direcct-results`.",
         "example": "who-40"})
     encoding = fields.String(metadata={"example": "utf-8"})
     rows = fields.Integer(metadata={"description": "Records read (rejected and duplicates included)."})
