@@ -34,9 +34,11 @@ from typing import Any, BinaryIO
 
 from ..db import database, insert_rows, is_postgres, write_transaction
 from ..formats import (
+    AddedLines,
     ArticleRecord,
     ExportedStudy,
     FormatError,
+    KeepStored,
     RegistryRecord,
     Row,
     parser_for,
@@ -606,6 +608,10 @@ def _reference_changes(row: Reference, columns: dict, complete: bool) -> dict:
         if name == "first_published" and value is None:
             continue
         current = getattr(row, name)
+        if isinstance(value, KeepStored) and not _empty(current):
+            continue  # a default or a weaker source's value (formats.KeepStored)
+        if isinstance(value, AddedLines):
+            value = value.onto(current)  # lines added to the stored ones (formats.AddedLines)
         if current != value:
             diff[name] = value
     return diff

@@ -38,6 +38,25 @@ class RegistryRecord:
     secondary: list[tuple[str, str]] = field(default_factory=list)
 
 
+class AddedLines(str):
+    """A value whose lines are added to the stored value's, not put in its place: the trial identifiers
+    one article file names go into a reference's notes beside those another file (or a curator) wrote.
+    Lines already there are not added again, so importing the file twice changes nothing."""
+
+    def onto(self, current: str | None) -> str:
+        """The stored value ``current`` with the lines of this one it lacks added at its end."""
+        if not current:
+            return str(self)
+        have = set(current.split("\n"))
+        return "\n".join([current, *(line for line in self.split("\n") if line and line not in have)])
+
+
+class KeepStored(str):
+    """A value used only where the stored value is empty: a default (an article file without types says
+    `journal_article`) or a weaker source's (titles DIRECCT cut from full texts), which must not overwrite
+    what a better source or a curator gave."""
+
+
 @dataclass
 class ArticleRecord:
     """A bibliographic record (journal article, preprint...): becomes (or updates) a reference, linked
