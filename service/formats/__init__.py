@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson")
+FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson", "articles-csv")
 
 
 class FormatError(ValueError):
@@ -86,7 +86,7 @@ class Row:
 def parser_for(fmt: str):
     """The parse function of a format: ``parse(text_stream, info) -> Iterator[Row]``; it records what it
     learnt about the file (``info["layout"]``) in ``info``."""
-    from . import ctgov, ictrp, ndjson, ris
+    from . import articles, ctgov, ictrp, ndjson, ris
 
     return {"ictrp-csv": ictrp.parse, "ctgov-json": ctgov.parse, "ris": ris.parse,
-            "ndjson": ndjson.parse}[fmt]
+            "ndjson": ndjson.parse, "articles-csv": articles.parse}[fmt]
