@@ -46,7 +46,10 @@ def test_regcovid_rows_of_one_pmid_make_one_linked_reference(runner, client):
     # 20 rows: PMID 32445440 on 4 rows (lines 7, 18, 19, 21), 34534511 and 33264556 on 2 each.
     assert report["layout"] == "regcovid-publications"
     assert (report["rows"], report["created"], report["rejected"], report["duplicates"]) == (15, 15, [], [])
-    assert report["linked"] == 10  # rows naming NCT04280705, NCT04292899, NCT04315948, NCT04322682
+    # 9 articles name NCT04280705, NCT04292899, NCT04315948 or NCT04322682 in `nct_id`; the WHO Solidarity
+    # results also cite ISRCTN83971151 in their abstract.
+    assert report["linked"] == 10
+    assert article(pmid="33264556")["studies"] == ["ISRCTN83971151", "NCT04315948"]
     actt = article(pmid="32445440")
     assert actt["title"] == "Remdesivir for the Treatment of Covid-19 - Final Report."
     assert actt["source"] == "The New England journal of medicine"
@@ -126,6 +129,8 @@ def test_litcovid_values_both_author_formats_and_links(runner):
     with database.connection_context():
         assert StudyReference.select().join(Reference).where(
             Reference.type != "trial_registry_record").count() == 4
+    again = run_import(runner, LITCOVID, "articles-csv")
+    assert (again["created"], again["updated"], again["unchanged"], again["linked"]) == (0, 0, 19, 0)
 
 
 # -- DIRECCT trial-id search hits ----------------------------------------------------------------------------
