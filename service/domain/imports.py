@@ -34,10 +34,12 @@ from typing import Any, BinaryIO
 
 from ..db import database, insert_rows, is_postgres, write_transaction
 from ..formats import (
+    AddedLines,
     ArticleRecord,
     CrossRegistrations,
     ExportedStudy,
     FormatError,
+    KeepStored,
     RegistryRecord,
     Row,
     parser_for,
@@ -183,6 +185,7 @@ class _Engine:
         self.supplements: set[int] = set()  # lines of supplementary records (ArticleRecord.supplement)
         self.seen_records: dict[str, int] = {}            # registry record identifier -> line
         self.seen_keys: dict[Any, tuple[int, int | None]] = {}  # article key -> (line, reference id)
+        self.title_ids: dict[bytes, tuple[str | None, str | None]] = {}  # title key -> first one's DOI, PMID
         self.titles: dict[bytes, tuple[int, str | None, str | None]] | None = None
         self.study_ids: set[int] = set()
         self.reference_ids: set[int] = set()
@@ -372,7 +375,7 @@ class _Engine:
         pending: list[tuple[int, int, dict]] = []  # (result index, new row index, columns)
         updates: list[tuple[Reference, dict]] = []
         for line, columns, complete, keys in prepared:
-            earlier = next((self.seen_keys[k] for k in keys if k in self.seen_keys), None)
+            earlier = self._earlier(keys, columns)
             if earlier is not None and earlier[1] is not None and not complete:
                 results.append((earlier[1], "duplicate"))
                 self.report.duplicates.append({"line": line, "same_as": earlier[0], "key": _show(keys)})
@@ -393,11 +396,9 @@ class _Engine:
                 pending.append((len(results), len(new_rows), columns))
                 new_rows.append(new)
                 results.append((None, "created"))
-                for key in keys:
-                    self.seen_keys.setdefault(key, (line, None))
+                self._seen(keys, columns, line, None)
                 continue
-            for key in keys:
-                self.seen_keys.setdefault(key, (line, row.id))
+            self._seen(keys, columns, line, row.id)
             diff = _supplement_changes(row, columns) if line in self.supplements \
                 else _reference_changes(row, columns, complete)
             if diff:
@@ -425,7 +426,7 @@ class _Engine:
                 line = prepared[index][0]
                 first_line = int(outcome.split(":")[1])
                 keys = prepared[index][3]
-                same = next(self.seen_keys[k][1] for k in keys if k in self.seen_keys)
+                same = self._earlier(keys, prepared[index][1])[1]
                 if prepared[index][2]:
                     results[index] = (same, "unchanged")
                 else:
@@ -442,6 +443,26 @@ class _Engine:
         self.reference_ids.update(ids)
         self.reference_ids.update(row.id for row, _ in updates)
         return results
+
+    def _seen(self, keys, columns: dict, line: int, reference_id: int | None) -> None:
+        for key in keys:
+            self.seen_keys.setdefault(key, (line, reference_id))
+            if key[0] == "title":
+                self.title_ids.setdefault(key[1], (columns.get("doi"), columns.get("pmid")))
+
+    def _earlier(self, keys, columns: dict) -> tuple[int, int | None] | None:
+        """(line, reference id) of the earlier row of this file with one of ``keys``: a title match does not
+        make a record with another DOI or PMID the same one (a preprint and its journal version)."""
+        for key in keys:
+            if key not in self.seen_keys:
+                continue
+            if key[0] == "title":
+                doi, pmid = self.title_ids.get(key[1], (None, None))
+                if (columns.get("doi") and doi and doi != columns["doi"]) or (
+                        columns.get("pmid") and pmid and pmid != columns["pmid"]):
+                    continue
+            return self.seen_keys[key]
+        return None
 
     def _match(self, keys, found, by_id, columns) -> Reference | None:
         for key in keys:
@@ -666,6 +687,10 @@ def _reference_changes(row: Reference, columns: dict, complete: bool) -> dict:
         if name == "first_published" and value is None:
             continue
         current = getattr(row, name)
+        if isinstance(value, KeepStored) and not _empty(current):
+            continue  # a default or a weaker source's value (formats.KeepStored)
+        if isinstance(value, AddedLines):
+            value = value.onto(current)  # lines added to the stored ones (formats.AddedLines)
         if current != value:
             diff[name] = value
     return diff

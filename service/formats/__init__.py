@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson", "direcct-registrations", "direcct-results",
-           "direcct-registries")
+FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson", "articles-csv", "direcct-registrations",
+           "direcct-results", "direcct-registries")
 
 
 class FormatError(ValueError):
@@ -37,6 +37,25 @@ class RegistryRecord:
     study: dict[str, Any]
     reference: dict[str, Any]
     secondary: list[tuple[str, str]] = field(default_factory=list)
+
+
+class AddedLines(str):
+    """A value whose lines are added to the stored value's, not put in its place: the trial identifiers
+    one article file names go into a reference's notes beside those another file (or a curator) wrote.
+    Lines already there are not added again, so importing the file twice changes nothing."""
+
+    def onto(self, current: str | None) -> str:
+        """The stored value ``current`` with the lines of this one it lacks added at its end."""
+        if not current:
+            return str(self)
+        have = set(current.split("\n"))
+        return "\n".join([current, *(line for line in self.split("\n") if line and line not in have)])
+
+
+class KeepStored(str):
+    """A value used only where the stored value is empty: a default (an article file without types says
+    `journal_article`) or a weaker source's (titles DIRECCT cut from full texts), which must not overwrite
+    what a better source or a curator gave."""
 
 
 @dataclass
@@ -83,8 +102,9 @@ class Row:
 def parser_for(fmt: str):
     """The parse function of a format: ``parse(text_stream, info) -> Iterator[Row]``; it records what it
     learnt about the file (``info["layout"]``) in ``info``."""
-    from . import ctgov, direcct, ictrp, ndjson, ris
+    from . import articles, ctgov, direcct, ictrp, ndjson, ris
 
     return {"ictrp-csv": ictrp.parse, "ctgov-json": ctgov.parse, "ris": ris.parse,
-            "ndjson": ndjson.parse, "direcct-registrations": direcct.parse_registrations,
+            "ndjson": ndjson.parse, "articles-csv": articles.parse,
+            "direcct-registrations": direcct.parse_registrations,
             "direcct-results": direcct.parse_results, "direcct-registries": direcct.parse_registries}[fmt]
