@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson")
+FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson", "ctgov-aact-csv", "ictrp-xlsx")
+# Formats read as bytes (``reading.open_binary``), not as text.
+BINARY_FORMATS = ("ictrp-xlsx",)
 
 
 class FormatError(ValueError):
@@ -65,9 +67,10 @@ class Row:
 
 
 def parser_for(fmt: str):
-    """The parse function of a format: ``parse(text_stream, info) -> Iterator[Row]``; it records what it
+    """The parse function of a format: ``parse(text_stream, info) -> Iterator[Row]`` (a seekable byte
+    stream for ``BINARY_FORMATS``); it records what it
     learnt about the file (``info["layout"]``) in ``info``."""
-    from . import ctgov, ictrp, ndjson, ris
+    from . import aact, ctgov, ictrp, ndjson, ris, xlsx
 
     return {"ictrp-csv": ictrp.parse, "ctgov-json": ctgov.parse, "ris": ris.parse,
-            "ndjson": ndjson.parse}[fmt]
+            "ndjson": ndjson.parse, "ctgov-aact-csv": aact.parse, "ictrp-xlsx": xlsx.parse}[fmt]
