@@ -129,7 +129,8 @@ def to_study(row: list[str], where: dict[str, int]) -> dict:
         index = where.get(column)
         if index is None:
             continue
-        value = ftfy.fix_encoding(row[index]).strip()
+        value = row[index]
+        value = (value if value.isascii() else ftfy.fix_encoding(value)).strip()
         if value in MISSING:
             continue
         node = study

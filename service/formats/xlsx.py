@@ -47,7 +47,8 @@ def cell_text(value: Any, column: str, epoch: dt.datetime | None = None) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return ftfy.fix_encoding(unescape(value))
+        value = unescape(value)
+        return value if value.isascii() else ftfy.fix_encoding(value)
     if isinstance(value, bool):
         return "True" if value else "False"
     if isinstance(value, (int, float)) and column in DATE_COLUMNS:
@@ -96,6 +97,7 @@ def parse(stream: IO[bytes], info: dict) -> Iterator[Row]:
         info["layout"] = f"{layout}-xlsx"
         columns = [ictrp._fold(name) for name in header]
         width = len(header)
+        used = set(where.values())
         epoch = getattr(workbook, "epoch", None)
         number = 1
         try:
@@ -106,7 +108,9 @@ def parse(stream: IO[bytes], info: dict) -> Iterator[Row]:
                     yield Row(number, error=f"has values beyond the header's {width} columns.")
                     continue
                 cells = (cells + [None] * width)[:width]
-                row = [cell_text(v, c, epoch) for v, c in zip(cells, columns, strict=True)]
+                # only the columns the mapping reads are converted (contacts, criteria... are not)
+                row = [cell_text(v, c, epoch) if i in used else "" for i, (v, c)
+                       in enumerate(zip(cells, columns, strict=True))]
                 if not any(cell.strip() for cell in row):
                     continue
                 try:
