@@ -299,4 +299,8 @@ def test_post_imports_refuses_a_csv_named_as_xlsx(client, auth):
     body = assert_problem(client.post("/imports?format=ctgov-aact-csv", headers=auth,
                                       data=XLSX.read_bytes(), content_type="application/octet-stream"), 422)
     assert "UTF-16 or binary" in body["detail"]
+    body = assert_problem(client.post("/imports?format=ictrp-xlsx", headers=auth,
+                                      data=b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504),
+                                      content_type="application/vnd.ms-excel"), 422)
+    assert "Excel 97-2003 workbook (.xls)" in body["detail"]
     assert counts()["Study"] == 0

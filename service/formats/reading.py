@@ -142,6 +142,9 @@ def open_binary(stream: BinaryIO, *, encoding: str | None = None,
         if head[:2] == b"\x1f\x8b":
             raise FormatError("The file is gzip-compressed: an xlsx workbook is compressed already; "
                               "send the .xlsx itself.")
+        if head == b"\xd0\xcf\x11\xe0":
+            raise FormatError("The file is an Excel 97-2003 workbook (.xls) or an encrypted one, not an "
+                              ".xlsx; save it as .xlsx (Excel Workbook) without a password.")
         if head != ZIP_MAGIC:
             raise FormatError(f"The file is not an xlsx workbook (an .xlsx is a ZIP archive starting with "
                               f"`PK`; this one starts with {head!r}). A CSV export is imported with its "
