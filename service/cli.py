@@ -138,10 +138,11 @@ class _Progress:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
               help="ictrp-csv (WHO ICTRP export, TrialsTracker, DIRECCT), ctgov-json (ClinicalTrials.gov "
-                   "API v2: study, page or NDJSON), ris, ndjson (the register's own export), articles-csv "
-                   "(regCOVID PubMed lists, LitCovid document info, DIRECCT trial-id search hits), "
-                   "direcct-registrations (DIRECCT cross-registrations), direcct-results (DIRECCT results; "
-                   "needs --trial-ids), direcct-registries (recognised, refused).")
+                   "API v2: study, page or NDJSON), ris, ndjson (the register's own export), ctgov-aact-csv "
+                   "(ClinicalTrials.gov, AACT `studies` columns), ictrp-xlsx (WHO ICTRP export as .xlsx), "
+                   "articles-csv (regCOVID PubMed lists, LitCovid document info, DIRECCT trial-id search "
+                   "hits), direcct-registrations (DIRECCT cross-registrations), direcct-results (DIRECCT "
+                   "results; needs --trial-ids), direcct-registries (recognised, refused).")
 @click.option("--dry-run", is_flag=True, help="Report what would change, write nothing.")
 @click.option("--encoding", type=click.Choice(sorted(ENCODINGS), case_sensitive=False), default=None,
               help="Default: detected (UTF-8 with or without BOM, else Windows-1252).")

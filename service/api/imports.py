@@ -13,9 +13,11 @@ from .schemas.imports import ImportQueryArgsSchema, ImportReportSchema
 blp = Blueprint("imports", __name__, url_prefix="/imports",
                 description="Import files of registry records and references (as the CLI's `import`).")
 
-BY_EXTENSION = {".csv": "ictrp-csv", ".json": "ctgov-json", ".ris": "ris"}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+BY_EXTENSION = {".csv": "ictrp-csv", ".json": "ctgov-json", ".ris": "ris", ".xlsx": "ictrp-xlsx"}
 BY_MEDIA_TYPE = {"text/csv": "ictrp-csv", "application/json": "ctgov-json",
-                 "application/x-research-info-systems": "ris", "application/x-ndjson": "ndjson"}
+                 "application/x-research-info-systems": "ris", "application/x-ndjson": "ndjson",
+                 XLSX: "ictrp-xlsx"}
 RAW_MEDIA_TYPES = (*BY_MEDIA_TYPE, "text/plain", "application/octet-stream", "application/gzip",
                    "application/x-gzip", "application/vnd.ms-excel", "text/tab-separated-values")
 
@@ -68,6 +70,7 @@ class Imports(MethodView):
         "application/x-research-info-systems": {"schema": {"type": "string", "format": "binary"},
                                                 "example": RIS_EXAMPLE},
         "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+        XLSX: {"schema": {"type": "string", "format": "binary"}},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     }})
     def post(self, args):
@@ -79,7 +82,8 @@ class Imports(MethodView):
         reason, and a file that cannot be read as the format named is refused whole (422, nothing
         written). The answer is the same report as the CLI's `study-register import`.
 
-        Gzip files are unpacked transparently. The size limit is `MAX_IMPORT_BYTES` (default 200 MiB),
+        Gzip files are unpacked transparently (not an xlsx workbook, which is compressed already). The
+        size limit is `MAX_IMPORT_BYTES` (default 200 MiB),
         separate from the JSON body limit. Needs a token with the `imports` scope: an import creates and
         changes both studies and references.
         """
@@ -108,7 +112,7 @@ class Imports(MethodView):
         else:
             return problem(415, "Send the file as multipart/form-data (field `file`) or as the raw body "
                                 "(text/csv, application/json, application/x-research-info-systems, "
-                                "application/x-ndjson, application/octet-stream).")
+                                "application/x-ndjson, the xlsx type, application/octet-stream).")
         if fmt is None:
             return problem(422, "The format cannot be told from the upload; give `format`.",
                            errors={"format": ["Missing data for required field."]})

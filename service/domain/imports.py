@@ -44,7 +44,7 @@ from ..formats import (
     Row,
     parser_for,
 )
-from ..formats.reading import READ_ERRORS, describe_read_error, open_text
+from ..formats.reading import READ_ERRORS, describe_read_error, open_input
 from ..models import (
     Reference,
     ReferenceIdentifier,
@@ -109,7 +109,7 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
     info: dict[str, Any] = dict(options or {})
     line = 0
     try:
-        with open_text(stream, encoding=encoding, on_read=on_read) as (text, used):
+        with open_input(stream, fmt=fmt, encoding=encoding, on_read=on_read) as (text, used):
             report.encoding = used
             rows = parser_for(fmt)(text, info)
             with contextlib.suppress(_DryRun), write_transaction():

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson", "articles-csv", "direcct-registrations",
-           "direcct-results", "direcct-registries")
+FORMATS = ("ictrp-csv", "ctgov-json", "ris", "ndjson", "ctgov-aact-csv", "ictrp-xlsx", "articles-csv",
+           "direcct-registrations", "direcct-results", "direcct-registries")
+# Formats read as bytes (``reading.open_binary``), not as text.
+BINARY_FORMATS = ("ictrp-xlsx",)
 
 
 class FormatError(ValueError):
@@ -100,11 +102,12 @@ class Row:
 
 
 def parser_for(fmt: str):
-    """The parse function of a format: ``parse(text_stream, info) -> Iterator[Row]``; it records what it
-    learnt about the file (``info["layout"]``) in ``info``."""
-    from . import articles, ctgov, direcct, ictrp, ndjson, ris
+    """The parse function of a format: ``parse(stream, info) -> Iterator[Row]``, where ``stream`` is text
+    (a seekable byte stream for ``BINARY_FORMATS``); it records what it learnt about the file
+    (``info["layout"]``) in ``info``."""
+    from . import aact, articles, ctgov, direcct, ictrp, ndjson, ris, xlsx
 
     return {"ictrp-csv": ictrp.parse, "ctgov-json": ctgov.parse, "ris": ris.parse,
-            "ndjson": ndjson.parse, "articles-csv": articles.parse,
-            "direcct-registrations": direcct.parse_registrations,
+            "ndjson": ndjson.parse, "ctgov-aact-csv": aact.parse, "ictrp-xlsx": xlsx.parse,
+            "articles-csv": articles.parse, "direcct-registrations": direcct.parse_registrations,
             "direcct-results": direcct.parse_results, "direcct-registries": direcct.parse_registries}[fmt]

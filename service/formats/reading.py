@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -113,3 +114,51 @@ def describe_read_error(error: Exception, encoding: str, line: int) -> str:
 
 
 READ_ERRORS = (UnicodeDecodeError, EOFError, OSError, zlib.error)
+
+
+ZIP_MAGIC = b"PK\x03\x04"
+SPOOL_BYTES = 64 * 1024 * 1024
+
+
+@contextmanager
+def open_binary(stream: BinaryIO, *, encoding: str | None = None,
+                on_read: Callable[[int], None] | None = None) -> Iterator[tuple[BinaryIO, str]]:
+    """A seekable copy of ``stream`` for the formats read as bytes (an xlsx workbook is a ZIP archive,
+    read by seeking): copied to memory, or to a temporary file past ``SPOOL_BYTES``. ``on_read`` is told
+    the bytes read, as they are read."""
+    if encoding is not None:
+        raise FormatError("An xlsx workbook has no text encoding; leave `encoding` out.")
+    copy = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (closed below)
+    try:
+        while chunk := stream.read(SAMPLE_BYTES):
+            copy.write(chunk)
+            if on_read is not None:
+                on_read(len(chunk))
+        copy.seek(0)
+        head = copy.read(4)
+        copy.seek(0)
+        if not head.strip():
+            raise FormatError("The file is empty.")
+        if head[:2] == b"\x1f\x8b":
+            raise FormatError("The file is gzip-compressed: an xlsx workbook is compressed already; "
+                              "send the .xlsx itself.")
+        if head == b"\xd0\xcf\x11\xe0":
+            raise FormatError("The file is an Excel 97-2003 workbook (.xls) or an encrypted one, not an "
+                              ".xlsx; save it as .xlsx (Excel Workbook) without a password.")
+        if head != ZIP_MAGIC:
+            raise FormatError(f"The file is not an xlsx workbook (an .xlsx is a ZIP archive starting with "
+                              f"`PK`; this one starts with {head!r}). A CSV export is imported with its "
+                              f"own format (ictrp-csv).")
+        yield copy, "binary"
+    finally:
+        copy.close()
+
+
+def open_input(stream: BinaryIO, *, fmt: str, encoding: str | None = None,
+               on_read: Callable[[int], None] | None = None):
+    """The stream a format's parser reads, and what was detected: text (``open_text``) for the text
+    formats, a seekable byte stream (``open_binary``) for the binary ones (``BINARY_FORMATS``)."""
+    from . import BINARY_FORMATS
+
+    opener = open_binary if fmt in BINARY_FORMATS else open_text
+    return opener(stream, encoding=encoding, on_read=on_read)

@@ -13,13 +13,16 @@ FORMAT_DOC = (
     "`ictrp-csv`: a WHO ICTRP trial list (the WHO export's 40/58 columns, or the TrialsTracker and "
     "DIRECCT layouts, told by their headers); `ctgov-json`: ClinicalTrials.gov API v2 JSON (one study, a "
     "page `{\"studies\": [...]}`, or NDJSON); `ris`: RIS (journal articles, preprints); `ndjson`: the "
-    "register's own NDJSON export; `articles-csv`: an article list as CSV (the regCOVID PubMed lists, "
-    "LitCovid document info, DIRECCT trial-id search hits, told by their headers); "
-    "`direcct-registrations`, `direcct-results` (send DIRECCT's registrations file as the multipart part "
-    "`trial_ids` too) and `direcct-registries` (recognised, refused): the DIRECCT link files. Optional "
-    "when the upload's file name ends in `.csv`, `.json` or `.ris` (`.gz` allowed) or the body's "
-    "Content-Type is `text/csv`, `application/json`, "
-    "`application/x-research-info-systems` or `application/x-ndjson` (the register's NDJSON).")
+    "register's own NDJSON export; `ctgov-aact-csv`: ClinicalTrials.gov studies as CSV in the AACT `studies` "
+    "table's columns; `ictrp-xlsx`: the WHO ICTRP export (40/58 columns) saved as an Excel workbook; "
+    "`articles-csv`: an article list as CSV (the regCOVID PubMed lists, LitCovid document info, DIRECCT "
+    "trial-id search hits, told by their headers); `direcct-registrations`, `direcct-results` (send "
+    "DIRECCT's registrations file as the multipart part `trial_ids` too) and `direcct-registries` "
+    "(recognised, refused): the DIRECCT link files. "
+    "Optional when the upload's file name ends in `.csv`, `.json`, `.ris` or `.xlsx` "
+    "(`.gz` allowed) or the body's Content-Type is `text/csv`, `application/json`, "
+    "`application/x-research-info-systems`, `application/x-ndjson` (the register's NDJSON) or the xlsx "
+    "type `application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`.")
 
 
 class ImportQueryArgsSchema(QueryArgsSchema):
