@@ -7,13 +7,14 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test install install-dev lint openapi migrate seed token bench docker-build compose-up clean
+.PHONY: help run test install install-dev lint openapi migrate seed token real-data bench docker-build compose-up clean
 
 help:
 	@echo "make run      set up, migrate, seed an empty register, serve on http://$(HOST):$(PORT)"
 	@echo "make test     set up and run every test (SQLite, and Postgres when reachable)"
 	@echo "make openapi  regenerate openapi/openapi.json from the app"
 	@echo "make lint     ruff"
+	@echo "make real-data  import every real file of ../shared/data (DATA=...), one command per file"
 	@echo "make bench    load benchmark (bench/README.md)"
 
 $(BIN)/python:
@@ -57,6 +58,27 @@ openapi: install
 
 token: migrate
 	$(BIN)/study-register token create --name "$${NAME:-local}"
+
+# The real data set (../shared/data/SOURCES.md), one import per file, into $$DATABASE_URL (default
+# var/register.db). Cross-registrations first, so each DIRECCT trial's registrations become one study
+# before the registry lists name them; the registry lists oldest snapshot first (the last import of a
+# record wins); results and articles last, so they link as they arrive.
+DATA ?= ../shared/data
+IMPORT = $(BIN)/study-register import
+real-data: migrate
+	$(IMPORT) $(DATA)/links/direcct_registrations.csv.gz --format direcct-registrations
+	$(IMPORT) $(DATA)/trials/ictrp_covid_who_raw_export_2020-04-15.csv.gz --format ictrp-csv
+	$(IMPORT) $(DATA)/trials/ictrp_covid_who_raw_export_COVID19-web_7Jul2020.xlsx --format ictrp-xlsx
+	$(IMPORT) $(DATA)/trials/ictrp_covid_trialstracker_2020-12-16.csv.gz --format ictrp-csv
+	$(IMPORT) $(DATA)/trials/ictrp_covid_direcct_2021-07-01.csv.gz --format ictrp-csv
+	$(IMPORT) $(DATA)/trials/ctgov_aact_covid_studies_regcovid.csv.gz --format ctgov-aact-csv
+	$(IMPORT) $(DATA)/links/direcct_results.csv.gz --format direcct-results \
+	    --trial-ids $(DATA)/links/direcct_registrations.csv.gz
+	$(IMPORT) $(DATA)/articles/regcovid_publications_interventional.csv.gz --format articles-csv
+	$(IMPORT) $(DATA)/articles/regcovid_publications_observational.csv.gz --format articles-csv
+	$(IMPORT) $(DATA)/articles/regcovid_publications_patient_registries.csv.gz --format articles-csv
+	$(IMPORT) $(DATA)/articles/litcovid_longcovid_doc_all_info.csv.gz --format articles-csv
+	$(IMPORT) $(DATA)/links/direcct_trn_search_hits_2021-02-24.csv.gz --format articles-csv
 
 bench: install-dev
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
