@@ -189,3 +189,66 @@ def insert_rows(model, rows: list[dict], *, returning: bool = False) -> list[int
             # Ids come from one sequence, given in the order the rows are inserted.
             ids.extend(sorted(row[0] for row in cursor.fetchall()))
     return ids
+
+
+def any_of(column: str, values) -> tuple[str, list]:
+    """A condition "``column`` is one of ``values``" for raw SQL, with its parameters: one array
+    parameter on Postgres (``= ANY``), a list of placeholders on SQLite. Building the same condition
+    with peewee's ``in_`` costs more than running it for the hundreds of values of an import batch."""
+    values = list(values)
+    if is_postgres():
+        return f"{column} = ANY({database.param})", [values]
+    if not values:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join([database.param] * len(values))})", values
+
+
+def select_in(sql: str, column: str, values, *, params=(), size: int = 5000) -> list[tuple]:
+    """Rows of ``sql`` (raw; ``{where}`` stands for the condition ``column`` is one of ``values``,
+    its own ``params`` come first), for any number of values: on SQLite in chunks of ``size``,
+    which keeps each value's rows together but not any order across chunks."""
+    values = list(dict.fromkeys(values))
+    if not values:
+        return []
+    chunks = [values] if is_postgres() else [values[i:i + size] for i in range(0, len(values), size)]
+    rows: list[tuple] = []
+    for chunk in chunks:
+        condition, extra = any_of(column, chunk)
+        rows.extend(database.execute_sql(sql.format(where=condition), [*params, *extra]).fetchall())
+    return rows
+
+
+def update_rows(model, changes, *, size: int = 1000) -> int:
+    """Set different values on many rows (``changes``: (id, {field name: value}) pairs) in a few
+    statements: rows changing the same fields share one ``UPDATE ... FROM (VALUES ...)`` on Postgres,
+    one ``executemany`` on SQLite. Returns the rows given."""
+    groups: dict[tuple[str, ...], list[tuple]] = {}
+    for row_id, values in changes:
+        groups.setdefault(tuple(values), []).append((row_id, values))
+    fields, table = model._meta.fields, model._meta.table_name
+    key = model._meta.primary_key.column_name
+    param = database.param
+    count = 0
+    for names, rows in groups.items():
+        columns = [fields[name] for name in names]
+        count += len(rows)
+        if is_postgres():
+            types = database.obj._field_types
+            casts = [types.get(c.field_type, c.field_type) for c in columns]
+            per_row = "(" + ", ".join([f"{param}::integer"] + [f"{param}::{cast}" for cast in casts]) + ")"
+            setting = ", ".join(f'"{c.column_name}" = v."{c.column_name}"' for c in columns)
+            aliases = ", ".join(["__id"] + [f'"{c.column_name}"' for c in columns])
+            for start in range(0, len(rows), size):
+                chunk = rows[start:start + size]
+                values = [x for row_id, row in chunk
+                          for x in (row_id, *(c.db_value(row[n]) for n, c in zip(names, columns, strict=True)))]
+                database.execute_sql(
+                    f'UPDATE "{table}" AS t SET {setting} FROM (VALUES {", ".join([per_row] * len(chunk))}) '
+                    f'AS v ({aliases}) WHERE t."{key}" = v.__id', values)
+        else:
+            setting = ", ".join(f'"{c.column_name}" = {param}' for c in columns)
+            database.cursor().executemany(
+                f'UPDATE "{table}" SET {setting} WHERE "{key}" = {param}',
+                [(*(c.db_value(row[n]) for n, c in zip(names, columns, strict=True)), row_id)
+                 for row_id, row in rows])
+    return count

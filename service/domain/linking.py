@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from ..db import changed, insert_rows
+from ..db import any_of, changed, database, insert_rows, select_in
 from ..identifiers import canonical, find_identifiers, normalise
 from ..models import (
     LinkSuppression,
@@ -148,9 +148,9 @@ def remember_identifiers_bulk(found: dict[int, Sequence[tuple[str, str]]]) -> No
     if not found:
         return
     ids = list(found)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        ReferenceIdentifier.delete().where(ReferenceIdentifier.reference.in_(chunk)).execute()
+    for start in range(0, len(ids), 5000):
+        condition, params = any_of("reference_id", ids[start:start + 5000])
+        database.execute_sql(f"DELETE FROM reference_identifier WHERE {condition}", params)
     insert_rows(ReferenceIdentifier, [{"reference": r, "identifier": i, "registry": g}
                                       for r, pairs in found.items() for i, g in pairs])
 
@@ -166,32 +166,32 @@ def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[
     if not ids:
         return 0, set(), set()
     cited: dict[int, list[str]] = {r: [] for r in ids}
-    rows = (ReferenceIdentifier.select(ReferenceIdentifier.reference, ReferenceIdentifier.identifier)
-            .where(ReferenceIdentifier.reference.in_(ids)).order_by(ReferenceIdentifier.id).tuples())
-    for reference_id, identifier in rows:
+    rows = select_in("SELECT reference_id, identifier, id FROM reference_identifier WHERE {where}",
+                     "reference_id", ids)
+    for reference_id, identifier, _ in sorted(rows, key=lambda row: row[2]):
         cited[reference_id].append(identifier)
     every = {i for found in cited.values() for i in found}
-    owner: dict[str, int] = {}
-    if every:
-        owner = dict(Registration.select(Registration.identifier, Registration.study)
-                     .where(Registration.identifier.in_(list(every))).tuples())
+    owner: dict[str, int] = dict(select_in("SELECT identifier, study_id FROM registration WHERE {where}",
+                                           "identifier", every))
     wanted: dict[tuple[int, int], str] = {}
     for reference_id, found in cited.items():
         for identifier in found:
             study_id = owner.get(identifier)
             if study_id is not None:
                 wanted.setdefault((reference_id, study_id), identifier)
-    existing = {(r, s): link for r, s, link in StudyReference.select(
-        StudyReference.reference, StudyReference.study, StudyReference.link)
-        .where(StudyReference.reference.in_(ids)).tuples()}
-    suppressed = set(LinkSuppression.select(LinkSuppression.reference, LinkSuppression.study)
-                     .where(LinkSuppression.reference.in_(ids)).tuples())
+    existing, link_ids = {}, {}
+    for link_id, r, s, link in select_in(
+            "SELECT id, reference_id, study_id, link FROM study_reference WHERE {where}", "reference_id", ids):
+        existing[(r, s)], link_ids[(r, s)] = link, link_id
+    suppressed = set(select_in("SELECT reference_id, study_id FROM link_suppression WHERE {where}",
+                               "reference_id", ids))
     now = utcnow()
     added = [{"reference": r, "study": s, "link": "auto", "identifier": identifier, "created": now}
              for (r, s), identifier in wanted.items() if (r, s) not in existing and (r, s) not in suppressed]
     insert_rows(StudyReference, added)
     stale = [(r, s) for (r, s), link in existing.items() if link == "auto" and (r, s) not in wanted]
-    for r, s in stale:
-        StudyReference.delete().where((StudyReference.reference == r) & (StudyReference.study == s)).execute()
+    if stale:
+        condition, params = any_of("id", sorted(link_ids[pair] for pair in stale))
+        database.execute_sql(f"DELETE FROM study_reference WHERE {condition}", params)
     changed = [(row["reference"], row["study"]) for row in added] + stale
     return len(added), {s for _, s in changed}, {r for r, _ in changed}
