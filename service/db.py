@@ -238,10 +238,11 @@ def update_rows(model, changes, *, size: int = 1000) -> int:
             per_row = "(" + ", ".join([f"{param}::integer"] + [f"{param}::{cast}" for cast in casts]) + ")"
             setting = ", ".join(f'"{c.column_name}" = v."{c.column_name}"' for c in columns)
             aliases = ", ".join(["__id"] + [f'"{c.column_name}"' for c in columns])
+            pairs = list(zip(names, columns, strict=True))
             for start in range(0, len(rows), size):
                 chunk = rows[start:start + size]
                 values = [x for row_id, row in chunk
-                          for x in (row_id, *(c.db_value(row[n]) for n, c in zip(names, columns, strict=True)))]
+                          for x in (row_id, *(c.db_value(row[n]) for n, c in pairs))]
                 database.execute_sql(
                     f'UPDATE "{table}" AS t SET {setting} FROM (VALUES {", ".join([per_row] * len(chunk))}) '
                     f'AS v ({aliases}) WHERE t."{key}" = v.__id', values)

@@ -180,8 +180,8 @@ def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[
             if study_id is not None:
                 wanted.setdefault((reference_id, study_id), identifier)
     existing, link_ids = {}, {}
-    for link_id, r, s, link in select_in(
-            "SELECT id, reference_id, study_id, link FROM study_reference WHERE {where}", "reference_id", ids):
+    links = "SELECT id, reference_id, study_id, link FROM study_reference WHERE {where}"
+    for link_id, r, s, link in select_in(links, "reference_id", ids):
         existing[(r, s)], link_ids[(r, s)] = link, link_id
     suppressed = set(select_in("SELECT reference_id, study_id FROM link_suppression WHERE {where}",
                                "reference_id", ids))
