@@ -331,3 +331,33 @@ def test_imported_records_are_searchable_at_once(client, runner):
     assert client.get("/references?q=prognostic%20predictive%20model").get_json()["total"] >= 1
     run_import(runner, WHO, "ictrp-csv", "--dry-run")  # a dry run leaves the index as it was
     assert client.get("/studies?q=ChiCTR2000029953").get_json()["total"] == 1
+
+
+def _search_rows():
+    """Every row of both search indexes, as text."""
+    with database.connection_context():
+        if database.obj.__class__.__name__.startswith("Pooled"):
+            queries = ["SELECT id, document::text, heading::text FROM study_search ORDER BY id",
+                       "SELECT id, document::text, heading::text FROM reference_search ORDER BY id"]
+        else:
+            queries = ["SELECT rowid, heading, titles, abstracts FROM study_search ORDER BY rowid",
+                       "SELECT rowid, title, authors, abstract FROM reference_search ORDER BY rowid"]
+        return [database.execute_sql(query).fetchall() for query in queries]
+
+
+def test_imports_leave_the_search_index_as_a_rebuild_would(runner, client, seeded, tmp_path):
+    from service.search.index import rebuild
+
+    run_import(runner, WHO)
+    newer = tmp_path / "newer.csv"
+    newer.write_text(WHO.read_text(encoding="utf-8").replace("Adaptive COVID-19 Treatment Trial",
+                                                             "Adaptive Treatment Trial"), encoding="utf-8")
+    assert run_import(runner, newer)["updated"] == 1
+    run_import(runner, RIS, "ris")
+    run_import(runner, TRIALSTRACKER)
+    run_import(runner, DIRECCT)
+    written = _search_rows()
+    assert all(written) and len(written[1]) == counts()["Reference"]
+    with database.connection_context(), database.atomic():
+        rebuild()
+    assert _search_rows() == written
