@@ -25,7 +25,9 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import queue
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -111,7 +113,7 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
             with contextlib.suppress(_DryRun), write_transaction():
                 engine = _Engine(report, utcnow())
                 try:
-                    for batch in _batches(rows, batch_size):
+                    for batch in _read_ahead(_batches(rows, batch_size)):
                         report.layout = info.get("layout")
                         line = batch[-1].line
                         engine.run(batch)
@@ -146,6 +148,43 @@ def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
             batch = []
     if batch:
         yield batch
+
+
+def _read_ahead(batches: Iterator[list[Row]]) -> Iterator[list[Row]]:
+    """``batches``, read and parsed one batch ahead in a thread while this one writes the previous batch
+    (the driver lets the other thread run while it waits for the database: on two cores the parsing costs
+    next to nothing). At most two batches wait, so memory stays flat; an error reading or parsing is
+    raised here, in its place among the batches."""
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                ready.put((batch, None))
+            ready.put((done, None))
+        except BaseException as error:  # noqa: BLE001 -- handed over to the importing thread
+            ready.put((None, error))
+
+    worker = threading.Thread(target=produce, name="import-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            batch, error = ready.get()
+            if error is not None:
+                raise error
+            if batch is done:
+                return
+            yield batch
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a blocked put through, so the reader ends before its file closes
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        worker.join()
 
 
 def title_key(title: str, year: int | None) -> bytes:

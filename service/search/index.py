@@ -115,13 +115,14 @@ def _write(table: str, ids: list[int], documents: dict[int, tuple[str, str, str]
     rows = [(i, *texts) for i, texts in documents.items()]
     p = database.param
     if is_postgres():
-        values = ", ".join([f"({p}::integer, {p}::text, {p}::text, {p}::text)"] * len(rows))
+        # One array per column: the driver's interpolation of one parameter per value cost more.
         database.execute_sql(
             f'INSERT INTO "{table}" (id, document, heading) SELECT v.id, v.heading || '
             f"setweight(to_tsvector('{TS_CONFIG}', v.c), 'C'), v.heading FROM (SELECT id, c, "
             f"setweight(to_tsvector('{TS_CONFIG}', a), 'A') || "
             f"setweight(to_tsvector('{TS_CONFIG}', b), 'B') AS heading "
-            f"FROM (VALUES {values}) AS w (id, a, b, c)) AS v", [x for row in rows for x in row])
+            f"FROM unnest({p}::integer[], {p}::text[], {p}::text[], {p}::text[]) AS w (id, a, b, c)) AS v",
+            [list(column) for column in zip(*rows, strict=True)])
     else:
         columns = "heading, titles, abstracts" if table == STUDY_TABLE else "title, authors, abstract"
         database.cursor().executemany(
