@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from ..db import any_of, changed, database, insert_rows, select_in
+from ..db import any_of, changed, database, insert_rows, select_in, update_rows
 from ..identifiers import canonical, find_identifiers, normalise
 from ..models import (
     LinkSuppression,
@@ -94,13 +94,16 @@ def relink_study(study_id: int, touch_references: Callable[[Iterable[int]], None
 
 def _reconcile(end: str, end_id: int, wanted: dict[int, str]) -> tuple[int, list[int]]:
     """Make the auto links of one study or reference (``end``) be exactly ``wanted`` (other end's id
-    -> identifier making the link), sparing manual links and remembered manual unlinks.
+    -> identifier making the link), sparing manual links and remembered manual unlinks. An auto link
+    kept takes the identifier wanted (the one cited first among the study's: it changes when the
+    study gains a registration cited before the one that made the link).
 
     Returns how many links were added, and the other ends whose links changed.
     """
     other = "reference" if end == "study" else "study"
     mine = getattr(StudyReference, end) == end_id
-    existing = {getattr(link, f"{other}_id"): link.link for link in StudyReference.select().where(mine)}
+    links = {getattr(link, f"{other}_id"): link for link in StudyReference.select().where(mine)}
+    existing = {key: link.link for key, link in links.items()}
     suppressed = {i for (i,) in LinkSuppression.select(getattr(LinkSuppression, other))
                   .where(getattr(LinkSuppression, end) == end_id).tuples()}
     now = utcnow()
@@ -111,7 +114,11 @@ def _reconcile(end: str, end_id: int, wanted: dict[int, str]) -> tuple[int, list
     stale = [key for key, link in existing.items() if link == "auto" and key not in wanted]
     if stale:
         StudyReference.delete().where(mine & getattr(StudyReference, other).in_(stale)).execute()
-    others = [row[other] for row in added] + stale
+    retagged = [key for key, link in links.items()
+                if link.link == "auto" and key in wanted and link.identifier != wanted[key]]
+    for key in retagged:
+        StudyReference.update(identifier=wanted[key]).where(StudyReference.id == links[key].id).execute()
+    others = [row[other] for row in added] + stale + retagged
     if others:
         changed(studies=[end_id] if end == "study" else others)
     return len(added), others
@@ -179,10 +186,10 @@ def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[
             study_id = owner.get(identifier)
             if study_id is not None:
                 wanted.setdefault((reference_id, study_id), identifier)
-    existing, link_ids = {}, {}
-    links = "SELECT id, reference_id, study_id, link FROM study_reference WHERE {where}"
-    for link_id, r, s, link in select_in(links, "reference_id", ids):
-        existing[(r, s)], link_ids[(r, s)] = link, link_id
+    existing, link_ids, made_by = {}, {}, {}
+    links = "SELECT id, reference_id, study_id, link, identifier FROM study_reference WHERE {where}"
+    for link_id, r, s, link, identifier in select_in(links, "reference_id", ids):
+        existing[(r, s)], link_ids[(r, s)], made_by[(r, s)] = link, link_id, identifier
     suppressed = set(select_in("SELECT reference_id, study_id FROM link_suppression WHERE {where}",
                                "reference_id", ids))
     now = utcnow()
@@ -193,5 +200,10 @@ def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[
     if stale:
         condition, params = any_of("id", sorted(link_ids[pair] for pair in stale))
         database.execute_sql(f"DELETE FROM study_reference WHERE {condition}", params)
-    changed = [(row["reference"], row["study"]) for row in added] + stale
+    # An auto link kept takes the identifier cited first among its study's (a registration the study
+    # gained may be cited before the one that made the link), as a link made now would.
+    retagged = [pair for pair, identifier in wanted.items()
+                if existing.get(pair) == "auto" and made_by[pair] != identifier]
+    update_rows(StudyReference, [(link_ids[pair], {"identifier": wanted[pair]}) for pair in retagged])
+    changed = [(row["reference"], row["study"]) for row in added] + stale + retagged
     return len(added), {s for _, s in changed}, {r for r, _ in changed}
