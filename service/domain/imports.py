@@ -113,10 +113,10 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
             with contextlib.suppress(_DryRun), write_transaction():
                 engine = _Engine(report, utcnow())
                 try:
-                    for batch in _read_ahead(_batches(rows, batch_size)):
+                    for batch, ahead in _read_ahead(_batches(rows, batch_size), engine.prepare):
                         report.layout = info.get("layout")
                         line = batch[-1].line
-                        engine.run(batch)
+                        engine.run(batch, ahead)
                         if on_rows is not None:
                             on_rows(report.rows)
                 except READ_ERRORS as error:
@@ -150,11 +150,12 @@ def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
         yield batch
 
 
-def _read_ahead(batches: Iterator[list[Row]]) -> Iterator[list[Row]]:
-    """``batches``, read and parsed one batch ahead in a thread while this one writes the previous batch
-    (the driver lets the other thread run while it waits for the database: on two cores the parsing costs
-    next to nothing). At most two batches wait, so memory stays flat; an error reading or parsing is
-    raised here, in its place among the batches."""
+def _read_ahead(batches: Iterator[list[Row]], prepare: Callable[[list[Row]], dict]
+                ) -> Iterator[tuple[list[Row], dict]]:
+    """``batches``, each with what ``prepare`` makes of it, read, parsed and prepared one batch ahead in a
+    thread while this one writes the previous batch (the driver lets the other thread run while it waits
+    for the database: on two cores the parsing costs next to nothing). At most two batches wait, so
+    memory stays flat; an error reading or parsing is raised here, in its place among the batches."""
     ready: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
     done = object()
@@ -164,7 +165,7 @@ def _read_ahead(batches: Iterator[list[Row]]) -> Iterator[list[Row]]:
             for batch in batches:
                 if stop.is_set():
                     return
-                ready.put((batch, None))
+                ready.put(((batch, prepare(batch)), None))
             ready.put((done, None))
         except BaseException as error:  # noqa: BLE001 -- handed over to the importing thread
             ready.put((None, error))
@@ -173,12 +174,12 @@ def _read_ahead(batches: Iterator[list[Row]]) -> Iterator[list[Row]]:
     worker.start()
     try:
         while True:
-            batch, error = ready.get()
+            item, error = ready.get()
             if error is not None:
                 raise error
-            if batch is done:
+            if item is done:
                 return
-            yield batch
+            yield item
     finally:
         stop.set()
         while worker.is_alive():  # let a blocked put through, so the reader ends before its file closes
@@ -225,10 +226,27 @@ class _Engine:
         self.dates: list[tuple[type, int, dt.datetime]] = []
         # Records this import created with `updated` = now: touching them again would change nothing.
         self.fresh: dict[type, set[int]] = {Study: set(), Reference: set()}
+        self.scanning = True  # the last batch created or changed references (read by the reader thread)
+        self.ahead: dict[int, list[tuple[str, str]]] = {}
 
     # -- one batch ---------------------------------------------------------------------------------------
 
-    def run(self, rows: list[Row]) -> None:
+    def prepare(self, rows: list[Row]) -> dict[int, list[tuple[str, str]]]:
+        """In the reader thread, for the batch after the one being written: the identifiers found in each
+        reference the batch may create or change (keyed by the id of its values), while the last batch
+        created or changed references (a re-import changes none: it would be work for nothing)."""
+        if not self.scanning:
+            return {}
+        found = {}
+        for row in rows:
+            values = getattr(row.record, "reference", None)
+            if isinstance(values, dict):
+                found[id(values)] = linking.identifiers_in(reference_columns(values))
+        return found
+
+    def run(self, rows: list[Row], ahead: dict[int, list[tuple[str, str]]] | None = None) -> None:
+        self.ahead = ahead or {}
+        touched = self.report.references["created"] + self.report.references["updated"]
         registry, articles, studies = [], [], []
         for row in rows:
             self.report.rows += 1
@@ -252,6 +270,7 @@ class _Engine:
         if studies:
             self._exported_studies(studies)
         self._link()
+        self.scanning = self.report.references["created"] + self.report.references["updated"] > touched
 
     def _reject(self, line: int, reason: str) -> None:
         self.report.rejected.append({"line": line, "reason": reason})
@@ -379,9 +398,9 @@ class _Engine:
         prepared = []
         for line, values, complete in items:
             columns = reference_columns(values)
-            prepared.append((line, columns, complete, self._keys(columns)))
+            prepared.append((line, columns, complete, self._keys(columns), id(values)))
         wanted: dict[str, set] = {"registration": set(), "doi": set(), "pmid": set()}
-        for _, _, _, keys in prepared:
+        for _, _, _, keys, _ in prepared:
             for kind, value in keys:
                 if kind in wanted:
                     wanted[kind].add(value)
@@ -408,8 +427,8 @@ class _Engine:
         results: list[tuple[int | None, str]] = []
         new_rows: list[dict] = []
         pending: list[tuple[int, int, dict]] = []  # (result index, new row index, columns)
-        updates: list[tuple[Reference, dict]] = []
-        for line, columns, complete, keys in prepared:
+        updates: list[tuple[Reference, dict, dict, int]] = []  # (row, diff, columns, id of the values)
+        for line, columns, complete, keys, values_id in prepared:
             earlier = next((self.seen_keys[k] for k in keys if k in self.seen_keys), None)
             if earlier is not None and earlier[1] is not None and not complete:
                 results.append((earlier[1], "duplicate"))
@@ -438,7 +457,7 @@ class _Engine:
                 self.seen_keys.setdefault(key, (line, row.id))
             diff = _reference_changes(row, columns, complete)
             if diff:
-                updates.append((row, diff))
+                updates.append((row, diff, columns, values_id))
                 results.append((row.id, "updated"))
             else:
                 results.append((row.id, "unchanged"))
@@ -456,7 +475,10 @@ class _Engine:
             if self.titles is not None and columns.get("type") != "trial_registry_record":
                 self.titles.setdefault(title_key(columns["title"], columns.get("year")),
                                        (reference_id, columns.get("doi"), columns.get("pmid")))
-            self.found[reference_id] = linking.identifiers_in(new_rows[row_index])
+            found = self.ahead.get(prepared[index][4])  # found by the reader thread in the same values
+            if found is None:
+                found = linking.identifiers_in(new_rows[row_index])
+            self.found[reference_id] = found
             if prepared[index][2] and columns.get("updated") is not None:
                 self.dates.append((Reference, reference_id, columns["updated"]))
         for index, (_, outcome) in enumerate(results):
@@ -470,16 +492,19 @@ class _Engine:
                 else:
                     results[index] = (same, "duplicate")
                     self.report.duplicates.append({"line": line, "same_as": first_line, "key": _show(keys)})
-        update_rows(Reference, [(row.id, {"updated": self.now, **diff}) for row, diff in updates])
-        for row, diff in updates:
+        update_rows(Reference, [(row.id, {"updated": self.now, **diff}) for row, diff, _, _ in updates])
+        for row, diff, columns, values_id in updates:
             if any(name in diff for name in linking.TEXT_FIELDS):
                 merged = {name: diff.get(name, getattr(row, name)) for name in linking.TEXT_FIELDS}
-                self.found[row.id] = linking.identifiers_in(merged)
+                found = self.ahead.get(values_id)  # found by the reader thread, when in the same text
+                if found is None or any(merged[name] != columns.get(name) for name in linking.TEXT_FIELDS):
+                    found = linking.identifiers_in(merged)
+                self.found[row.id] = found
             self.changed_references.add(row.id)
         self.report.references["created"] += len(ids)
         self.report.references["updated"] += len(updates)
         self.reference_ids.update(ids)
-        self.reference_ids.update(row.id for row, _ in updates)
+        self.reference_ids.update(row.id for row, _, _, _ in updates)
         return results
 
     def _match(self, keys, found, by_id, columns) -> Reference | None:
