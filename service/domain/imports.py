@@ -226,6 +226,7 @@ class _Engine:
         self.dates: list[tuple[type, int, dt.datetime]] = []
         # Records this import created with `updated` = now: touching them again would change nothing.
         self.fresh: dict[type, set[int]] = {Study: set(), Reference: set()}
+        self.created_references: set[int] = set()
         self.scanning = True  # the last batch created or changed references (read by the reader thread)
         self.ahead: dict[int, list[tuple[str, str]]] = {}
 
@@ -464,6 +465,7 @@ class _Engine:
             if complete and columns.get("updated") is not None:
                 self.dates.append((Reference, row.id, columns["updated"]))
         ids = self._insert(Reference, new_rows)
+        self.created_references.update(ids)
         for (index, row_index, columns), reference_id in zip(pending, ids, strict=True):
             results[index] = (reference_id, "created")
             if new_rows[row_index]["updated"] == self.now:
@@ -600,7 +602,7 @@ class _Engine:
     # -- linking -----------------------------------------------------------------------------------------
 
     def _link(self) -> None:
-        linking.remember_identifiers_bulk(self.found)
+        linking.remember_identifiers_bulk(self.found, new=self.created_references)
         relink = set(self.found)
         relink.update(r for (r,) in select_in("SELECT reference_id FROM reference_identifier WHERE {where}",
                                               "identifier", self.new_identifiers))

@@ -7,7 +7,7 @@ automation; a manual unlink is remembered (LinkSuppression) and never redone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from ..db import any_of, changed, database, insert_rows, select_in, update_rows
 from ..identifiers import canonical, find_identifiers, normalise
@@ -149,12 +149,13 @@ def identifiers_found(reference_ids: Sequence[int]) -> dict[int, list[str]]:
     return found
 
 
-def remember_identifiers_bulk(found: dict[int, Sequence[tuple[str, str]]]) -> None:
+def remember_identifiers_bulk(found: dict[int, Sequence[tuple[str, str]]], *,
+                              new: Collection[int] = ()) -> None:
     """Replace the identifiers found of many references at once (bulk form of what `relink_reference`
-    stores), keeping each reference's order."""
+    stores), keeping each reference's order. References in ``new`` (just created) have none to replace."""
     if not found:
         return
-    ids = list(found)
+    ids = [i for i in found if i not in new]
     for start in range(0, len(ids), 5000):
         condition, params = any_of("reference_id", ids[start:start + 5000])
         database.execute_sql(f"DELETE FROM reference_identifier WHERE {condition}", params)
