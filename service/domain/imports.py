@@ -231,7 +231,9 @@ class _Engine:
         # Records this import created with `updated` = now: touching them again would change nothing.
         self.fresh: dict[type, set[int]] = {Study: set(), Reference: set()}
         self.created_references: set[int] = set()
-        self.scanning = True  # the last batch created or changed references (read by the reader thread)
+        # The last batch created or changed references (read by the reader thread, which then scans the
+        # next batch ahead; not at first: an import of records all unchanged would scan for nothing).
+        self.scanning = False
         self.ahead: dict[int, list[tuple[str, str]]] = {}
 
     # -- one batch ---------------------------------------------------------------------------------------
