@@ -166,31 +166,121 @@ def register_request_hooks(app) -> None:
             database.close()
 
 
+def _array_types(columns) -> list[str]:
+    """The Postgres array type of each column (``varchar[]``, ``date[]``...), for ``unnest`` casts."""
+    types = database.obj._field_types
+    return [("integer" if c.field_type in ("AUTO", "BIGAUTO", "INT")
+             else types.get(c.field_type, c.field_type)).lower() + "[]" for c in columns]
+
+
+def _column_values(rows: list[dict], names: list[str], columns) -> list[list]:
+    """Each column's values as the driver takes them (``rows`` may leave out a column: its default)."""
+    out = []
+    for name, column in zip(names, columns, strict=True):
+        default = column.default
+        values = []
+        for row in rows:
+            value = row[name] if name in row else (default() if callable(default) else default)
+            values.append(column.db_value(value))
+        out.append(values)
+    return out
+
+
 def insert_rows(model, rows: list[dict], *, returning: bool = False) -> list[int]:
-    """Insert many rows with plain multi-row INSERTs (peewee's query builder costs more than the database
-    on bulk loads); with ``returning``, the new ids in the order of ``rows``."""
+    """Insert many rows in a few statements (peewee's query builder, and on Postgres even the driver's
+    interpolation of one parameter per value, cost more than the database on bulk loads: there every
+    column goes as one array, ``INSERT ... SELECT FROM unnest(...)``); with ``returning``, the new ids in
+    the order of ``rows``."""
     if not rows:
         return []
     fields = model._meta.fields
     names = list(dict.fromkeys(name for row in rows for name in row))
     columns = [fields[name] for name in names]
-    defaults = {name: fields[name].default for name in names}
     param = database.param
-    per_row = "(" + ", ".join([param] * len(names)) + ")"
     head = (f'INSERT INTO "{model._meta.table_name}" ('
-            + ", ".join(f'"{column.column_name}"' for column in columns) + ") VALUES ")
+            + ", ".join(f'"{column.column_name}"' for column in columns) + ") ")
     tail = f' RETURNING "{model._meta.primary_key.column_name}"' if returning else ""
-    size = max(1, 30_000 // len(names))
     ids: list[int] = []
+    if is_postgres():
+        arrays = ", ".join(f"{param}::{cast}" for cast in _array_types(columns))
+        listed = ", ".join(f"u{i}" for i in range(len(columns)))
+        size = 5000
+        chunks = [rows[start:start + size] for start in range(0, len(rows), size)]
+        for chunk in chunks:
+            # Ids come from one sequence, drawn in the order the rows are inserted: that of the arrays.
+            cursor = database.execute_sql(
+                f"{head}SELECT {listed} FROM unnest({arrays}) WITH ORDINALITY AS u ({listed}, n) ORDER BY n"
+                + tail, _column_values(chunk, names, columns))
+            if returning:
+                ids.extend(sorted(row[0] for row in cursor.fetchall()))
+        return ids
+    per_row = "(" + ", ".join([param] * len(names)) + ")"
+    size = max(1, 30_000 // len(names))
     for start in range(0, len(rows), size):
         chunk = rows[start:start + size]
-        values = []
-        for row in chunk:
-            for name, column in zip(names, columns, strict=True):
-                value = row[name] if name in row else defaults[name]
-                values.append(column.db_value(value() if callable(value) else value))
-        cursor = database.execute_sql(head + ", ".join([per_row] * len(chunk)) + tail, values)
+        values = [value for row in zip(*_column_values(chunk, names, columns), strict=True) for value in row]
+        cursor = database.execute_sql(head + "VALUES " + ", ".join([per_row] * len(chunk)) + tail, values)
         if returning:
             # Ids come from one sequence, given in the order the rows are inserted.
             ids.extend(sorted(row[0] for row in cursor.fetchall()))
     return ids
+
+
+def any_of(column: str, values) -> tuple[str, list]:
+    """A condition "``column`` is one of ``values``" for raw SQL, with its parameters: one array
+    parameter on Postgres (``= ANY``), a list of placeholders on SQLite. Building the same condition
+    with peewee's ``in_`` costs more than running it for the hundreds of values of an import batch."""
+    values = list(values)
+    if is_postgres():
+        return f"{column} = ANY({database.param})", [values]
+    if not values:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join([database.param] * len(values))})", values
+
+
+def select_in(sql: str, column: str, values, *, params=(), size: int = 5000) -> list[tuple]:
+    """Rows of ``sql`` (raw; ``{where}`` stands for the condition ``column`` is one of ``values``,
+    its own ``params`` come first), for any number of values: on SQLite in chunks of ``size``,
+    which keeps each value's rows together but not any order across chunks."""
+    values = list(dict.fromkeys(values))
+    if not values:
+        return []
+    chunks = [values] if is_postgres() else [values[i:i + size] for i in range(0, len(values), size)]
+    rows: list[tuple] = []
+    for chunk in chunks:
+        condition, extra = any_of(column, chunk)
+        rows.extend(database.execute_sql(sql.format(where=condition), [*params, *extra]).fetchall())
+    return rows
+
+
+def update_rows(model, changes, *, size: int = 5000) -> int:
+    """Set different values on many rows (``changes``: (id, {field name: value}) pairs) in a few
+    statements: rows changing the same fields share one ``UPDATE ... FROM unnest(arrays)`` on Postgres,
+    one ``executemany`` on SQLite. Returns the rows given."""
+    groups: dict[tuple[str, ...], list[tuple]] = {}
+    for row_id, values in changes:
+        groups.setdefault(tuple(values), []).append((row_id, values))
+    fields, table = model._meta.fields, model._meta.table_name
+    key = model._meta.primary_key.column_name
+    param = database.param
+    count = 0
+    for names, rows in groups.items():
+        columns = [fields[name] for name in names]
+        count += len(rows)
+        if is_postgres():
+            arrays = ", ".join(f"{param}::{cast}" for cast in ["integer[]", *_array_types(columns)])
+            setting = ", ".join(f'"{c.column_name}" = v.u{i}' for i, c in enumerate(columns))
+            listed = ", ".join(["__id"] + [f"u{i}" for i in range(len(columns))])
+            for start in range(0, len(rows), size):
+                chunk = rows[start:start + size]
+                values = _column_values([row for _, row in chunk], list(names), columns)
+                database.execute_sql(
+                    f'UPDATE "{table}" AS t SET {setting} FROM unnest({arrays}) AS v ({listed}) '
+                    f'WHERE t."{key}" = v.__id', [[row_id for row_id, _ in chunk], *values])
+        else:
+            values = zip(*_column_values([row for _, row in rows], list(names), columns), strict=True)
+            setting = ", ".join(f'"{c.column_name}" = {param}' for c in columns)
+            database.cursor().executemany(
+                f'UPDATE "{table}" SET {setting} WHERE "{key}" = {param}',
+                [(*row, row_id) for (row_id, _), row in zip(rows, values, strict=True)])
+    return count

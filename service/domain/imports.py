@@ -17,6 +17,10 @@ Rules (the issue's, made explicit):
 * Linking is the domain's (`linking.relink_references`, batched): references created or whose text changed,
   and references citing a registration the import added, get their automatic links; manual links and
   remembered manual unlinks are respected; both ends of a changed link are touched.
+
+Speed (bench/import_bench.py): lookups and writes are raw SQL over whole batches (on Postgres one array
+parameter per column), the file is read, parsed and scanned for identifiers one batch ahead in a
+thread while the previous batch is written, and the search index is rewritten once, at commit.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import queue
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
-from ..db import database, insert_rows, is_postgres, write_transaction
+from ..db import any_of, database, insert_rows, is_postgres, select_in, update_rows, write_transaction
 from ..formats import (
     AddedLines,
     ArticleRecord,
@@ -115,10 +121,10 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
             with contextlib.suppress(_DryRun), write_transaction():
                 engine = _Engine(report, utcnow())
                 try:
-                    for batch in _batches(rows, batch_size):
+                    for batch, ahead in _read_ahead(_batches(rows, batch_size), engine.prepare):
                         report.layout = info.get("layout")
                         line = batch[-1].line
-                        engine.run(batch)
+                        engine.run(batch, ahead)
                         if on_rows is not None:
                             on_rows(report.rows)
                 except READ_ERRORS as error:
@@ -150,6 +156,44 @@ def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
             batch = []
     if batch:
         yield batch
+
+
+def _read_ahead(batches: Iterator[list[Row]], prepare: Callable[[list[Row]], dict]
+                ) -> Iterator[tuple[list[Row], dict]]:
+    """``batches``, each with what ``prepare`` makes of it, read, parsed and prepared one batch ahead in a
+    thread while this one writes the previous batch (the driver lets the other thread run while it waits
+    for the database: on two cores the parsing costs next to nothing). At most two batches wait, so
+    memory stays flat; an error reading or parsing is raised here, in its place among the batches."""
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                ready.put(((batch, prepare(batch)), None))
+            ready.put((done, None))
+        except BaseException as error:  # noqa: BLE001 -- handed over to the importing thread
+            ready.put((None, error))
+
+    worker = threading.Thread(target=produce, name="import-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a blocked put through, so the reader ends before its file closes
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        worker.join()
 
 
 def title_key(title: str, year: int | None) -> bytes:
@@ -190,10 +234,32 @@ class _Engine:
         self.study_ids: set[int] = set()
         self.reference_ids: set[int] = set()
         self.dates: list[tuple[type, int, dt.datetime]] = []
+        # Records this import created with `updated` = now: touching them again would change nothing.
+        self.fresh: dict[type, set[int]] = {Study: set(), Reference: set()}
+        self.created_references: set[int] = set()
+        # The last batch created or changed references (read by the reader thread, which then scans the
+        # next batch ahead; not at first: an import of records all unchanged would scan for nothing).
+        self.scanning = False
+        self.ahead: dict[int, list[tuple[str, str]]] = {}
 
     # -- one batch ---------------------------------------------------------------------------------------
 
-    def run(self, rows: list[Row]) -> None:
+    def prepare(self, rows: list[Row]) -> dict[int, list[tuple[str, str]]]:
+        """In the reader thread, for the batch after the one being written: the identifiers found in each
+        reference the batch may create or change (keyed by the id of its values), while the last batch
+        created or changed references (a re-import changes none: it would be work for nothing)."""
+        if not self.scanning:
+            return {}
+        found = {}
+        for row in rows:
+            values = getattr(row.record, "reference", None)
+            if isinstance(values, dict):
+                found[id(values)] = linking.identifiers_in(reference_columns(values))
+        return found
+
+    def run(self, rows: list[Row], ahead: dict[int, list[tuple[str, str]]] | None = None) -> None:
+        self.ahead = ahead or {}
+        touched = self.report.references["created"] + self.report.references["updated"]
         registry, articles, studies, cross = [], [], [], []
         for row in rows:
             self.report.rows += 1
@@ -222,6 +288,7 @@ class _Engine:
         if studies:
             self._exported_studies(studies)
         self._link()
+        self.scanning = self.report.references["created"] + self.report.references["updated"] > touched
 
     def _reject(self, line: int, reason: str) -> None:
         self.report.rejected.append({"line": line, "reason": reason})
@@ -244,10 +311,9 @@ class _Engine:
         if not kept:
             return
         every = {i for _, r in kept for i in [r.identifier, *(s for s, _ in r.secondary)]}
-        owner: dict[str, Any] = dict(Registration.select(Registration.identifier, Registration.study)
-                                     .where(Registration.identifier.in_(list(every))).tuples())
-        studies = {s.id: s for s in Study.select().where(Study.id.in_(list(set(owner.values()))))} \
-            if owner else {}
+        owner: dict[str, Any] = dict(select_in("SELECT identifier, study_id FROM registration WHERE {where}",
+                                               "identifier", every))
+        studies = {s.id: s for s in _rows_of(Study, set(owner.values()))}
         new_studies: list[dict] = []
         new_registrations: list[tuple[Any, str, str]] = []
         changes: dict[int, dict] = {}
@@ -287,17 +353,17 @@ class _Engine:
         resolve = {("new", i): study_id for i, study_id in enumerate(ids)}
         self.report.studies["created"] += len(ids)
         self.study_ids.update(ids)
-        for study_id, diff in changes.items():
-            Study.update({**diff, "updated": self.now}).where(Study.id == study_id).execute()
+        update_rows(Study, [(study_id, {**diff, "updated": self.now}) for study_id, diff in changes.items()])
         self.report.studies["updated"] += len(changes)
         self.study_ids.update(changes)
         rows = [{"study": resolve.get(s, s), "identifier": i, "registry": g} for s, i, g in new_registrations]
         insert_rows(Registration, rows)
         self.report.registrations_added += len(rows)
         self.new_identifiers.extend(r["identifier"] for r in rows)
+        self.fresh[Study].update(ids)
         touched = {r["study"] for r in rows} - set(ids)
         if touched:
-            Study.update(updated=self.now).where(Study.id.in_(list(touched))).execute()
+            self._touch(Study, touched)
             self.study_ids.update(touched)
             self.report.studies["updated"] += len(touched - set(changes))
         results = self._upsert_references([(line, r.reference, False) for line, r in accepted])
@@ -305,6 +371,14 @@ class _Engine:
             if outcome[line] == "unchanged" and ref_outcome != "unchanged":
                 outcome[line] = "updated"
             self._count(outcome[line])
+
+    def _touch(self, model, ids: Iterable[int]) -> None:
+        """Set `updated` to now on these records (those this import created have it already)."""
+        ids = sorted(set(ids) - self.fresh[model])
+        if ids:
+            condition, params = any_of("id", ids)
+            database.execute_sql(f'UPDATE "{model._meta.table_name}" SET updated = {database.param} '
+                                 f"WHERE {condition}", [model.updated.db_value(self.now), *params])
 
     def _insert(self, model, rows: list[dict]) -> list[int]:
         """Insert ``rows``; their new ids in the same order."""
@@ -342,27 +416,25 @@ class _Engine:
         prepared = []
         for line, values, complete in items:
             columns = reference_columns(values)
-            prepared.append((line, columns, complete, self._keys(columns)))
+            prepared.append((line, columns, complete, self._keys(columns), id(values)))
         wanted: dict[str, set] = {"registration": set(), "doi": set(), "pmid": set()}
-        for _, _, _, keys in prepared:
+        for _, _, _, keys, _ in prepared:
             for kind, value in keys:
                 if kind in wanted:
                     wanted[kind].add(value)
         found: dict[Any, Reference] = {}
-        conditions = []
-        if wanted["registration"]:
-            conditions.append((Reference.registration_id.in_(list(wanted["registration"])))
-                              & (Reference.type == "trial_registry_record"))
-        if wanted["doi"]:
-            conditions.append(Reference.doi.in_(list(wanted["doi"])))
-        if wanted["pmid"]:
-            conditions.append(Reference.pmid.in_(list(wanted["pmid"])))
+        conditions, params = [], []
+        for kind, column in (("registration", "registration_id"), ("doi", "doi"), ("pmid", "pmid")):
+            if wanted[kind]:
+                condition, values = any_of(column, sorted(wanted[kind]))
+                if kind == "registration":
+                    condition = f"({condition} AND type = 'trial_registry_record')"
+                conditions.append(condition)
+                params.extend(values)
         by_id: dict[int, Reference] = {}
         if conditions:
-            where = conditions[0]
-            for condition in conditions[1:]:
-                where = where | condition
-            for ref in Reference.select().where(where).order_by(Reference.id):
+            where = " OR ".join(conditions)
+            for ref in Reference.raw(f'SELECT * FROM "reference" WHERE {where} ORDER BY id', *params):
                 by_id[ref.id] = ref
                 if ref.type == "trial_registry_record" and ref.registration_id:
                     found.setdefault(("registration", ref.registration_id), ref)
@@ -373,8 +445,8 @@ class _Engine:
         results: list[tuple[int | None, str]] = []
         new_rows: list[dict] = []
         pending: list[tuple[int, int, dict]] = []  # (result index, new row index, columns)
-        updates: list[tuple[Reference, dict]] = []
-        for line, columns, complete, keys in prepared:
+        updates: list[tuple[Reference, dict, dict, int]] = []  # (row, diff, columns, id of the values)
+        for line, columns, complete, keys, values_id in prepared:
             earlier = self._earlier(keys, columns)
             if earlier is not None and earlier[1] is not None and not complete:
                 results.append((earlier[1], "duplicate"))
@@ -402,15 +474,18 @@ class _Engine:
             diff = _supplement_changes(row, columns) if line in self.supplements \
                 else _reference_changes(row, columns, complete)
             if diff:
-                updates.append((row, diff))
+                updates.append((row, diff, columns, values_id))
                 results.append((row.id, "updated"))
             else:
                 results.append((row.id, "unchanged"))
             if complete and columns.get("updated") is not None:
                 self.dates.append((Reference, row.id, columns["updated"]))
         ids = self._insert(Reference, new_rows)
+        self.created_references.update(ids)
         for (index, row_index, columns), reference_id in zip(pending, ids, strict=True):
             results[index] = (reference_id, "created")
+            if new_rows[row_index]["updated"] == self.now:
+                self.fresh[Reference].add(reference_id)
             line = prepared[index][0]
             for key in prepared[index][3]:
                 if self.seen_keys.get(key, (None, 0))[1] is None:
@@ -418,7 +493,10 @@ class _Engine:
             if self.titles is not None and columns.get("type") != "trial_registry_record":
                 self.titles.setdefault(title_key(columns["title"], columns.get("year")),
                                        (reference_id, columns.get("doi"), columns.get("pmid")))
-            self.found[reference_id] = linking.identifiers_in(new_rows[row_index])
+            found = self.ahead.get(prepared[index][4])  # found by the reader thread in the same values
+            if found is None:
+                found = linking.identifiers_in(new_rows[row_index])
+            self.found[reference_id] = found
             if prepared[index][2] and columns.get("updated") is not None:
                 self.dates.append((Reference, reference_id, columns["updated"]))
         for index, (_, outcome) in enumerate(results):
@@ -432,16 +510,19 @@ class _Engine:
                 else:
                     results[index] = (same, "duplicate")
                     self.report.duplicates.append({"line": line, "same_as": first_line, "key": _show(keys)})
-        for row, diff in updates:
-            Reference.update({"updated": self.now, **diff}).where(Reference.id == row.id).execute()
+        update_rows(Reference, [(row.id, {"updated": self.now, **diff}) for row, diff, _, _ in updates])
+        for row, diff, columns, values_id in updates:
             if any(name in diff for name in linking.TEXT_FIELDS):
                 merged = {name: diff.get(name, getattr(row, name)) for name in linking.TEXT_FIELDS}
-                self.found[row.id] = linking.identifiers_in(merged)
+                found = self.ahead.get(values_id)  # found by the reader thread, when in the same text
+                if found is None or any(merged[name] != columns.get(name) for name in linking.TEXT_FIELDS):
+                    found = linking.identifiers_in(merged)
+                self.found[row.id] = found
             self.changed_references.add(row.id)
         self.report.references["created"] += len(ids)
         self.report.references["updated"] += len(updates)
         self.reference_ids.update(ids)
-        self.reference_ids.update(row.id for row, _ in updates)
+        self.reference_ids.update(row.id for row, _, _, _ in updates)
         return results
 
     def _seen(self, keys, columns: dict, line: int, reference_id: int | None) -> None:
@@ -606,32 +687,35 @@ class _Engine:
     # -- linking -----------------------------------------------------------------------------------------
 
     def _link(self) -> None:
-        linking.remember_identifiers_bulk(self.found)
+        linking.remember_identifiers_bulk(self.found, new=self.created_references)
         relink = set(self.found)
-        for start in range(0, len(self.new_identifiers), BATCH_SIZE):
-            chunk = self.new_identifiers[start:start + BATCH_SIZE]
-            relink.update(r for (r,) in ReferenceIdentifier.select(ReferenceIdentifier.reference)
-                          .where(ReferenceIdentifier.identifier.in_(chunk)).tuples())
+        relink.update(r for (r,) in select_in("SELECT reference_id FROM reference_identifier WHERE {where}",
+                                              "identifier", self.new_identifiers))
         added, studies, references = linking.relink_references(relink)
         self.report.linked += added
         # A study's record shows its references in full: it changes when one of them does.
-        changed = sorted(self.changed_references)
-        for start in range(0, len(changed), BATCH_SIZE):
-            studies.update(s for (s,) in StudyReference.select(StudyReference.study)
-                           .where(StudyReference.reference.in_(changed[start:start + BATCH_SIZE])).tuples())
-        for model, ids in ((Study, studies), (Reference, references)):
-            ids = sorted(ids)
-            for start in range(0, len(ids), BATCH_SIZE):
-                model.update(updated=self.now).where(model.id.in_(ids[start:start + BATCH_SIZE])).execute()
+        studies.update(s for (s,) in select_in("SELECT study_id FROM study_reference WHERE {where}",
+                                               "reference_id", self.changed_references))
+        self._touch(Study, studies)
+        self._touch(Reference, references)
         self.study_ids.update(studies)
         self.reference_ids.update(references)
 
     def finish(self) -> None:
         # Dates a record carries (register NDJSON) win over the touches of linking, so they are set last.
-        for model, record_id, updated in self.dates:
-            model.update(updated=updated).where(
-                (model.id == record_id) & (model.updated != updated)).execute()
+        for model in (Study, Reference):
+            update_rows(model, [(record_id, {"updated": updated})
+                                for kind, record_id, updated in self.dates if kind is model])
         search_hook.refresh(sorted(self.study_ids), sorted(self.reference_ids))
+
+
+def _rows_of(model, ids: Iterable[int]) -> list:
+    """The records of ``model`` with these ids (raw SQL: cheaper than peewee's ``in_`` for many)."""
+    ids = sorted(set(ids))
+    if not ids:
+        return []
+    condition, params = any_of("id", ids)
+    return list(model.raw(f'SELECT * FROM "{model._meta.table_name}" WHERE {condition}', *params))
 
 
 def _show(keys: list) -> str:

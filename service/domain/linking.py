@@ -7,9 +7,9 @@ automation; a manual unlink is remembered (LinkSuppression) and never redone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
-from ..db import changed, insert_rows
+from ..db import any_of, changed, database, insert_rows, select_in, update_rows
 from ..identifiers import canonical, find_identifiers, normalise
 from ..models import (
     LinkSuppression,
@@ -94,13 +94,16 @@ def relink_study(study_id: int, touch_references: Callable[[Iterable[int]], None
 
 def _reconcile(end: str, end_id: int, wanted: dict[int, str]) -> tuple[int, list[int]]:
     """Make the auto links of one study or reference (``end``) be exactly ``wanted`` (other end's id
-    -> identifier making the link), sparing manual links and remembered manual unlinks.
+    -> identifier making the link), sparing manual links and remembered manual unlinks. An auto link
+    kept takes the identifier wanted (the one cited first among the study's: it changes when the
+    study gains a registration cited before the one that made the link).
 
     Returns how many links were added, and the other ends whose links changed.
     """
     other = "reference" if end == "study" else "study"
     mine = getattr(StudyReference, end) == end_id
-    existing = {getattr(link, f"{other}_id"): link.link for link in StudyReference.select().where(mine)}
+    links = {getattr(link, f"{other}_id"): link for link in StudyReference.select().where(mine)}
+    existing = {key: link.link for key, link in links.items()}
     suppressed = {i for (i,) in LinkSuppression.select(getattr(LinkSuppression, other))
                   .where(getattr(LinkSuppression, end) == end_id).tuples()}
     now = utcnow()
@@ -111,7 +114,11 @@ def _reconcile(end: str, end_id: int, wanted: dict[int, str]) -> tuple[int, list
     stale = [key for key, link in existing.items() if link == "auto" and key not in wanted]
     if stale:
         StudyReference.delete().where(mine & getattr(StudyReference, other).in_(stale)).execute()
-    others = [row[other] for row in added] + stale
+    retagged = [key for key, link in links.items()
+                if link.link == "auto" and key in wanted and link.identifier != wanted[key]]
+    for key in retagged:
+        StudyReference.update(identifier=wanted[key]).where(StudyReference.id == links[key].id).execute()
+    others = [row[other] for row in added] + stale + retagged
     if others:
         changed(studies=[end_id] if end == "study" else others)
     return len(added), others
@@ -142,15 +149,16 @@ def identifiers_found(reference_ids: Sequence[int]) -> dict[int, list[str]]:
     return found
 
 
-def remember_identifiers_bulk(found: dict[int, Sequence[tuple[str, str]]]) -> None:
+def remember_identifiers_bulk(found: dict[int, Sequence[tuple[str, str]]], *,
+                              new: Collection[int] = ()) -> None:
     """Replace the identifiers found of many references at once (bulk form of what `relink_reference`
-    stores), keeping each reference's order."""
+    stores), keeping each reference's order. References in ``new`` (just created) have none to replace."""
     if not found:
         return
-    ids = list(found)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        ReferenceIdentifier.delete().where(ReferenceIdentifier.reference.in_(chunk)).execute()
+    ids = [i for i in found if i not in new]
+    for start in range(0, len(ids), 5000):
+        condition, params = any_of("reference_id", ids[start:start + 5000])
+        database.execute_sql(f"DELETE FROM reference_identifier WHERE {condition}", params)
     insert_rows(ReferenceIdentifier, [{"reference": r, "identifier": i, "registry": g}
                                       for r, pairs in found.items() for i, g in pairs])
 
@@ -166,32 +174,37 @@ def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[
     if not ids:
         return 0, set(), set()
     cited: dict[int, list[str]] = {r: [] for r in ids}
-    rows = (ReferenceIdentifier.select(ReferenceIdentifier.reference, ReferenceIdentifier.identifier)
-            .where(ReferenceIdentifier.reference.in_(ids)).order_by(ReferenceIdentifier.id).tuples())
-    for reference_id, identifier in rows:
+    rows = select_in("SELECT reference_id, identifier, id FROM reference_identifier WHERE {where}",
+                     "reference_id", ids)
+    for reference_id, identifier, _ in sorted(rows, key=lambda row: row[2]):
         cited[reference_id].append(identifier)
     every = {i for found in cited.values() for i in found}
-    owner: dict[str, int] = {}
-    if every:
-        owner = dict(Registration.select(Registration.identifier, Registration.study)
-                     .where(Registration.identifier.in_(list(every))).tuples())
+    owner: dict[str, int] = dict(select_in("SELECT identifier, study_id FROM registration WHERE {where}",
+                                           "identifier", every))
     wanted: dict[tuple[int, int], str] = {}
     for reference_id, found in cited.items():
         for identifier in found:
             study_id = owner.get(identifier)
             if study_id is not None:
                 wanted.setdefault((reference_id, study_id), identifier)
-    existing = {(r, s): link for r, s, link in StudyReference.select(
-        StudyReference.reference, StudyReference.study, StudyReference.link)
-        .where(StudyReference.reference.in_(ids)).tuples()}
-    suppressed = set(LinkSuppression.select(LinkSuppression.reference, LinkSuppression.study)
-                     .where(LinkSuppression.reference.in_(ids)).tuples())
+    existing, link_ids, made_by = {}, {}, {}
+    links = "SELECT id, reference_id, study_id, link, identifier FROM study_reference WHERE {where}"
+    for link_id, r, s, link, identifier in select_in(links, "reference_id", ids):
+        existing[(r, s)], link_ids[(r, s)], made_by[(r, s)] = link, link_id, identifier
+    suppressed = set(select_in("SELECT reference_id, study_id FROM link_suppression WHERE {where}",
+                               "reference_id", ids))
     now = utcnow()
     added = [{"reference": r, "study": s, "link": "auto", "identifier": identifier, "created": now}
              for (r, s), identifier in wanted.items() if (r, s) not in existing and (r, s) not in suppressed]
     insert_rows(StudyReference, added)
     stale = [(r, s) for (r, s), link in existing.items() if link == "auto" and (r, s) not in wanted]
-    for r, s in stale:
-        StudyReference.delete().where((StudyReference.reference == r) & (StudyReference.study == s)).execute()
-    changed = [(row["reference"], row["study"]) for row in added] + stale
+    if stale:
+        condition, params = any_of("id", sorted(link_ids[pair] for pair in stale))
+        database.execute_sql(f"DELETE FROM study_reference WHERE {condition}", params)
+    # An auto link kept takes the identifier cited first among its study's (a registration the study
+    # gained may be cited before the one that made the link), as a link made now would.
+    retagged = [pair for pair, identifier in wanted.items()
+                if existing.get(pair) == "auto" and made_by[pair] != identifier]
+    update_rows(StudyReference, [(link_ids[pair], {"identifier": wanted[pair]}) for pair in retagged])
+    changed = [(row["reference"], row["study"]) for row in added] + stale + retagged
     return len(added), {s for _, s in changed}, {r for r, _ in changed}

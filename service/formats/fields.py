@@ -14,6 +14,9 @@ MISSING = {"", "na", "n/a", "none", "null", "not available", "no results", "no c
 _BR = re.compile(r"<br\s*/?>", re.I)
 _TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
 _SPACES = re.compile(r"[ \t\u00a0]+")
+# What makes `text` do more than strip a value's ends: markup, an entity, a line break, a tab, a no-break
+# space or a run of spaces.
+_UNCLEAN = re.compile(r"[<&\r\n\t\u00a0]|  ")
 MONTHS = {m: i for i, m in enumerate(
     ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
      "november", "december"], 1)}
@@ -29,6 +32,10 @@ def text(value: str | None) -> str | None:
     placeholder (`NA`, `None`, `Not Available`, ...)."""
     if value is None:
         return None
+    if _UNCLEAN.search(value) is None:
+        # Nothing to clean inside (most cells): only the ends can change, as the general path would.
+        cleaned = value.strip()
+        return None if cleaned.lower() in MISSING else cleaned
     cleaned = _BR.sub("\n", value)
     if "<" in cleaned:
         cleaned = _TAG.sub(" ", cleaned)

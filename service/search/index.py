@@ -26,8 +26,8 @@ from collections.abc import Iterable, Iterator
 
 from peewee import SQL, Entity, Expression, Table, Value, fn
 
-from ..db import before_commit, database, is_postgres
-from ..models import Reference, ReferenceIdentifier, Registration, Study, StudyReference
+from ..db import any_of, before_commit, database, is_postgres, select_in
+from ..models import Reference, Study
 from .query import SearchQuery, document_text, identifier_token
 
 STUDY_TABLE, REFERENCE_TABLE = "study_search", "reference_search"
@@ -68,22 +68,23 @@ def _tokens(identifiers: Iterable[str]) -> str:
 def study_documents(study_ids: list[int]) -> dict[int, tuple[str, str, str]]:
     """The three weighted texts of each existing study in ``study_ids`` (four queries)."""
     heads = {i: [name, title] for i, name, title in
-             Study.select(Study.id, Study.name, Study.title).where(Study.id.in_(study_ids)).tuples()}
-    for study_id, registry, identifier in (
-            Registration.select(Registration.study, Registration.registry, Registration.identifier)
-            .where(Registration.study.in_(study_ids)).tuples()):
+             select_in("SELECT id, name, title FROM study WHERE {where}", "id", study_ids)}
+    registrations = "SELECT study_id, registry, identifier, id FROM registration WHERE {where}"
+    for study_id, registry, identifier, _ in sorted(select_in(registrations, "study_id", study_ids),
+                                                    key=lambda row: row[3]):
         heads[study_id] += [registry, identifier_token(identifier)]
     titles: dict[int, list[str]] = defaultdict(list)
     abstracts: dict[int, list[str]] = defaultdict(list)
-    for study_id, title, abstract in (
-            StudyReference.select(StudyReference.study, Reference.title, Reference.abstract)
-            .join(Reference).where(StudyReference.study.in_(study_ids)).tuples()):
+    for study_id, title, abstract, _ in sorted(select_in(
+            'SELECT l.study_id, r.title, r.abstract, l.id FROM study_reference AS l JOIN "reference" AS r '
+            "ON r.id = l.reference_id WHERE {where}", "l.study_id", study_ids), key=lambda row: row[3]):
         titles[study_id].append(title)
         abstracts[study_id].append(abstract)
-    for study_id, identifier in (
-            StudyReference.select(StudyReference.study, ReferenceIdentifier.identifier)
-            .join(ReferenceIdentifier, on=(ReferenceIdentifier.reference == StudyReference.reference))
-            .where(StudyReference.study.in_(study_ids)).tuples()):
+    for study_id, identifier, _, _ in sorted(select_in(
+            "SELECT l.study_id, f.identifier, l.id, f.id FROM study_reference AS l "
+            "JOIN reference_identifier AS f ON f.reference_id = l.reference_id WHERE {where}",
+            "l.study_id", study_ids),
+            key=lambda row: row[2:]):
         abstracts[study_id].append(identifier_token(identifier))
     return {i: (document_text(*head), document_text(*titles[i]), document_text(*abstracts[i]))
             for i, head in heads.items()}
@@ -92,15 +93,14 @@ def study_documents(study_ids: list[int]) -> dict[int, tuple[str, str, str]]:
 def reference_documents(reference_ids: list[int]) -> dict[int, tuple[str, str, str]]:
     """The three weighted texts of each existing reference in ``reference_ids`` (two queries)."""
     found: dict[int, list[str]] = defaultdict(list)
-    for reference_id, identifier in (
-            ReferenceIdentifier.select(ReferenceIdentifier.reference, ReferenceIdentifier.identifier)
-            .where(ReferenceIdentifier.reference.in_(reference_ids)).tuples()):
+    for reference_id, identifier, _ in sorted(select_in(
+            "SELECT reference_id, identifier, id FROM reference_identifier WHERE {where}", "reference_id",
+            reference_ids), key=lambda row: row[2]):
         found[reference_id].append(identifier)
     documents = {}
-    for ref_id, title, authors, abstract, own in (
-            Reference.select(Reference.id, Reference.title, Reference.authors, Reference.abstract,
-                             Reference.registration_id)
-            .where(Reference.id.in_(reference_ids)).tuples()):
+    for ref_id, title, authors, abstract, own in select_in(
+            'SELECT id, title, authors, abstract, registration_id FROM "reference" WHERE {where}', "id",
+            reference_ids):
         documents[ref_id] = (document_text(title, _tokens([own] if own else [])),
                              document_text(*json.loads(authors or "[]")),
                              document_text(abstract, _tokens(found[ref_id])))
@@ -108,21 +108,21 @@ def reference_documents(reference_ids: list[int]) -> dict[int, tuple[str, str, s
 
 
 def _write(table: str, ids: list[int], documents: dict[int, tuple[str, str, str]]) -> None:
-    key = "id" if is_postgres() else "rowid"
-    placeholders = ", ".join([database.param] * len(ids))
-    database.execute_sql(f'DELETE FROM "{table}" WHERE {key} IN ({placeholders})', ids)
+    condition, params = any_of("id" if is_postgres() else "rowid", ids)
+    database.execute_sql(f'DELETE FROM "{table}" WHERE {condition}', params)
     if not documents:
         return
     rows = [(i, *texts) for i, texts in documents.items()]
     p = database.param
     if is_postgres():
-        values = ", ".join([f"({p}::integer, {p}::text, {p}::text, {p}::text)"] * len(rows))
+        # One array per column: the driver's interpolation of one parameter per value cost more.
         database.execute_sql(
             f'INSERT INTO "{table}" (id, document, heading) SELECT v.id, v.heading || '
             f"setweight(to_tsvector('{TS_CONFIG}', v.c), 'C'), v.heading FROM (SELECT id, c, "
             f"setweight(to_tsvector('{TS_CONFIG}', a), 'A') || "
             f"setweight(to_tsvector('{TS_CONFIG}', b), 'B') AS heading "
-            f"FROM (VALUES {values}) AS w (id, a, b, c)) AS v", [x for row in rows for x in row])
+            f"FROM unnest({p}::integer[], {p}::text[], {p}::text[], {p}::text[]) AS w (id, a, b, c)) AS v",
+            [list(column) for column in zip(*rows, strict=True)])
     else:
         columns = "heading, titles, abstracts" if table == STUDY_TABLE else "title, authors, abstract"
         database.cursor().executemany(
@@ -134,8 +134,8 @@ def refresh(study_ids: Iterable[int] = (), reference_ids: Iterable[int] = ()) ->
     reference_ids, study_ids = set(reference_ids), set(study_ids)
     for chunk in _chunks(reference_ids):
         _write(REFERENCE_TABLE, chunk, reference_documents(chunk))
-        study_ids.update(s for (s,) in StudyReference.select(StudyReference.study)
-                         .where(StudyReference.reference.in_(chunk)).tuples())
+        study_ids.update(s for (s,) in select_in("SELECT study_id FROM study_reference WHERE {where}",
+                                                 "reference_id", chunk))
     for chunk in _chunks(study_ids):
         _write(STUDY_TABLE, chunk, study_documents(chunk))
 
