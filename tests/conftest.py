@@ -11,6 +11,7 @@ import pytest
 
 from service import create_app, migrations
 from service.db import close_all, database
+from service.domain import scratch
 from service.domain.tokens import create_token
 from service.models import MODELS
 from service.search.index import SEARCH_TABLES
@@ -118,6 +119,15 @@ def token(app):
 @pytest.fixture
 def auth(token):
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(params=["in memory", "in scratch files"])
+def bookkeeping(request, monkeypatch):
+    """Both ways an import keeps what it has seen: dicts, and (past SPILL_AFTER entries, here at once)
+    SpillingMaps in scratch files."""
+    if request.param == "in scratch files":
+        monkeypatch.setattr(scratch, "SPILL_AFTER", 0)
+    return request.param
 
 
 @pytest.fixture

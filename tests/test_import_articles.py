@@ -135,7 +135,7 @@ def test_litcovid_values_both_author_formats_and_links(runner):
 
 # -- DIRECCT trial-id search hits ----------------------------------------------------------------------------
 
-def test_direcct_hits_link_by_the_identifiers_found_and_reject_untitled_rows(runner):
+def test_direcct_hits_link_by_the_identifiers_found_and_reject_untitled_rows(bookkeeping, runner):
     run_import(runner, TRIALSTRACKER)
     report = run_import(runner, HITS, "articles-csv")
     assert report["layout"] == "direcct-trn-hits"
@@ -164,7 +164,7 @@ def test_direcct_hits_link_by_the_identifiers_found_and_reject_untitled_rows(run
     assert "NCT04335279" in protocol["notes"]
 
 
-def test_direcct_hits_fill_but_do_not_overwrite_what_pubmed_gave(runner):
+def test_direcct_hits_fill_but_do_not_overwrite_what_pubmed_gave(bookkeeping, runner):
     run_import(runner, REGCOVID, "articles-csv")
     report = run_import(runner, HITS, "articles-csv")
     assert (report["created"], report["updated"]) == (18, 3)  # PMIDs 32706859, 33225989, 33264556

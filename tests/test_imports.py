@@ -62,7 +62,7 @@ def test_who_export_maps_every_row_to_a_study_with_its_registry_record(runner, c
     assert eu["study_type"] == "Interventional" and eu["intervention_assignment"] == "Randomised"
 
 
-def test_importing_the_same_file_twice_changes_nothing(runner, client):
+def test_importing_the_same_file_twice_changes_nothing(bookkeeping, runner, client):
     run_import(runner, WHO)
     before = counts()
     dates = {s["id"]: s["updated"] for s in client.get("/studies?page_size=100").get_json()["items"]}
@@ -92,7 +92,7 @@ def test_a_newer_version_of_a_record_updates_it_and_only_it(runner, client, tmp_
     assert study_of(client, "NCT04280705")["updated"] == other["updated"]
 
 
-def test_bridging_two_registry_records_of_one_trial_make_one_study(runner, client):
+def test_bridging_two_registry_records_of_one_trial_make_one_study(bookkeeping, runner, client):
     tracker = run_import(runner, TRIALSTRACKER)
     assert tracker["layout"] == "trialstracker-25"
     assert tracker["duplicates"] == [{"line": 5, "same_as": 4, "key": "ChiCTR2000029658"}]
@@ -197,7 +197,7 @@ def test_clinicaltrials_gov_page_single_study_and_ndjson(runner, client, tmp_pat
     assert study_of(client, "EUCTR2020-001234-56")["id"] == study["id"]
 
 
-def test_ris_articles_link_automatically_and_upsert_by_pmid(runner, client, tmp_path):
+def test_ris_articles_link_automatically_and_upsert_by_pmid(bookkeeping, runner, client, tmp_path):
     run_import(runner, WHO)
     report = run_import(runner, RIS, "ris")
     assert report["layout"] == "ris" and report["created"] == 6 and report["rejected"] == []
@@ -260,7 +260,8 @@ def _register() -> dict:
         }
 
 
-def test_export_then_import_into_an_empty_register_reproduces_it(runner, client, seeded, auth, tmp_path):
+def test_export_then_import_into_an_empty_register_reproduces_it(bookkeeping, runner, client, seeded, auth,
+                                                                 tmp_path):
     # A register with seeded and imported records, automatic links, a manual link, and references
     # linked to no study (exported apart: GET /references?linked=false): deleting a study leaves its
     # references waiting, unlinked.

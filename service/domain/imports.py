@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import queue
 import re
@@ -63,6 +64,7 @@ from ..vocabularies import UNCLEAR
 from . import linking, search_hook
 from .errors import DomainError
 from .references import normalise_doi
+from .scratch import SpillingMap
 
 BATCH_SIZE = 500
 FACET_FIELDS = ("study_type", "study_aim", "study_design", "intervention_assignment")
@@ -127,9 +129,11 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
                         engine.run(batch, ahead)
                         if on_rows is not None:
                             on_rows(report.rows)
+                    engine.finish()
                 except READ_ERRORS as error:
                     raise ImportRefused(describe_read_error(error, used, line)) from None
-                engine.finish()
+                finally:
+                    engine.close()
                 if dry_run:
                     raise _DryRun  # leaves the transaction: everything is rolled back
     except FormatError as error:
@@ -227,13 +231,14 @@ class _Engine:
     def __init__(self, report: ImportReport, now: dt.datetime):
         self.report, self.now = report, now
         self.supplements: set[int] = set()  # lines of supplementary records (ArticleRecord.supplement)
-        self.seen_records: dict[str, int] = {}            # registry record identifier -> line
-        self.seen_keys: dict[Any, tuple[int, int | None]] = {}  # article key -> (line, reference id)
-        self.title_ids: dict[bytes, tuple[str | None, str | None]] = {}  # title key -> first one's DOI, PMID
-        self.titles: dict[bytes, tuple[int, str | None, str | None]] | None = None
+        # What grows with the file or the register is kept in SpillingMaps (memory stays flat).
+        self.seen_records = SpillingMap()  # registry record identifier -> line
+        self.seen_keys = SpillingMap()     # article key -> (line, reference id)
+        self.title_ids = SpillingMap()     # title key -> the first one's (DOI, PMID)
+        self.titles: SpillingMap | None = None  # title key -> (id, DOI, PMID) of the register's references
         self.study_ids: set[int] = set()
         self.reference_ids: set[int] = set()
-        self.dates: list[tuple[type, int, dt.datetime]] = []
+        self.dates = SpillingMap()  # (table, id) -> the `updated` a record carries, restored at the end
         # Records this import created with `updated` = now: touching them again would change nothing.
         self.fresh: dict[type, set[int]] = {Study: set(), Reference: set()}
         self.created_references: set[int] = set()
@@ -400,7 +405,7 @@ class _Engine:
 
     def _title_index(self) -> dict[bytes, tuple[int, str | None, str | None]]:
         if self.titles is None:
-            self.titles = {}
+            self.titles = SpillingMap()
             rows = (Reference.select(Reference.id, Reference.title, Reference.year, Reference.doi,
                                      Reference.pmid)
                     .where(Reference.type != "trial_registry_record").order_by(Reference.id)
@@ -479,7 +484,7 @@ class _Engine:
             else:
                 results.append((row.id, "unchanged"))
             if complete and columns.get("updated") is not None:
-                self.dates.append((Reference, row.id, columns["updated"]))
+                self.dates[("reference", row.id)] = columns["updated"]
         ids = self._insert(Reference, new_rows)
         self.created_references.update(ids)
         for (index, row_index, columns), reference_id in zip(pending, ids, strict=True):
@@ -498,7 +503,7 @@ class _Engine:
                 found = linking.identifiers_in(new_rows[row_index])
             self.found[reference_id] = found
             if prepared[index][2] and columns.get("updated") is not None:
-                self.dates.append((Reference, reference_id, columns["updated"]))
+                self.dates[("reference", reference_id)] = columns["updated"]
         for index, (_, outcome) in enumerate(results):
             if outcome.startswith("pending:"):
                 line = prepared[index][0]
@@ -617,7 +622,7 @@ class _Engine:
                         and self._manual_link(study_id, reference_id):
                     outcome = "updated" if outcome == "unchanged" else outcome
             if record.study.get("updated") is not None:
-                self.dates.append((Study, study_id, record.study["updated"]))
+                self.dates[("study", study_id)] = record.study["updated"]
             self._count(outcome)
 
     def _manual_link(self, study_id: int, reference_id: int) -> bool:
@@ -704,9 +709,16 @@ class _Engine:
     def finish(self) -> None:
         # Dates a record carries (register NDJSON) win over the touches of linking, so they are set last.
         for model in (Study, Reference):
-            update_rows(model, [(record_id, {"updated": updated})
-                                for kind, record_id, updated in self.dates if kind is model])
+            dates = ((record_id, {"updated": updated}) for (table, record_id), updated in self.dates.items()
+                     if table == model._meta.table_name)
+            while chunk := list(itertools.islice(dates, 5000)):
+                update_rows(model, chunk)
         search_hook.refresh(sorted(self.study_ids), sorted(self.reference_ids))
+
+    def close(self) -> None:
+        for store in (self.seen_records, self.seen_keys, self.title_ids, self.titles, self.dates):
+            if store is not None:
+                store.close()
 
 
 def _rows_of(model, ids: Iterable[int]) -> list:
