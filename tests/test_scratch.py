@@ -10,7 +10,7 @@ import tempfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.scratch import SpillingMap
+from service.domain.scratch import IdSet, SpillingMap
 
 KEYS = st.one_of(st.text(max_size=8), st.tuples(st.sampled_from(["doi", "pmid", "title"]),
                                                 st.one_of(st.text(max_size=8), st.binary(max_size=12))),
@@ -69,3 +69,12 @@ def test_a_map_moves_to_its_scratch_file_only_past_its_limit_and_removes_it_when
     assert list(store.items()) == [("a", 10), ("b", 2), ("c", 3)] and len(store) == 3
     store.close()
     assert not os.path.exists(path)
+
+
+@given(st.lists(st.integers(0, 5000), max_size=200), st.lists(st.integers(-3, 6000), max_size=50))
+def test_an_id_set_answers_as_a_set_and_iterates_in_ascending_order(added, asked):
+    ids = IdSet(added[:10])
+    ids.update(added[10:])
+    assert list(ids) == sorted(set(added)) and len(ids) == len(set(added))
+    for value in asked:
+        assert (value in ids) == (value in set(added))

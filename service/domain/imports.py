@@ -20,7 +20,10 @@ Rules (the issue's, made explicit):
 
 Speed (bench/import_bench.py): lookups and writes are raw SQL over whole batches (on Postgres one array
 parameter per column), the file is read, parsed and scanned for identifiers one batch ahead in a
-thread while the previous batch is written, and the search index is rewritten once, at commit.
+thread while the previous batch is written, and the search index is rewritten once, at the end, in chunks.
+Memory does not grow with the file: what the import remembers of every row (keys seen, the register's
+title index, dates to restore) moves to a scratch file past 20,000 entries, and the ids it touched are
+bitmaps (`scratch`).
 """
 
 from __future__ import annotations
@@ -60,11 +63,12 @@ from ..models import (
     StudyReference,
     utcnow,
 )
+from ..search import index as search_index
 from ..vocabularies import UNCLEAR
-from . import linking, search_hook
+from . import linking
 from .errors import DomainError
 from .references import normalise_doi
-from .scratch import SpillingMap
+from .scratch import IdSet, SpillingMap
 
 BATCH_SIZE = 500
 FACET_FIELDS = ("study_type", "study_aim", "study_design", "intervention_assignment")
@@ -130,6 +134,8 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
                         if on_rows is not None:
                             on_rows(report.rows)
                     engine.finish()
+                    if not dry_run:
+                        engine.refresh_search()
                 except READ_ERRORS as error:
                     raise ImportRefused(describe_read_error(error, used, line)) from None
                 finally:
@@ -236,12 +242,12 @@ class _Engine:
         self.seen_keys = SpillingMap()     # article key -> (line, reference id)
         self.title_ids = SpillingMap()     # title key -> the first one's (DOI, PMID)
         self.titles: SpillingMap | None = None  # title key -> (id, DOI, PMID) of the register's references
-        self.study_ids: set[int] = set()
-        self.reference_ids: set[int] = set()
+        self.study_ids = IdSet()      # records whose search documents are rewritten at the end
+        self.reference_ids = IdSet()
         self.dates = SpillingMap()  # (table, id) -> the `updated` a record carries, restored at the end
         # Records this import created with `updated` = now: touching them again would change nothing.
-        self.fresh: dict[type, set[int]] = {Study: set(), Reference: set()}
-        self.created_references: set[int] = set()
+        self.fresh: dict[type, IdSet] = {Study: IdSet(), Reference: IdSet()}
+        self.created_references = IdSet()
         # The last batch created or changed references (read by the reader thread, which then scans the
         # next batch ahead; not at first: an import of records all unchanged would scan for nothing).
         self.scanning = False
@@ -379,7 +385,7 @@ class _Engine:
 
     def _touch(self, model, ids: Iterable[int]) -> None:
         """Set `updated` to now on these records (those this import created have it already)."""
-        ids = sorted(set(ids) - self.fresh[model])
+        ids = sorted(i for i in set(ids) if i not in self.fresh[model])
         if ids:
             condition, params = any_of("id", ids)
             database.execute_sql(f'UPDATE "{model._meta.table_name}" SET updated = {database.param} '
@@ -713,7 +719,11 @@ class _Engine:
                      if table == model._meta.table_name)
             while chunk := list(itertools.islice(dates, 5000)):
                 update_rows(model, chunk)
-        search_hook.refresh(sorted(self.study_ids), sorted(self.reference_ids))
+
+    def refresh_search(self) -> None:
+        """Rewrite the search documents of every record this import created or changed (and of the studies
+        linked to those references), in chunks, just before the import's transaction commits."""
+        search_index.refresh_many(self.study_ids, self.reference_ids)
 
     def close(self) -> None:
         for store in (self.seen_records, self.seen_keys, self.title_ids, self.titles, self.dates):

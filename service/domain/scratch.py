@@ -1,4 +1,5 @@
-"""An import's bookkeeping kept off the heap once it grows: a mapping that moves to a scratch file.
+"""An import's bookkeeping in memory that does not grow with its file: a mapping that moves to a scratch
+file, and a set of record ids as a bitmap.
 
 An import remembers every key it has seen (to report a later row with the same key as a duplicate of
 the first), the title index of the register, and the dates to restore at the end. Held in dicts, that
@@ -6,7 +7,8 @@ is about half a kilobyte a record: the memory of a large import would grow with 
 :class:`SpillingMap` is a dict until it holds ``limit`` entries, then an SQLite table in a temporary
 file with a small page cache (stdlib ``sqlite3``, whatever the register's database), so memory stays
 flat. Keys and values are pickled (tuples of str, bytes, int, None, dates: the same key always gives the
-same bytes).
+same bytes). The ids of the records an import touched are an :class:`IdSet`: one bit an id, so a
+million records cost 125 KB where a Python set of them costs tens of MB.
 """
 
 from __future__ import annotations
@@ -108,3 +110,41 @@ class SpillingMap:
             os.unlink(self._path)
             self._path = None
         self._memory, self._size = {}, 0
+
+
+class IdSet:
+    """A set of non-negative integers (record ids) as a bitmap: ``add``, ``update``, ``in``, ``len``, and
+    iteration in ascending order."""
+
+    def __init__(self, ids=()):
+        self._bits = bytearray()
+        self._size = 0
+        self.update(ids)
+
+    def add(self, value: int) -> None:
+        byte, bit = divmod(value, 8)
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
+        if not self._bits[byte] & (1 << bit):
+            self._bits[byte] |= 1 << bit
+            self._size += 1
+
+    def update(self, values) -> None:
+        for value in values:
+            self.add(value)
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int) or value < 0:
+            return False
+        byte, bit = divmod(value, 8)
+        return byte < len(self._bits) and bool(self._bits[byte] & (1 << bit))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[int]:
+        for byte, bits in enumerate(self._bits):
+            while bits:
+                low = bits & -bits
+                yield byte * 8 + low.bit_length() - 1
+                bits ^= low

@@ -14,12 +14,14 @@ abstract and the identifiers found in it (C). Both databases read the same text,
 :func:`service.search.query.document_text`, so they split it into the same words.
 
 Writes mark what they changed (:func:`service.db.changed`); :func:`refresh` rewrites those
-documents in the same transaction, just before it commits.
+documents in the same transaction, just before it commits. An import rewrites the documents of what
+it touched itself, in chunks, at its end (:func:`refresh_many`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -137,6 +139,25 @@ def refresh(study_ids: Iterable[int] = (), reference_ids: Iterable[int] = ()) ->
         study_ids.update(s for (s,) in select_in("SELECT study_id FROM study_reference WHERE {where}",
                                                  "reference_id", chunk))
     for chunk in _chunks(study_ids):
+        _write(STUDY_TABLE, chunk, study_documents(chunk))
+
+
+def _ascending_chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ids = iter(ids)
+    while chunk := list(itertools.islice(ids, BATCH)):
+        yield chunk
+
+
+def refresh_many(study_ids, reference_ids: Iterable[int]) -> None:
+    """As :func:`refresh`, for more records than are worth copying (an import): ``reference_ids`` in
+    ascending order; ``study_ids`` a set (``add``, ascending iteration) that the studies linked to those
+    references join before the studies are rewritten, each once."""
+    for chunk in _ascending_chunks(reference_ids):
+        _write(REFERENCE_TABLE, chunk, reference_documents(chunk))
+        for (study_id,) in select_in("SELECT study_id FROM study_reference WHERE {where}", "reference_id",
+                                     chunk):
+            study_ids.add(study_id)
+    for chunk in _ascending_chunks(study_ids):
         _write(STUDY_TABLE, chunk, study_documents(chunk))
 
 
