@@ -24,7 +24,7 @@ import contextlib
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from peewee import SQL, Entity, Expression, Table, Value, fn
 
@@ -55,12 +55,6 @@ def create_tables(db) -> None:
                        f"{_FTS5_OPTIONS})")
         db.execute_sql(f'CREATE VIRTUAL TABLE "{REFERENCE_TABLE}" USING fts5(title, authors, abstract, '
                        f"{_FTS5_OPTIONS})")
-
-
-def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
-    ids = sorted(ids)
-    for start in range(0, len(ids), BATCH):
-        yield ids[start:start + BATCH]
 
 
 def _tokens(identifiers: Iterable[str]) -> str:
@@ -131,34 +125,38 @@ def _write(table: str, ids: list[int], documents: dict[int, tuple[str, str, str]
             f'INSERT INTO "{table}" (rowid, {columns}) VALUES ({p}, {p}, {p}, {p})', rows)
 
 
-def refresh(study_ids: Iterable[int] = (), reference_ids: Iterable[int] = ()) -> None:
-    """Rewrite the documents of these records, and of the studies linked to these references."""
-    reference_ids, study_ids = set(reference_ids), set(study_ids)
-    for chunk in _chunks(reference_ids):
-        _write(REFERENCE_TABLE, chunk, reference_documents(chunk))
-        study_ids.update(s for (s,) in select_in("SELECT study_id FROM study_reference WHERE {where}",
-                                                 "reference_id", chunk))
-    for chunk in _chunks(study_ids):
-        _write(STUDY_TABLE, chunk, study_documents(chunk))
-
-
 def _ascending_chunks(ids: Iterable[int]) -> Iterator[list[int]]:
     ids = iter(ids)
     while chunk := list(itertools.islice(ids, BATCH)):
         yield chunk
 
 
-def refresh_many(study_ids, reference_ids: Iterable[int]) -> None:
-    """As :func:`refresh`, for more records than are worth copying (an import): ``reference_ids`` in
-    ascending order; ``study_ids`` a set (``add``, ascending iteration) that the studies linked to those
-    references join before the studies are rewritten, each once."""
+def _refresh_references(reference_ids: Iterable[int], linked: Callable[[Iterable[int]], None]) -> None:
+    """Rewrite the documents of ``reference_ids`` (ascending), handing ``linked`` their studies."""
     for chunk in _ascending_chunks(reference_ids):
         _write(REFERENCE_TABLE, chunk, reference_documents(chunk))
-        for (study_id,) in select_in("SELECT study_id FROM study_reference WHERE {where}", "reference_id",
-                                     chunk):
-            study_ids.add(study_id)
+        linked(s for (s,) in select_in("SELECT study_id FROM study_reference WHERE {where}",
+                                       "reference_id", chunk))
+
+
+def _refresh_studies(study_ids: Iterable[int]) -> None:
     for chunk in _ascending_chunks(study_ids):
         _write(STUDY_TABLE, chunk, study_documents(chunk))
+
+
+def refresh(study_ids: Iterable[int] = (), reference_ids: Iterable[int] = ()) -> None:
+    """Rewrite the documents of these records, and of the studies linked to these references."""
+    studies = set(study_ids)
+    _refresh_references(sorted(set(reference_ids)), studies.update)
+    _refresh_studies(sorted(studies))
+
+
+def refresh_many(study_ids, reference_ids: Iterable[int]) -> None:
+    """As :func:`refresh`, for more records than are worth copying (an import): ``reference_ids`` in
+    ascending order; ``study_ids`` a set (``update``, ascending iteration) that the studies linked to
+    those references join before the studies are rewritten, each once."""
+    _refresh_references(reference_ids, study_ids.update)
+    _refresh_studies(study_ids)
 
 
 def rebuild() -> tuple[int, int]:
@@ -167,10 +165,9 @@ def rebuild() -> tuple[int, int]:
         database.execute_sql(f'DELETE FROM "{table}"')
     study_ids = [i for (i,) in Study.select(Study.id).tuples()]
     reference_ids = [i for (i,) in Reference.select(Reference.id).tuples()]
-    for chunk in _chunks(reference_ids):
+    for chunk in _ascending_chunks(sorted(reference_ids)):
         _write(REFERENCE_TABLE, chunk, reference_documents(chunk))
-    for chunk in _chunks(study_ids):
-        _write(STUDY_TABLE, chunk, study_documents(chunk))
+    _refresh_studies(sorted(study_ids))
     return len(study_ids), len(reference_ids)
 
 
