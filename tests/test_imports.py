@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from playhouse.test_utils import count_queries
 
 from service.db import database, is_postgres
+from service.domain import imports
 from service.models import MODELS, Reference, ReferenceIdentifier, Registration, Study, StudyReference
 from tests.conftest import assert_problem, make_token
 
@@ -410,3 +412,16 @@ def test_imports_leave_the_search_index_as_a_rebuild_would(runner, client, seede
     with database.connection_context(), database.atomic():
         rebuild()
     assert _search_rows() == written
+
+
+def test_a_long_import_on_postgres_refreshes_the_statistics_it_plans_on(app, client, monkeypatch):
+    # From VACUUM_AFTER records created on, the import analyses the tables it fills each time that number
+    # doubled (inside its transaction). Lowered here, with batches of 3 rows: the WHO fixture's 10 studies
+    # and 10 registry records pass 4 records after the first batch (6) and double it after the second (12).
+    monkeypatch.setattr(imports, "VACUUM_AFTER", 4)
+    with count_queries() as sql, database.connection_context(), WHO.open("rb") as f:
+        report = imports.import_file(f, fmt="ictrp-csv", batch_size=3)
+    analysed = [q for q in sql.get_queries() if q.msg[0].startswith("ANALYZE ")]
+    assert (report.created, report.rejected, report.studies["created"]) == (10, [], 10)
+    assert study_of(client, "NCT04280705")["references"][0]["registration_id"] == "NCT04280705"
+    assert len(analysed) == (2 if is_postgres() else 0)

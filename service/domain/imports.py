@@ -76,6 +76,7 @@ REFERENCE_COLUMNS = ("type", "title", "authors", "abstract", "source", "year", "
                      "pages", "doi", "pmid", "url", "registration_id", "has_results", "notes",
                      "first_published", "updated")
 VACUUM_AFTER = 1000  # records written: after a load this big, Postgres statistics are refreshed
+FILLED = (Study, Registration, Reference, StudyReference, ReferenceIdentifier)  # the tables imports fill
 
 
 class ImportRefused(DomainError):
@@ -147,7 +148,7 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
     report.layout = info.get("layout")
     if not dry_run and is_postgres() and report.created + report.updated >= VACUUM_AFTER:
         # A freshly loaded table without statistics made an exact count 10x slower.
-        for model in (Study, Registration, Reference, StudyReference, ReferenceIdentifier):
+        for model in FILLED:
             database.execute_sql(f'VACUUM ANALYZE "{model._meta.table_name}"')
     report.seconds = round(time.perf_counter() - started, 3)
     return report
@@ -252,6 +253,7 @@ class _Engine:
         # next batch ahead; not at first: an import of records all unchanged would scan for nothing).
         self.scanning = False
         self.ahead: dict[int, list[tuple[str, str]]] = {}
+        self.analyzed_at = 0  # records created when the tables were last analysed (Postgres)
 
     # -- one batch ---------------------------------------------------------------------------------------
 
@@ -300,6 +302,17 @@ class _Engine:
             self._exported_studies(studies)
         self._link()
         self.scanning = self.report.references["created"] + self.report.references["updated"] > touched
+        self._keep_statistics()
+
+    def _keep_statistics(self) -> None:
+        """On Postgres, analyse the tables the import fills each time the records it created have doubled
+        (from VACUUM_AFTER on). Planned on the statistics of the tables as they were when it began (empty,
+        for a first load), each line's lookups of a register NDJSON became scans of all it had written:
+        20,000 lines took 2.2x the time of 10,000. ANALYZE in the import's transaction counts its own rows."""
+        created = self.report.studies["created"] + self.report.references["created"]
+        if is_postgres() and created >= VACUUM_AFTER and created >= 2 * self.analyzed_at:
+            database.execute_sql("ANALYZE " + ", ".join(f'"{model._meta.table_name}"' for model in FILLED))
+            self.analyzed_at = created
 
     def _reject(self, line: int, reason: str) -> None:
         self.report.rejected.append({"line": line, "reason": reason})
