@@ -422,7 +422,7 @@ class _Engine:
             keys.append(("title", title_key(values["title"], values.get("year"))))
         return keys
 
-    def _title_index(self) -> dict[bytes, tuple[int, str | None, str | None]]:
+    def _title_index(self) -> SpillingMap:
         if self.titles is None:
             self.titles = SpillingMap()
             rows = (Reference.select(Reference.id, Reference.title, Reference.year, Reference.doi,
