@@ -6,7 +6,7 @@ import swagger_ui_bundle
 from flask import send_from_directory
 from flask_cors import CORS
 
-from . import imports, meta, references, registrations, stats, studies
+from . import duplicates, imports, meta, references, registrations, stats, studies
 from .parser import BEARER
 from .problems import ProblemApi
 
@@ -54,7 +54,7 @@ def init_api(app) -> ProblemApi:
          allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"], max_age=3600,
          send_wildcard=True)
     api = ProblemApi(app)
-    for blueprint in (studies.blp, references.blp, registrations.blp, stats.blp, imports.blp,
+    for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
                       meta.notices,
                       meta.vocabularies, meta.ops):
         api.register_blueprint(blueprint)

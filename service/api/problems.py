@@ -11,7 +11,7 @@ from flask_smorest.utils import prepare_response
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..domain.errors import DomainError
+from ..domain.errors import DomainError, Moved
 from .schemas.common import ProblemSchema
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,15 @@ def _validation_detail(by_location: dict) -> tuple[str, dict[str, list[str]]]:
     return f"{noun} — " + "; ".join(parts) + more, errors
 
 
+def _moved_location(error: Moved) -> str:
+    """The path asked for with the merged id replaced by the survivor's (a subresource stays one)."""
+    old, new = f"/{error.resource}/{error.old_id}", f"/{error.resource}/{error.new_id}"
+    path = request.path
+    location = new + path[len(old):] if path == old or path.startswith(old + "/") else new
+    query = request.query_string.decode("latin-1")
+    return f"{location}?{query}" if query else location
+
+
 class ProblemApi(Api):
     """flask-smorest's Api, answering and documenting errors as problem+json."""
 
@@ -104,7 +113,8 @@ class ProblemApi(Api):
         return problem(error.code, detail, errors=data.get("errors"), headers=headers)
 
     def handle_domain_error(self, error: DomainError):
-        return problem(error.status, error.detail, errors=error.errors, **error.extra)
+        headers = {"Location": _moved_location(error)} if isinstance(error, Moved) else None
+        return problem(error.status, error.detail, errors=error.errors, headers=headers, **error.extra)
 
     def handle_database_down(self, error: Exception):
         logger.error("database error on %s %s: %s", request.method, request.path, error)

@@ -29,3 +29,14 @@ class InvalidInput(DomainError):
     """Input that passed the schema but breaks a rule needing the database (e.g. an unknown study id)."""
 
     status = 422
+
+
+class Moved(DomainError):
+    """A record merged into another: its id answers with a permanent redirect to the survivor's
+    (``resource`` is the collection, e.g. ``studies``; the HTTP layer sends the Location)."""
+
+    status = 308
+
+    def __init__(self, detail: str, *, resource: str, old_id: int, new_id: int, **extra):
+        super().__init__(detail, merged_into=new_id, **extra)
+        self.resource, self.old_id, self.new_id = resource, old_id, new_id

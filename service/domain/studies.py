@@ -10,12 +10,12 @@ from peewee import IntegrityError
 
 from ..db import changed, locked, write_transaction
 from ..identifiers import canonical, normalise
-from ..models import Reference, Registration, Study, StudyReference, utcnow
+from ..models import MergedStudy, Reference, Registration, Study, StudyReference, utcnow
 from ..search import index
 from ..search.query import SearchQuery
 from ..vocabularies import UNCLEAR
 from . import linking, records
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, Moved, NotFound
 
 STUDY_SORTS = {
     "id": Study.id,
@@ -94,6 +94,11 @@ def _get(study_id: int, *, lock: bool = False) -> Study:
     query = records.studies_with_counts().where(Study.id == study_id)
     study = (locked(query) if lock else query).first()
     if study is None:
+        merged = MergedStudy.get_or_none(MergedStudy.id == study_id)
+        if merged is not None:
+            raise Moved(f"Study {study_id} was merged into study {merged.into_id}; it is found at "
+                        f"/studies/{merged.into_id}.", resource="studies", old_id=study_id,
+                        new_id=merged.into_id)
         raise NotFound(f"Study {study_id} does not exist.")
     return study
 
