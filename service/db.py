@@ -195,6 +195,9 @@ def insert_rows(model, rows: list[dict], *, returning: bool = False) -> list[int
         return []
     fields = model._meta.fields
     names = list(dict.fromkeys(name for row in rows for name in row))
+    # Columns added by a migration have no default in the database: every default is sent.
+    names += [name for name, column in fields.items() if name not in names and column.default is not None
+              and not column.primary_key]
     columns = [fields[name] for name in names]
     param = database.param
     head = (f'INSERT INTO "{model._meta.table_name}" ('

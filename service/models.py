@@ -30,9 +30,83 @@ class Study(BaseModel):
     study_aim = CharField(max_length=40, index=True)
     study_design = CharField(max_length=40, index=True)
     intervention_assignment = CharField(max_length=40, index=True)
+    # When the study first appeared in its sources (its earliest record's first public date); an API
+    # write without one: the day it was written.
     first_published = DateField(index=True)
     created = DateTimeField(default=utcnow)
     updated = DateTimeField(default=utcnow, index=True)
+    # Derived from every source record of the study (domain/derive.py), unless a curator set them.
+    registered = DateField(null=True, index=True)  # earliest registration date of its records
+    start_date = DateField(null=True, index=True)
+    recruitment_status = CharField(max_length=40, default="Unclear", index=True)
+    phase = CharField(max_length=20, default="Unclear", index=True)
+    target_size = IntegerField(null=True)
+    sponsor = CharField(max_length=500, null=True)
+    primary_completion_date = DateField(null=True)
+    # Dissemination: whether (and the earliest day) results appeared in a registry, a journal
+    # article, a preprint.
+    results_registry = BooleanField(default=False, index=True)
+    results_registry_date = DateField(null=True)
+    results_article = BooleanField(default=False, index=True)
+    results_article_date = DateField(null=True)
+    results_preprint = BooleanField(default=False, index=True)
+    results_preprint_date = DateField(null=True)
+    countries = TextField(default="[]")  # JSON array of ISO 3166-1 alpha-2 codes (StudyCountry: filters)
+    # JSON: field -> where its value came from (record and field, or the rule), with conflicts.
+    facet_sources = TextField(default="{}")
+    # JSON array: the fields a curator set by hand; derivation never changes them.
+    curated = TextField(default="[]")
+
+
+class StudyCountry(BaseModel):
+    """A country where a study recruits (ISO 3166-1 alpha-2), derived with the study's other fields."""
+
+    id = IdField()
+    study = ForeignKeyField(Study, backref="country_rows", on_delete="CASCADE", index=True)
+    code = CharField(max_length=2, index=True)
+
+    class Meta:
+        indexes = ((("study", "code"), True),)
+
+
+class SourceRecord(BaseModel):
+    """What one source file said about one registration (a registry record, or a registry scrape's row):
+    its title and its claims (formats.Claim as JSON, by study field). The study owning the registration
+    combines them with its other records' (domain/derive.py). One per registration and source: the last
+    import of that source wins."""
+
+    id = IdField()
+    identifier = CharField(max_length=100, index=True)  # canonical registration identifier
+    registry = CharField(max_length=40)
+    source = CharField(max_length=80)  # format and layout, e.g. "ictrp-csv/who-40"
+    title = TextField(null=True)
+    claims = TextField(default="{}")
+    imported = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("identifier", "source"), True),)
+
+
+class MergedStudy(BaseModel):
+    """A study merged into another: its id answers with a redirect to the survivor."""
+
+    id = IntegerField(primary_key=True)  # the merged study's former id
+    into = ForeignKeyField(Study, on_delete="CASCADE", index=True)
+    name = CharField(max_length=200)
+    merged = DateTimeField(default=utcnow, index=True)
+
+
+class DuplicateDecision(BaseModel):
+    """A curator's decision on a candidate pair of duplicate studies (``low`` < ``high``)."""
+
+    id = IdField()
+    low = ForeignKeyField(Study, on_delete="CASCADE", index=True)
+    high = ForeignKeyField(Study, on_delete="CASCADE", index=True)
+    decision = CharField(max_length=20, default="rejected")
+    created = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("low", "high"), True),)
 
 
 class Reference(BaseModel):
@@ -126,4 +200,4 @@ class ApiToken(BaseModel):
 
 
 MODELS = [Study, Reference, StudyReference, Registration, ReferenceIdentifier, LinkSuppression,
-          Notice, ApiToken]
+          Notice, ApiToken, StudyCountry, SourceRecord, MergedStudy, DuplicateDecision]

@@ -48,11 +48,53 @@ INTERVENTION_ASSIGNMENT = {
     UNCLEAR: "The records do not say clearly how participants were allocated.",
 }
 
+# A trial's recruitment status, mapped from every registry's spelling (formats/trialdata.py).
+RECRUITMENT_STATUS = {
+    "Not yet recruiting": "Approved, but no participant enrolled yet.",
+    "Recruiting": "Enrolling participants.",
+    "Enrolling by invitation": "Enrolling participants chosen by the investigators.",
+    "Active, not recruiting": "Under way (treating or following participants), no longer enrolling.",
+    "Not recruiting": "The registry says only that the trial is not recruiting (WHO ICTRP's wording): "
+                      "not yet, or no longer.",
+    "Suspended": "Stopped for now; may start again.",
+    "Terminated": "Stopped early; will not start again.",
+    "Completed": "Ended normally.",
+    "Withdrawn": "Stopped before its first participant was enrolled.",
+    "Unknown": "The registry marks the status as unknown (not verified for a long time).",
+    UNCLEAR: "No source states the trial's status.",
+}
+
+# A trial's phase (drug development), mapped from every registry's spelling.
+PHASE = {
+    "Early phase 1": "First-in-human, very small exploratory trials (phase 0).",
+    "Phase 1": "Safety and dosage, usually in a small group.",
+    "Phase 1/2": "A combined phase 1 and 2 trial.",
+    "Phase 2": "Efficacy and side effects in a larger group.",
+    "Phase 2/3": "A combined phase 2 and 3 trial.",
+    "Phase 3": "Efficacy against standard treatment in a large group.",
+    "Phase 4": "After marketing approval.",
+    "Not applicable": "No phase applies (not a drug trial, or an observational study).",
+    UNCLEAR: "No source states the trial's phase.",
+}
+
+# Where a study's results appeared (GET /studies?results_in=...).
+RESULTS_IN = {
+    "registry": "Summary results posted in a trial registry.",
+    "article": "A journal article with results.",
+    "preprint": "A preprint with results.",
+    "none": "No results anywhere the register knows of.",
+}
+
 FACETS = {
     "study_type": STUDY_TYPE,
     "study_aim": STUDY_AIM,
     "study_design": STUDY_DESIGN,
     "intervention_assignment": INTERVENTION_ASSIGNMENT,
+}
+# The trial-status vocabularies, filtered and counted like the facets.
+STATUS_VOCABULARIES = {
+    "recruitment_status": RECRUITMENT_STATUS,
+    "phase": PHASE,
 }
 
 # code -> (label, definition)

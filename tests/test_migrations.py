@@ -6,7 +6,7 @@ import pytest
 
 from service import create_app, migrations
 from service.db import close_all, database
-from service.models import MODELS, Reference, Registration, Study, StudyReference
+from service.models import MODELS, Study, StudyReference
 
 
 @pytest.fixture
@@ -44,6 +44,20 @@ def _indexes(table):
     return {(tuple(sorted(i.columns)), i.unique) for i in database.get_indexes(table)}
 
 
+def _insert(table: str, **values) -> int:
+    """A row written with exactly these columns (the models of today know columns an old schema lacks)."""
+    names = ", ".join(f'"{name}"' for name in values)
+    marks = ", ".join([database.param] * len(values))
+    cursor = database.execute_sql(f'INSERT INTO "{table}" ({names}) VALUES ({marks}) RETURNING id',
+                                  list(values.values()))
+    return cursor.fetchone()[0]
+
+
+STUDY = dict(study_type="Unclear", study_aim="Unclear", study_design="Unclear",
+             intervention_assignment="Unclear", first_published="2020-04-01", created="2020-04-01",
+             updated="2020-04-01")
+
+
 def test_upgrade_builds_the_models_schema(empty_db):
     with database.connection_context():
         applied = migrations.upgrade()
@@ -65,9 +79,7 @@ def test_upgrade_builds_the_models_schema(empty_db):
 def test_upgrade_is_idempotent_and_keeps_data(empty_db):
     with database.connection_context():
         migrations.upgrade(target=1)
-        Study.create(name="NCT04280705", title="kept", study_type="Unclear", study_aim="Unclear",
-                     study_design="Unclear", intervention_assignment="Unclear",
-                     first_published="2020-04-01")
+        _insert("study", name="NCT04280705", title="kept", **STUDY)
         assert migrations.upgrade() == [m for m in migrations.available() if m.version > 1]
         assert migrations.upgrade() == []
         assert Study.get(Study.name == "NCT04280705").title == "kept"
@@ -76,14 +88,12 @@ def test_upgrade_is_idempotent_and_keeps_data(empty_db):
 def test_upgrading_to_linking_links_the_references_already_there(empty_db):
     with database.connection_context():
         migrations.upgrade(target=1)
-        study_id = Study.insert(name="ChiCTR2000030261", title="t", study_type="Unclear",
-                                study_aim="Unclear", study_design="Unclear",
-                                intervention_assignment="Unclear", first_published="2020-04-01",
-                                created="2020-04-01", updated="2020-04-01").execute()
-        Registration.insert(study=study_id, registry="ChiCTR", identifier="ChiCTR2000030261").execute()
-        ref_id = Reference.insert(type="journal_article", title="Nebulization", first_published="2020-04-01",
-                                  abstract="TRIAL REGISTRATION: ChiCTR2000030261.", created="2020-04-01",
-                                  updated="2020-04-01").execute()
+        study_id = _insert("study", name="ChiCTR2000030261", title="t", **STUDY)
+        _insert("registration", study_id=study_id, registry="ChiCTR", identifier="ChiCTR2000030261")
+        ref_id = _insert("reference", type="journal_article", title="Nebulization", authors="[]",
+                         has_results=False, first_published="2020-04-01",
+                         abstract="TRIAL REGISTRATION: ChiCTR2000030261.", created="2020-04-01",
+                         updated="2020-04-01")
         migrations.upgrade()
         link = StudyReference.get(StudyReference.reference == ref_id)
         assert (link.study_id, link.link, link.identifier) == (study_id, "auto", "ChiCTR2000030261")
@@ -92,20 +102,43 @@ def test_upgrading_to_linking_links_the_references_already_there(empty_db):
 def test_upgrading_to_search_indexes_the_records_already_there(empty_db):
     with database.connection_context():
         migrations.upgrade(target=2)
-        study_id = Study.insert(name="ChiCTR2000030261", title="Stem cells", study_type="Unclear",
-                                study_aim="Unclear", study_design="Unclear",
-                                intervention_assignment="Unclear", first_published="2020-04-01",
-                                created="2020-04-01", updated="2020-04-01").execute()
-        ref_id = Reference.insert(type="journal_article", title="Nebulization therapy",
-                                  first_published="2020-04-01", created="2020-04-01",
-                                  updated="2020-04-01").execute()
-        StudyReference.insert(study=study_id, reference=ref_id, link="manual",
-                              created="2020-04-01").execute()
+        study_id = _insert("study", name="ChiCTR2000030261", title="Stem cells", **STUDY)
+        ref_id = _insert("reference", type="journal_article", title="Nebulization therapy", authors="[]",
+                         has_results=False, first_published="2020-04-01", created="2020-04-01",
+                         updated="2020-04-01")
+        _insert("study_reference", study_id=study_id, reference_id=ref_id, link="manual",
+                created="2020-04-01")
         migrations.upgrade()
     client = empty_db.test_client()
     found = client.get("/studies?q=nebulization").get_json()
     assert [s["id"] for s in found["items"]] == [study_id]
     assert client.get("/references?q=nebulization").get_json()["items"][0]["id"] == ref_id
+
+
+def test_upgrading_to_trial_data_keeps_values_and_derives_dates_and_results(empty_db):
+    with database.connection_context():
+        migrations.upgrade(target=3)
+        study_id = _insert("study", name="NCT04280705", title="ACTT-1", **{
+            **STUDY, "study_type": "Interventional", "intervention_assignment": "Randomised",
+            "first_published": "2026-11-01"})
+        _insert("registration", study_id=study_id, registry="ClinicalTrials.gov", identifier="NCT04280705")
+        for values in (
+                dict(type="trial_registry_record", title="ACTT-1", published="2020-02-21",
+                     registration_id="NCT04280705"),
+                dict(type="journal_article", title="Remdesivir for the Treatment of Covid-19",
+                     published="2020-10-08", abstract="ClinicalTrials.gov number, NCT04280705.")):
+            ref_id = _insert("reference", authors="[]", has_results=True, first_published="2026-11-01",
+                             created="2026-11-01", updated="2026-11-01", **values)
+            _insert("study_reference", study_id=study_id, reference_id=ref_id, link="auto",
+                    identifier="NCT04280705", created="2026-11-01")
+        migrations.upgrade()
+        study = Study.get_by_id(study_id)
+        assert StudyReference.select().where(StudyReference.study == study_id).count() == 2
+    assert (study.study_type, study.intervention_assignment, study.title) == (
+        "Interventional", "Randomised", "ACTT-1")
+    assert (str(study.registered), str(study.first_published)) == ("2020-02-21", "2020-02-21")
+    assert (study.results_registry, study.results_article, str(study.results_article_date)) == (
+        True, True, "2020-10-08")
 
 
 def test_cli_upgrade_and_status(empty_db):

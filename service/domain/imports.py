@@ -51,6 +51,7 @@ from ..formats import (
     FormatError,
     KeepStored,
     RegistryRecord,
+    RegistryStatus,
     Row,
     parser_for,
 )
@@ -59,13 +60,14 @@ from ..models import (
     Reference,
     ReferenceIdentifier,
     Registration,
+    SourceRecord,
     Study,
     StudyReference,
     utcnow,
 )
 from ..search import index as search_index
 from ..vocabularies import UNCLEAR
-from . import linking
+from . import derive, linking
 from .errors import DomainError
 from .references import normalise_doi
 from .scratch import IdSet, SpillingMap
@@ -76,6 +78,7 @@ REFERENCE_COLUMNS = ("type", "title", "authors", "abstract", "source", "year", "
                      "pages", "doi", "pmid", "url", "registration_id", "has_results", "notes",
                      "first_published", "updated")
 VACUUM_AFTER = 1000  # records written: after a load this big, Postgres statistics are refreshed
+CONTAINER_LAYOUTS = ("ctgov-json",)  # formats whose layout is only how the records are packed
 FILLED = (Study, Registration, Reference, StudyReference, ReferenceIdentifier)  # the tables imports fill
 
 
@@ -244,6 +247,7 @@ class _Engine:
         self.title_ids = SpillingMap()     # title key -> the first one's (DOI, PMID)
         self.titles: SpillingMap | None = None  # title key -> (id, DOI, PMID) of the register's references
         self.study_ids = IdSet()      # records whose search documents are rewritten at the end
+        self.derive_ids = IdSet()     # studies whose sources changed: derived again at the end
         self.reference_ids = IdSet()
         self.dates = SpillingMap()  # (table, id) -> the `updated` a record carries, restored at the end
         # Records this import created with `updated` = now: touching them again would change nothing.
@@ -273,7 +277,7 @@ class _Engine:
     def run(self, rows: list[Row], ahead: dict[int, list[tuple[str, str]]] | None = None) -> None:
         self.ahead = ahead or {}
         touched = self.report.references["created"] + self.report.references["updated"]
-        registry, articles, studies, cross = [], [], [], []
+        registry, articles, studies, cross, status = [], [], [], [], []
         for row in rows:
             self.report.rows += 1
             if row.error is not None:
@@ -286,6 +290,8 @@ class _Engine:
                 studies.append((row.line, row.record))
             elif isinstance(row.record, CrossRegistrations):
                 cross.append((row.line, row.record))
+            elif isinstance(row.record, RegistryStatus):
+                status.append((row.line, row.record))
         self.found: dict[int, list[tuple[str, str]]] = {}   # references whose text changed -> identifiers
         self.new_identifiers: list[str] = []
         self.changed_references: set[int] = set()
@@ -293,6 +299,8 @@ class _Engine:
             self._registry_records(registry)
         if cross:
             self._cross_registrations(cross)
+        if status:
+            self._registry_status(status)
         if articles:
             self.supplements.update(line for line, r in articles if r.supplement)
             results = self._upsert_references([(line, r.reference, r.complete) for line, r in articles])
@@ -368,11 +376,6 @@ class _Engine:
                     new_registrations.append((study, identifier, registry))
                     if outcome[line] == "unchanged":
                         outcome[line] = "updated"
-            if isinstance(study, int) and studies[study].name == record.identifier:
-                diff = _study_changes(studies[study], record.study, complete=False)
-                if diff:
-                    changes.setdefault(study, {}).update(diff)
-                    outcome[line] = "updated"
         ids = self._insert(Study, new_studies)
         resolve = {("new", i): study_id for i, study_id in enumerate(ids)}
         self.report.studies["created"] += len(ids)
@@ -390,11 +393,79 @@ class _Engine:
             self._touch(Study, touched)
             self.study_ids.update(touched)
             self.report.studies["updated"] += len(touched - set(changes))
+        sources = self._write_sources([(r.identifier, r.registry, r.reference.get("title"), r.claims)
+                                       for _, r in accepted])
+        self.derive_ids.update(resolve.get(owner[r.identifier], owner[r.identifier]) for _, r in accepted)
         results = self._upsert_references([(line, r.reference, False) for line, r in accepted])
-        for (line, _), (_, ref_outcome) in zip(accepted, results, strict=True):
+        for (line, record), (_, ref_outcome) in zip(accepted, results, strict=True):
+            if outcome[line] == "unchanged" and sources[record.identifier] != "unchanged":
+                outcome[line] = "updated"
             if outcome[line] == "unchanged" and ref_outcome != "unchanged":
                 outcome[line] = "updated"
             self._count(outcome[line])
+
+    # -- what sources say of a registration (domain/derive.py combines them per study) ------------------
+
+    def _source_name(self) -> str:
+        """The source a record comes from: the format, and its layout where the layout tells one source
+        from another (the WHO export, TrialsTracker, DIRECCT); a ClinicalTrials.gov JSON study is the same
+        source as a page, a single study or NDJSON."""
+        if self.report.format in CONTAINER_LAYOUTS or not self.report.layout:
+            return self.report.format
+        return f"{self.report.format}/{self.report.layout}"
+
+    def _write_sources(self, items: list[tuple[str, str, str | None, dict]]) -> dict[str, str]:
+        """Create or update the source records of these registrations from this import's source; for each
+        identifier "created", "updated" or "unchanged" (also for a new record saying what another source
+        said already)."""
+        source = self._source_name()
+        wanted = {identifier: (registry, title, json.dumps(
+            {name: claim.as_dict() for name, claim in sorted(claims.items())},
+            sort_keys=True, ensure_ascii=False)) for identifier, registry, title, claims in items}
+        stored, said = {}, set()
+        for row_id, identifier, other, title, claims in select_in(
+                "SELECT id, identifier, source, title, claims FROM source_record WHERE {where}", "identifier",
+                list(wanted)):
+            said.add((identifier, title, claims))
+            if other == source:
+                stored[identifier] = (row_id, title, claims)
+        new, changes, outcome = [], [], {}
+        for identifier, (registry, title, claims) in wanted.items():
+            if identifier not in stored:
+                new.append({"identifier": identifier, "registry": registry, "source": source,
+                            "title": title, "claims": claims, "imported": self.now})
+                # A source saying only what another said already changes nothing a reader sees.
+                outcome[identifier] = "unchanged" if (identifier, title, claims) in said else "created"
+            elif stored[identifier][1:] != (title, claims):
+                changes.append((stored[identifier][0], {"title": title, "claims": claims,
+                                                         "imported": self.now}))
+                outcome[identifier] = "updated"
+            else:
+                outcome[identifier] = "unchanged"
+        insert_rows(SourceRecord, new)
+        update_rows(SourceRecord, changes)
+        return outcome
+
+    def _registry_status(self, items: list[tuple[int, RegistryStatus]]) -> None:
+        """A registry scrape's rows: claims of their registrations, combined into the studies holding them
+        (kept for a registration no study holds yet, so the study that gains it later has them)."""
+        kept = []
+        for line, record in items:
+            first = self.seen_records.get(record.identifier)
+            if first is not None:
+                self.report.duplicates.append({"line": line, "same_as": first, "key": record.identifier})
+                continue
+            self.seen_records[record.identifier] = line
+            kept.append(record)
+        if not kept:
+            return
+        outcome = self._write_sources([(r.identifier, r.registry, None, r.claims) for r in kept])
+        for r in kept:
+            self._count(outcome[r.identifier])
+        touched = [r.identifier for r in kept if outcome[r.identifier] != "unchanged"]
+        owners = [s for (s,) in select_in("SELECT study_id FROM registration WHERE {where}", "identifier",
+                                          touched)]
+        self.derive_ids.update(owners)
 
     def _touch(self, model, ids: Iterable[int]) -> None:
         """Set `updated` to now on these records (those this import created have it already)."""
@@ -726,6 +797,10 @@ class _Engine:
         self.reference_ids.update(references)
 
     def finish(self) -> None:
+        # Studies whose sources, registrations or links changed take their fields from all their sources.
+        self.derive_ids.update(self.study_ids)
+        derived = derive.rederive(self.derive_ids, now=self.now)
+        self.study_ids.update(derived)
         # Dates a record carries (register NDJSON) win over the touches of linking, so they are set last.
         for model in (Study, Reference):
             dates = ((record_id, {"updated": updated}) for (table, record_id), updated in self.dates.items()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import reduce
 from operator import and_, or_
 
-from peewee import DateField, DateTimeField, Field, Node
+from peewee import DateField, DateTimeField, Field, Node, fn
 
 RELEVANCE = "relevance"
 
@@ -36,6 +36,17 @@ class SortKey:
         return None
 
 
+@dataclass(frozen=True)
+class Dated:
+    """A date column that may be empty, sorted with the empty ones last in either direction (a sort key
+    is never NULL: the column is compared through COALESCE with a day no record has)."""
+
+    field: DateField
+
+
+EARLIEST, LATEST = dt.date(1, 1, 1), dt.date(9999, 12, 31)
+
+
 def sort_keys(sort: str, sorts: Mapping[str, Field], id_field: Field, *, rank: Node | None = None,
               updated: Field | None = None) -> list[SortKey]:
     """The order for ``sort`` (a field, `-field`, or `relevance`), always ending with the id."""
@@ -44,6 +55,10 @@ def sort_keys(sort: str, sorts: Mapping[str, Field], id_field: Field, *, rank: N
         # Most relevant first; equally relevant: most recently updated, then by id.
         return [SortKey(rank, True, "rank"), SortKey(updated, True, updated.name), ident]
     column = sorts[sort.lstrip("-")]
+    if isinstance(column, Dated):
+        descending = sort.startswith("-")
+        expr = fn.COALESCE(column.field, EARLIEST if descending else LATEST)
+        return [SortKey(expr, descending, f"{column.field.name}_key"), ident]
     if column is id_field:
         return [SortKey(id_field, sort.startswith("-"), id_field.name)]
     return [SortKey(column, sort.startswith("-"), column.name), ident]

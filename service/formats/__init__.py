@@ -24,6 +24,38 @@ class RowError(ValueError):
     """One record of the file cannot be mapped onto the register: it is rejected, the rest goes on."""
 
 
+# How strongly a source states a value (domain/derive.py: a stronger claim wins, then the newer source).
+STRUCTURED = 3  # a registry's coded field (ClinicalTrials.gov's enums, AACT's columns, a date column)
+TABLE = 2       # a registry's own words in a field made for it, mapped by a table (ICTRP `Study type`)
+TEXT = 1        # a keyword rule over free text (design text, a scientific title saying "randomised")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one source record states about one field of its study: the value in the register's terms,
+    the source's column (or JSON path) it was read from, how strongly (STRUCTURED, TABLE, TEXT), the rule
+    that derived it when it was not read directly, and the words that stated it.
+
+    Field names are the study's: the four facets, `recruitment_status`, `phase` (vocabularies), `target_size`
+    (int), `countries` (list of ISO 3166-1 alpha-2 codes), `sponsor` (str), `registered`, `start_date`,
+    `primary_completion_date`, `results_registry_date`, `record_updated` (ISO dates, `YYYY-MM-DD`),
+    `results_registry` (bool: the registry holds summary results)."""
+
+    value: Any
+    field: str
+    strength: int = STRUCTURED
+    rule: str | None = None
+    span: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"value": self.value, "field": self.field, "strength": self.strength}
+        if self.rule:
+            out["rule"] = self.rule
+        if self.span:
+            out["span"] = self.span[:200]
+        return out
+
+
 @dataclass
 class RegistryRecord:
     """A trial registry record: becomes (or updates) a study with its registrations, plus its own
@@ -39,6 +71,19 @@ class RegistryRecord:
     study: dict[str, Any]
     reference: dict[str, Any]
     secondary: list[tuple[str, str]] = field(default_factory=list)
+    # What the record states about its study, by study field (see Claim); kept per source and combined
+    # with every other record of the study by domain/derive.py.
+    claims: dict[str, Claim] = field(default_factory=dict)
+
+
+@dataclass
+class RegistryStatus:
+    """What a registry scrape says of a registration without a record of its own (DIRECCT's April 2022
+    scrape: status, completion dates, results flags): kept as claims of that registration's study."""
+
+    identifier: str
+    registry: str
+    claims: dict[str, Claim] = field(default_factory=dict)
 
 
 class AddedLines(str):
@@ -97,7 +142,7 @@ class CrossRegistrations:
 @dataclass
 class Row:
     line: int
-    record: RegistryRecord | ArticleRecord | ExportedStudy | CrossRegistrations | None = None
+    record: RegistryRecord | ArticleRecord | ExportedStudy | CrossRegistrations | RegistryStatus | None = None
     error: str | None = None
 
 

@@ -83,6 +83,10 @@ def upgrade(target: int | None = None) -> list[Migration]:
         from ..domain.references import relink_all
 
         relink_all()
+    if at_latest and any(getattr(m.module, "REDERIVE_AFTER", False) for m in applied):
+        from ..domain.derive import rederive_all
+
+        rederive_all()
     if at_latest and any(getattr(m.module, "REINDEX_AFTER", False) for m in applied):
         from ..search import index
 
