@@ -249,6 +249,9 @@ def test_signals_and_their_limits(client, auth):
                      abstract="ACTRN12620000445976, IRCT20200310046736N1, KCT0005234")
     create_reference(client, auth, title="A review of four", abstract="ACTRN12620000445976 "
                      "IRCT20200310046736N1 KCT0005234 TCTR20200401002")
+    two_ncts = create_study(client, auth, "NCT04252664", title="Mild")
+    create_study(client, auth, "NCT04257656", title="Severe")
+    create_reference(client, auth, title="Two trials reported together", abstract="NCT04252664, NCT04257656")
     create_reference(client, auth, type="trial_registry_record", title="A registry record",
                      registration_id="TCTR20200401002", abstract="Secondary id: ACTRN12620000445976")
     pairs = {tuple(c["study_ids"]): c for c in duplicates(client)["items"]}
@@ -263,6 +266,7 @@ def test_signals_and_their_limits(client, auth):
     assert pairs[(s1["id"], s2["id"])]["score"] == 0.4
     assert pairs[(s1["id"], s2["id"])]["reasons"][0]["studies_named"] == 3
     assert pairs[(s1["id"], s4["id"])]["reasons"] == [{"kind": "same_title", "title": "A registry record"}]
+    assert all(two_ncts["id"] not in key for key in pairs)
 
 
 def test_reject_and_list_by_status_and_pages(client, auth):

@@ -42,8 +42,9 @@ class CandidateStudySchema(ma.Schema):
 class ReasonSchema(ma.Schema):
     kind = fields.String(validate=validate.OneOf(["same_title", "article_cites_both"]), metadata={
         "description": "`same_title`: a title of one study equals one of the other's (case, accents "
-                       "and punctuation ignored) and they share no registry; `article_cites_both`: "
-                       "a reference that is not a registry record cites registrations of both.",
+                       "and punctuation ignored); `article_cites_both`: a reference that is not a "
+                       "registry record cites registrations of both. Either only when the two share no "
+                       "registry (one registry does not register one trial twice).",
         "example": "same_title"})
     title = fields.String(metadata={"description": "`same_title`: the title, as one study has it."})
     reference_id = fields.Integer(metadata={"description": "`article_cites_both`: the reference."})
@@ -142,18 +143,18 @@ class DuplicateCandidates(MethodView):
         own titles, their registry records' and their source records'; placeholder titles and
         titles of fewer than three words ignored, nor a title more than four studies share), or a
         reference that is not a registry record citing registrations of both (one naming more than
-        three studies is a review, not a signal). Best `score` first, then by ids. Computed from
-        the whole register at each request; paged by `page` only (no `cursor`).
+        three studies is a review, not a signal); either only between studies with no registry in
+        common. Best `score` first, then by ids. Computed from the whole register at each request
+        (about 0.5 s at 11,000 studies); paged by `page` only (no `cursor`).
         """
-        items = merging.list_candidates(status=args["status"])
         page, size = args.get("page") or 1, args["page_size"]
-        total = len(items)
         start = (page - 1) * size
+        total, items = merging.list_candidates(status=args["status"], offset=start, limit=size)
         next_url = _page_url(page + 1) if start + size < total else None
         prev_url = _page_url(min(page - 1, math.ceil(total / size))) if page > 1 and total else None
         links = [f'<{url}>; rel="{rel}"' for url, rel in ((next_url, "next"), (prev_url, "prev")) if url]
         links.append(f'<{_page_url(1)}>; rel="first"')
-        return ({"items": items[start:start + size], "total": total, "page": page, "page_size": size,
+        return ({"items": items, "total": total, "page": page, "page_size": size,
                  "next": next_url, "prev": prev_url}, 200, {"Link": ", ".join(links)})
 
 
