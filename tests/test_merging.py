@@ -10,7 +10,7 @@ import pytest
 from service.db import database
 from service.domain import merging
 from service.domain.errors import Conflict
-from service.models import LinkSuppression, Study
+from service.models import LinkSuppression, Study, StudyCountry
 from tests.conftest import assert_problem, make_token
 from tests.helpers import create_reference, create_study
 
@@ -155,11 +155,15 @@ def test_merge_copies_what_only_the_other_curator_set(client, auth):
                      study_type="Observational")
     with database.connection_context():
         Study.update(curated=json.dumps(["study_aim"])).where(Study.id == a["id"]).execute()
-        Study.update(curated=json.dumps(["study_aim", "study_type"])).where(Study.id == b["id"]).execute()
+        Study.update(curated=json.dumps(["study_aim", "study_type", "countries"])).where(
+            Study.id == b["id"]).execute()
+        StudyCountry.insert_many([{"study": a["id"], "code": "GB"}, {"study": b["id"], "code": "NG"},
+                                  {"study": b["id"], "code": "KE"}]).execute()
     body = merge(client, auth, a["id"], b["id"]).get_json()
     assert body["study_aim"] == "Prevention" and body["study_type"] == "Observational"
     with database.connection_context():
-        assert json.loads(Study.get_by_id(a["id"]).curated) == ["study_aim", "study_type"]
+        assert json.loads(Study.get_by_id(a["id"]).curated) == ["study_aim", "study_type", "countries"]
+        assert {c.code for c in StudyCountry.select().where(StudyCountry.study == a["id"])} == {"NG", "KE"}
 
 
 def test_merge_chains_and_moves_duplicate_decisions(client, auth):
@@ -197,6 +201,9 @@ def test_merge_refuses_bad_input_and_changes_nothing(client, auth):
     again = assert_problem(merge(client, auth, a["id"], b["id"]), 409, "from")
     assert again["merged_into"] == c["id"]
     assert_problem(client.post(f"/studies/{a['id']}/merge", json={}, headers=auth), 422, "from")
+    assert_problem(client.post(f"/studies/{a['id']}/merge", headers=auth), 422, "from")
+    assert_problem(client.post(f"/studies/{a['id']}/merge", data="from=2", headers={
+        **auth, "Content-Type": "application/x-www-form-urlencoded"}), 415)
     for bad in ("abc", "2", 2.5, None, True, 0, -1, 2**40, [c["id"]]):
         response = client.post(f"/studies/{a['id']}/merge", json={"from": bad}, headers=auth)
         assert_problem(response, 422, "from")
@@ -392,6 +399,8 @@ def test_split_takes_the_old_title_and_renames_when_its_name_moves(client, auth)
     ({"registrations": [""]}, 422, "registrations.0"),
     ({"registrations": [5]}, 422, "registrations.0"),
     ({"registrations": [PACTR], "name": "x"}, 422, "name"),
+    ({"registrations": [PACTR] * 51}, 422, "registrations"),
+    ({"registrations": ["x" * 101]}, 422, "registrations.0"),
 ])
 def test_split_refuses_bad_input_and_changes_nothing(client, auth, body, status, field):
     study, _ = split_setup(client, auth)

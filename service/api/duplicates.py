@@ -74,7 +74,8 @@ CandidateQueryArgsSchema = QueryArgsSchema.from_dict({
     "status": fields.String(load_default="open", validate=validate.OneOf(merging.STATUSES), metadata={
         "description": "`open` (default): pairs not decided; `rejected`: pairs a curator rejected "
                        "(or a split made); `all`: both."}),
-    "page": _PAGING["page"],
+    "page": fields.Integer(validate=validate.Range(1, 10_000), metadata={
+        "description": "Page number, from 1 (the candidates are few: no `cursor` here)."}),
     "page_size": _PAGING["page_size"],
 }, name="DuplicateCandidateQueryArgs")
 
