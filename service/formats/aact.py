@@ -21,7 +21,6 @@ Rules:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
@@ -29,10 +28,9 @@ from typing import Any, TextIO
 import ftfy
 
 from ..identifiers import canonical
-from . import FormatError, RegistryRecord, Row, RowError
+from . import TABLE, Claim, FormatError, RegistryRecord, Row, RowError, facets, trialdata
 from .ctgov import map_study
-
-csv.field_size_limit(16 * 1024 * 1024)
+from .reading import csv_rows
 
 OVERALL_STATUS = {
     "Not yet recruiting": "NOT_YET_RECRUITING", "Recruiting": "RECRUITING",
@@ -89,9 +87,9 @@ def _posted(value: str, column: str) -> bool:
     return True
 
 
-# AACT `studies` column -> where the API v2 study holds it, and how the cell is converted. The other 52
-# columns (start and completion dates, why_stopped, IPD sharing, FDA flags...) are not used by the
-# ClinicalTrials.gov mapping, so they are not read.
+# AACT `studies` column -> where the API v2 study holds it, and how the cell is converted. The other
+# columns (completion date, why_stopped, IPD sharing, FDA flags, biospecimens...) state nothing the
+# register keeps, so they are not read; `number_of_arms` is read by ``map_row``.
 COLUMNS: list[tuple[str, tuple[str, ...], Callable[[str, str], Any]]] = [
     ("nct_id", ("protocolSection", "identificationModule", "nctId"), _text),
     ("brief_title", ("protocolSection", "identificationModule", "briefTitle"), _text),
@@ -107,7 +105,20 @@ COLUMNS: list[tuple[str, tuple[str, ...], Callable[[str, str], Any]]] = [
     ("enrollment", ("protocolSection", "designModule", "enrollmentInfo", "count"), _count),
     ("source", ("protocolSection", "sponsorCollaboratorsModule", "leadSponsor", "name"), _text),
     ("results_first_posted_date", ("hasResults",), _posted),
+    ("results_first_posted_date", ("protocolSection", "statusModule", "resultsFirstPostDateStruct", "date"),
+     _day),
+    ("start_date", ("protocolSection", "statusModule", "startDateStruct", "date"), _day),
+    ("primary_completion_date", ("protocolSection", "statusModule", "primaryCompletionDateStruct", "date"),
+     _day),
+    ("last_update_posted_date", ("protocolSection", "statusModule", "lastUpdatePostDateStruct", "date"),
+     _day),
+    ("enrollment_type", ("protocolSection", "designModule", "enrollmentInfo", "type"), _text),
 ]
+# The JSON path of each claim (formats.Claim.field) -> the AACT column it was read from.
+CLAIM_COLUMNS = {".".join(p for p in path if p != "protocolSection"): column for column, path, _ in COLUMNS}
+CLAIM_COLUMNS.update({"designModule.designInfo.numberOfArms": "number_of_arms",
+                      "identificationModule.officialTitle": "official_title",
+                      "identificationModule.briefTitle": "brief_title"})
 REQUIRED = ("nct_id", "brief_title", "study_type")
 MISSING = {"", "NA"}
 
@@ -119,7 +130,8 @@ def read_header(header: list[str]) -> dict[str, int]:
         shown = ", ".join(repr(h) for h in header[:8]) + (", ..." if len(header) > 8 else "")
         raise FormatError(f"The header ({shown}) is not an AACT `studies` table: it needs the columns "
                           f"{', '.join(repr(n) for n in REQUIRED)} (missing: {', '.join(missing)}).")
-    return {column: names.index(column) for column, _, _ in COLUMNS if column in names}
+    return {column: names.index(column) for column in [*(c for c, _, _ in COLUMNS), "number_of_arms"]
+            if column in names}
 
 
 def to_study(row: list[str], where: dict[str, int]) -> dict:
@@ -146,50 +158,30 @@ def map_row(row: list[str], where: dict[str, int]) -> RegistryRecord:
     known = canonical(raw_id) if raw_id else None
     if known is None or known[1] != "ClinicalTrials.gov":
         raise RowError(f"has no valid `nct_id` (got {row[where['nct_id']]!r}).")
-    return map_study(study)
+    if "results_first_posted_date" in where and "hasResults" not in study:
+        study["hasResults"] = False  # the column is there and empty: no results posted
+    record = map_study(study, CLAIM_COLUMNS)
+    arms = row[where["number_of_arms"]].strip() if "number_of_arms" in where else ""
+    if arms == "1" and record.study["study_type"] == "Interventional":
+        trialdata.put(record.claims, "study_design", Claim("Single arm", "number_of_arms", TABLE,
+                                                           rule="an interventional study with one arm",
+                                                           span="number_of_arms: 1"))
+        record.study.update(facets.values(facets.without_titles(record.claims)))
+    return record
 
 
 def parse(stream: TextIO, info: dict) -> Iterator[Row]:
-    last_line = {"text": ""}
+    found: dict = {}
 
-    def lines():
-        for line in stream:
-            last_line["text"] = line
-            yield line
-
-    reader = csv.reader(lines(), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise FormatError("The file is empty.")
-        where = read_header(header)
+    def on_header(header: list[str]) -> None:
+        found["where"] = read_header(header)
         info["layout"] = "aact-studies"
-        width = len(header)
-        start = reader.line_num + 1
-        held: Row | None = None  # a short last row: truncated file or a bad row, told at the end
-        for row in reader:
-            line, start = start, reader.line_num + 1
-            if held is not None:
-                yield held
-                held = None
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            if len(row) != width:
-                result = Row(line, error=f"has {len(row)} fields where the header has {width}.")
-                if len(row) < width:
-                    held = result
-                    continue
-                yield result
-                continue
-            try:
-                yield Row(line, record=map_row(row, where))
-            except RowError as error:
-                yield Row(line, error=str(error))
-        if held is not None:
-            if not last_line["text"].endswith(("\n", "\r")):
-                raise FormatError(f"The file ends in the middle of the record at line {held.line} "
-                                  f"(truncated?).")
-            yield held
-    except csv.Error as error:
-        raise FormatError(f"The CSV cannot be read at line {reader.line_num}: {error} "
-                          f"(truncated, or not CSV?).") from None
+
+    for line, row, error in csv_rows(stream, on_header):
+        if error is not None:
+            yield Row(line, error=error)
+            continue
+        try:
+            yield Row(line, record=map_row(row, found["where"]))
+        except RowError as error:
+            yield Row(line, error=str(error))

@@ -25,7 +25,6 @@ ftfy's ``fix_encoding``, which changes nothing in text that is not damaged.
 from __future__ import annotations
 
 import ast
-import csv
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -36,8 +35,7 @@ import ftfy
 
 from ..identifiers import canonical
 from . import AddedLines, ArticleRecord, FormatError, KeepStored, Row, RowError, fields
-
-csv.field_size_limit(16 * 1024 * 1024)
+from .reading import csv_rows
 
 # Layout name -> header names that identify it (compared case-insensitively, spaces trimmed).
 LAYOUTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -129,53 +127,31 @@ class _Article:
 
 
 def parse(stream: TextIO, info: dict) -> Iterator[Row]:
-    last_line = {"text": ""}
-
-    def lines():
-        for line in stream:
-            last_line["text"] = line
-            yield line
-
-    reader = csv.reader(lines(), strict=True)
     items: list[Row | _Article] = []
     by_key: dict[tuple[str, str], _Article] = {}
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise FormatError("The file is empty.")
-        where, layout = read_header(header)
-        info["layout"] = layout
-        mapper = MAPPERS[layout]
-        width = len(header)
-        start = reader.line_num + 1
-        short: Row | None = None
-        for row in reader:
-            line, start = start, reader.line_num + 1
-            short = None
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            if len(row) != width:
-                items.append(Row(line, error=f"has {len(row)} fields where the header has {width}."))
-                short = items[-1] if len(row) < width else None
-                continue
-            try:
-                article = mapper(_getter(row, where), line)
-            except RowError as error:
-                items.append(Row(line, error=str(error)))
-                continue
-            keys = article.keys()
-            earlier = next((by_key[k] for k in keys if k in by_key), None)
-            if earlier is not None:
-                earlier.merge(article)
-            else:
-                items.append(article)
-            for key in keys:
-                by_key.setdefault(key, earlier or article)
-        if short is not None and not last_line["text"].endswith(("\n", "\r")):
-            raise FormatError(f"The file ends in the middle of the record at line {short.line} (truncated?).")
-    except csv.Error as error:
-        raise FormatError(f"The CSV cannot be read at line {reader.line_num}: {error} "
-                          f"(truncated, or not CSV?).") from None
+    found: dict = {}
+
+    def on_header(header: list[str]) -> None:
+        found["where"], info["layout"] = read_header(header)
+        found["mapper"] = MAPPERS[info["layout"]]
+
+    for line, row, error in csv_rows(stream, on_header):
+        if error is not None:
+            items.append(Row(line, error=error))
+            continue
+        try:
+            article = found["mapper"](_getter(row, found["where"]), line)
+        except RowError as error:
+            items.append(Row(line, error=str(error)))
+            continue
+        keys = article.keys()
+        earlier = next((by_key[k] for k in keys if k in by_key), None)
+        if earlier is not None:
+            earlier.merge(article)
+        else:
+            items.append(article)
+        for key in keys:
+            by_key.setdefault(key, earlier or article)
     for item in items:
         if isinstance(item, Row):
             yield item

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from ..identifiers import canonical
-from . import FormatError, RegistryRecord, Row, RowError, facets, fields
+from . import STRUCTURED, Claim, FormatError, RegistryRecord, Row, RowError, facets, fields, trialdata
 
 # A page holds at most 1,000 studies (the API's cap), so a JSON document is read whole; NDJSON streams.
 MAX_DOCUMENT_CHARS = 256 * 1024 * 1024
@@ -79,7 +79,9 @@ def _get(data: Any, *path: str) -> Any:
     return data
 
 
-def map_study(study: Any) -> RegistryRecord:
+def map_study(study: Any, names: dict[str, str] | None = None) -> RegistryRecord:
+    """The registry record of a ClinicalTrials.gov API v2 study; ``names`` renames the JSON paths of its
+    claims (`statusModule.overallStatus`) to the columns of the layout it was read from (AACT)."""
     if not isinstance(study, dict) or not isinstance(study.get("protocolSection"), dict):
         raise RowError("is not a ClinicalTrials.gov study (no `protocolSection`).")
     ps = study["protocolSection"]
@@ -113,11 +115,63 @@ def map_study(study: Any) -> RegistryRecord:
         "notes": _notes(ps, secondary),
     }
     fields.check_limits(reference)
-    design = _get(ps, "designModule")
-    study_values = {"name": identifier, "title": title,
-                    **facets.ctgov_facets(design if isinstance(design, dict) else {})}
+    claims = claims_of(study, names or {})
+    study_values = {"name": identifier, "title": title, **facets.values(facets.without_titles(claims))}
     return RegistryRecord(identifier=identifier, registry="ClinicalTrials.gov", study=study_values,
-                          reference=reference, secondary=secondary)
+                          reference=reference, secondary=secondary, claims=claims)
+
+
+def claims_of(study: dict, names: dict[str, str]) -> dict[str, Claim]:
+    """Everything a ClinicalTrials.gov study states about itself (formats.Claim), by study field: its
+    enums and dates are STRUCTURED; its titles saying "randomised" are TEXT, used when the design does
+    not say."""
+    ps = study["protocolSection"]
+
+    def path(name: str) -> str:
+        return names.get(name, name)
+
+    design = _get(ps, "designModule")
+    claims = facets.ctgov_claims(design if isinstance(design, dict) else {}, names)
+    trialdata.put(claims, "intervention_assignment", trialdata.title_claim(
+        [(path(f"identificationModule.{key}"), _str(_get(ps, "identificationModule", key)))
+         for key in ("officialTitle", "briefTitle")]))
+    status = _str(_get(ps, "statusModule", "overallStatus"))
+    if status and trialdata.recruitment_status(status):
+        claims["recruitment_status"] = Claim(trialdata.recruitment_status(status),
+                                             path("statusModule.overallStatus"), STRUCTURED, span=status)
+    phases = _get(ps, "designModule", "phases")
+    if trialdata.ctgov_phase(phases):
+        claims["phase"] = Claim(trialdata.ctgov_phase(phases), path("designModule.phases"), STRUCTURED,
+                                span="/".join(phases))
+    count = _get(ps, "designModule", "enrollmentInfo", "count")
+    if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+        kind = _str(_get(ps, "designModule", "enrollmentInfo", "type"))
+        claims["target_size"] = Claim(count, path("designModule.enrollmentInfo.count"), STRUCTURED,
+                                      span=f"{count} ({kind.lower()})" if kind else None)
+    places = [_str(item.get("country")) for item in _get(ps, "contactsLocationsModule", "locations") or []
+              if isinstance(item, dict)]
+    found = trialdata.countries(";".join(p for p in places if p), ";") if any(places) else None
+    if found:
+        claims["countries"] = Claim(found[0], path("contactsLocationsModule.locations.country"), STRUCTURED,
+                                    rule=f"not recognised: {'; '.join(found[1])}" if found[1] else None)
+    sponsor = fields.one_line(_str(_get(ps, "sponsorCollaboratorsModule", "leadSponsor", "name")))
+    if sponsor:
+        claims["sponsor"] = Claim(sponsor, path("sponsorCollaboratorsModule.leadSponsor.name"), STRUCTURED)
+    for name, keys in (("registered", ("studyFirstSubmitDate",)), ("start_date", ("startDateStruct", "date")),
+                       ("primary_completion_date", ("primaryCompletionDateStruct", "date")),
+                       ("record_updated", ("lastUpdatePostDateStruct", "date")),
+                       ("results_registry_date", ("resultsFirstPostDateStruct", "date"))):
+        written = _str(_get(ps, "statusModule", *keys))
+        when = trialdata.day_or_month(written)
+        if when:
+            claims[name] = Claim(when[0], path(".".join(("statusModule", *keys))), STRUCTURED,
+                                 rule="first day of the month given" if when[1] == "month" else None,
+                                 span=written if when[1] == "month" else None)
+    if "results_registry_date" in claims:
+        claims["results_registry"] = Claim(True, claims["results_registry_date"].field, STRUCTURED)
+    elif isinstance(study.get("hasResults"), bool):
+        claims["results_registry"] = Claim(study["hasResults"], path("hasResults"), STRUCTURED)
+    return claims
 
 
 def _str(value: Any) -> str | None:

@@ -11,22 +11,32 @@ publications, and the registries' own record of them.
   trial ids only, so it needs the registrations file as its trial-id map; each reference's `notes` say in a
   sentence which registrations it is about, and the register's automatic linking does the rest. Rows of
   the same publication (DOI, else PMID, else URL) become one reference.
-* ``direcct-registries`` (the April 2022 registry scrape): refused, see ``parse_registries``.
+* ``direcct-registries`` (the April 2022 registry scrape): one ``RegistryStatus`` per registration, its
+  status, primary completion date, registry results flag and last update as claims (``parse_registries``).
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
 from ..identifiers import canonical
 from ..vocabularies import UNCLEAR
-from . import ArticleRecord, CrossRegistrations, FormatError, Row, RowError, fields
-from .reading import READ_ERRORS, open_text
-
-csv.field_size_limit(16 * 1024 * 1024)
+from . import (
+    STRUCTURED,
+    TABLE,
+    ArticleRecord,
+    Claim,
+    CrossRegistrations,
+    FormatError,
+    RegistryStatus,
+    Row,
+    RowError,
+    fields,
+    trialdata,
+)
+from .reading import READ_ERRORS, csv_rows, open_text
 
 REGISTRATION_COLUMNS = ("id", "trn", "registry", "ids_old", "resolved")
 RESULT_COLUMNS = ("id", "search_type", "pub_type", "full_pub_group", "search_engine", "doi", "pmid", "url",
@@ -78,48 +88,16 @@ _DOI = re.compile(r"10\.\d{4,9}/\S+")
 def _rows(stream: TextIO, fmt: str) -> Iterator[tuple[int, dict[str, str] | str]]:
     """(line, values by column name) for each record, or (line, reason) for a record of the wrong width;
     FormatError when the header is not the format's or the CSV cannot be read."""
-    last = {"text": ""}
+    names: list[str] = []
 
-    def lines():
-        for line in stream:
-            last["text"] = line
-            yield line
-
-    reader = csv.reader(lines(), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise FormatError("The file is empty.")
-        names = [h.replace("\ufeff", "").strip().lower() for h in header]
+    def on_header(header: list[str]) -> None:
+        names.extend(h.replace("\ufeff", "").strip().lower() for h in header)
         missing = [c for c in REQUIRED[fmt] if c not in names]
         if missing:
             raise FormatError(_wrong_header(fmt, header, missing))
-        width = len(header)
-        start = reader.line_num + 1
-        held: tuple[int, str] | None = None
-        for row in reader:
-            line, start = start, reader.line_num + 1
-            if held is not None:
-                yield held
-                held = None
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            if len(row) != width:
-                result = (line, f"has {len(row)} fields where the header has {width}.")
-                if len(row) < width:
-                    held = result  # a short last row: a truncated file, told at the end
-                    continue
-                yield result
-                continue
-            yield line, dict(zip(names, row, strict=True))
-        if held is not None:
-            if not last["text"].endswith(("\n", "\r")):
-                raise FormatError(f"The file ends in the middle of the record at line {held[0]} "
-                                  f"(truncated?).")
-            yield held
-    except csv.Error as error:
-        raise FormatError(f"The CSV cannot be read at line {reader.line_num}: {error} "
-                          f"(truncated, or not CSV?).") from None
+
+    for line, row, error in csv_rows(stream, on_header):
+        yield (line, error) if error is not None else (line, dict(zip(names, row, strict=True)))
 
 
 def _wrong_header(fmt: str, header: list[str], missing: list[str]) -> str:
@@ -367,14 +345,63 @@ def _note(p: dict) -> str:
 # -- registry scrape -----------------------------------------------------------------------------------------
 
 def parse_registries(stream: TextIO, info: dict) -> Iterator[Row]:
-    """DIRECCT's April 2022 registry scrape is recognised, then refused: see the message."""
+    """One ``RegistryStatus`` per row: what the registry said of the registration in April 2022.
+
+    * `trial_status` -> recruitment_status (every registry's spelling, trialdata.recruitment_status; EU
+      CTR's list of member-state statuses gives one status);
+    * `pcd` -> primary_completion_date; `scd` (study completion) and `rcd` (the completion date DIRECCT
+      used: primary, else study) have no study field and are not read;
+    * `reg_results_status` (`Study Results`, `View results`, `Basic results ...` -> true; `No Results
+      Posted`, `Results Submitted` (submitted, not posted) -> false) and `tabular_results` (`TRUE`) ->
+      results_registry; the scrape gives no date of the results;
+    * `last_updated` -> record_updated.
+
+    A row without a known registration number, or whose number is not of the registry it names, is
+    rejected."""
     info["layout"] = "direcct-registries"
-    for _ in _rows(stream, "direcct-registries"):
-        break
-    raise FormatError(
-        "DIRECCT's registry scrape (trial status, completion dates, registry results flags) is not "
-        "imported: the register has no fields for a trial's status or completion dates, and its results "
-        "flags carry no link to the results (only the registry record's own address), so they would "
-        "make no reference of their own. Registry summary results with their links come in DIRECCT's "
-        "results list (format direcct-results, pub_type summary_results).")
-    yield  # pragma: no cover  (a generator, like the other parsers)
+    for line, values in _rows(stream, "direcct-registries"):
+        if isinstance(values, str):
+            yield Row(line, error=values)
+            continue
+        try:
+            yield Row(line, record=_status(values))
+        except RowError as error:
+            yield Row(line, error=str(error))
+
+
+REGISTRY_RESULTS = {"study results": True, "view results": True, "no results posted": False,
+                    "results submitted": False}
+
+
+def _status(values: dict[str, str]) -> RegistryStatus:
+    raw, named = _value(values, "trn"), _value(values, "registry")
+    if not raw:
+        raise RowError("has no registration number (`trn`).")
+    found = canonical(raw)
+    if found is None:
+        raise RowError(f"registration number {raw!r} is not one of a known registry.")
+    identifier, registry = found
+    expected = REGISTRIES.get(named or "")
+    if expected is None:
+        raise RowError(f"names the registry {named!r}, which is not one of DIRECCT's registry names "
+                       f"({', '.join(REGISTRIES)}).")
+    if expected != registry:
+        raise RowError(f"registration number {raw!r} is a {registry} number, but its registry column says "
+                       f"{named!r}.")
+    claims: dict[str, Claim] = {}
+    status = (values.get("trial_status") or "").strip()
+    label = trialdata.recruitment_status(status)
+    if label:
+        claims["recruitment_status"] = Claim(label, "trial_status", TABLE, span=status[:120])
+    for column, name in (("pcd", "primary_completion_date"), ("last_updated", "record_updated")):
+        when = trialdata.day(values.get(column))
+        if when:
+            claims[name] = Claim(when, column, STRUCTURED)
+    tabular = (values.get("tabular_results") or "").strip().upper()
+    posted = (values.get("reg_results_status") or "").strip()
+    said = REGISTRY_RESULTS.get(posted.lower(), True if posted.lower().startswith("basic results") else None)
+    if tabular == "TRUE":
+        claims["results_registry"] = Claim(True, "tabular_results", STRUCTURED, span="TRUE")
+    elif said is not None:
+        claims["results_registry"] = Claim(said, "reg_results_status", TABLE, span=posted[:120])
+    return RegistryStatus(identifier=identifier, registry=registry, claims=claims)

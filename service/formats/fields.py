@@ -7,6 +7,8 @@ import datetime as dt
 import html
 import re
 
+import ftfy
+
 from . import RowError
 
 MISSING = {"", "na", "n/a", "none", "null", "not available", "no results", "no country given",
@@ -28,10 +30,14 @@ LIMITS = {"title": 5000, "source": 500, "volume": 50, "issue": 50, "pages": 50, 
 
 
 def text(value: str | None) -> str | None:
-    """A value with markup, HTML entities and stray spacing removed; None when it is a missing-value
-    placeholder (`NA`, `None`, `Not Available`, ...)."""
+    """A value with mojibake repaired, markup, HTML entities and stray spacing removed; None when it is a
+    missing-value placeholder (`NA`, `None`, `Not Available`, ...)."""
     if value is None:
         return None
+    if not value.isascii():
+        # UTF-8 once decoded as Windows-1252 or Mac Roman (`GS-5734â„¢`, `coronavirusâ€“infected`), as the
+        # registries' exports carry it: only that repair (ftfy's `fix_encoding`), on non-ASCII cells only.
+        value = ftfy.fix_encoding(value)
     if _UNCLEAN.search(value) is None:
         # Nothing to clean inside (most cells): only the ends can change, as the general path would.
         cleaned = value.strip()

@@ -7,15 +7,13 @@ and any secondary identifiers it names (bridging), plus its `trial_registry_reco
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from typing import TextIO
 
 from ..identifiers import canonical, find_identifiers
 from ..vocabularies import REGISTRIES
-from . import FormatError, RegistryRecord, Row, RowError, facets, fields
-
-csv.field_size_limit(16 * 1024 * 1024)
+from . import STRUCTURED, TABLE, Claim, FormatError, RegistryRecord, Row, RowError, facets, fields, trialdata
+from .reading import csv_rows
 
 # Logical field -> header names that carry it (compared case-insensitively, spaces trimmed).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -42,7 +40,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "results_yes_no": ("results yes no",),
     "results_type": ("results_type",),
     "study_category": ("study_category",),
+    "date_enrollment": ("Date enrollement", "date_enrollement"),
+    "primary_completion_date": ("primary_completion_date",),
+    "last_refreshed": ("Last Refreshed on", "last_refreshed_on"),
+    "results_date": ("results date posted", "results_publication_date"),
 }
+# Logical field -> the status claim it carries (trialdata.status_claims).
+STATUS_FIELDS = {"recruitment_status": "recruitment_status", "phase": "phase", "target_size": "target_size",
+                 "countries": "countries", "sponsor": "sponsor", "date_registration": "registered",
+                 "date_registration3": "registered3", "date_enrollment": "start_date",
+                 "primary_completion_date": "primary_completion_date", "last_refreshed": "record_updated"}
 REQUIRED = ("trial_id", "public_title", "study_type")
 # Layout name -> header names that identify it.
 LAYOUTS = (
@@ -83,55 +90,29 @@ def read_header(header: list[str]) -> tuple[dict[str, int], str]:
 
 
 def parse(stream: TextIO, info: dict) -> Iterator[Row]:
-    last_line = {"text": ""}
+    found: dict = {}
 
-    def lines():
-        for line in stream:
-            last_line["text"] = line
-            yield line
+    def on_header(header: list[str]) -> None:
+        found["where"], info["layout"] = read_header(header)
+        found["names"] = header
 
-    reader = csv.reader(lines(), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise FormatError("The file is empty.")
-        where, layout = read_header(header)
-        info["layout"] = layout
-        width = len(header)
-        start = reader.line_num + 1
-        held: Row | None = None  # a short last row: truncated file or a bad row, told at the end
-        for row in reader:
-            line, start = start, reader.line_num + 1
-            if held is not None:
-                yield held
-                held = None
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            if len(row) != width:
-                result = Row(line, error=f"has {len(row)} fields where the header has {width}.")
-                if len(row) < width:
-                    held = result
-                    continue
-                yield result
-                continue
-            try:
-                yield Row(line, record=map_row(row, where))
-            except RowError as error:
-                yield Row(line, error=str(error))
-        if held is not None:
-            if not last_line["text"].endswith(("\n", "\r")):
-                raise FormatError(f"The file ends in the middle of the record at line {held.line} "
-                                  f"(truncated?).")
-            yield held
-    except csv.Error as error:
-        raise FormatError(f"The CSV cannot be read at line {reader.line_num}: {error} "
-                          f"(truncated, or not CSV?).") from None
+    for line, row, error in csv_rows(stream, on_header):
+        if error is not None:
+            yield Row(line, error=error)
+            continue
+        try:
+            yield Row(line, record=map_row(row, found["where"], found["names"]))
+        except RowError as error:
+            yield Row(line, error=str(error))
 
 
-def map_row(row: list[str], where: dict[str, int]) -> RegistryRecord:
+def map_row(row: list[str], where: dict[str, int], header: list[str] | None = None) -> RegistryRecord:
     def get(name: str) -> str | None:
         index = where.get(name)
         return fields.text(row[index]) if index is not None else None
+
+    def column(name: str) -> str:
+        return header[where[name]].replace("\ufeff", "").strip() if header else COLUMNS[name][0]
 
     raw_id = fields.one_line(get("trial_id"))
     if not raw_id:
@@ -163,10 +144,43 @@ def map_row(row: list[str], where: dict[str, int]) -> RegistryRecord:
         "notes": _notes(get, secondary),
     }
     fields.check_limits(reference)
-    study = {"name": identifier, "title": title,
-             **facets.ictrp_facets(get("study_type"), get("study_design"), get("study_category"))}
+    claims = _claims(get, column, where, row)
+    study = {"name": identifier, "title": title, **facets.values(facets.without_titles(claims))}
     return RegistryRecord(identifier=identifier, registry=registry, study=study, reference=reference,
-                          secondary=secondary)
+                          secondary=secondary, claims=claims)
+
+
+def _claims(get, column, where: dict[str, int], row: list[str]) -> dict[str, Claim]:
+    """Everything the row states about its study (formats.Claim), by study field."""
+    claims = facets.ictrp_claims(
+        get("study_type"), get("study_design"), get("study_category"),
+        **{f"{name}_column": column(f"study_{name}" if name != "category" else "study_category")
+           for name in ("type", "design", "category") if (f"study_{name}" if name != "category"
+                                                         else "study_category") in where})
+    trialdata.put(claims, "intervention_assignment", trialdata.title_claim(
+        [(column(name), get(name)) for name in ("scientific_title", "public_title") if name in where]))
+    countries = get("countries")
+    status = trialdata.status_claims(
+        get, {logical: column(name) for name, logical in STATUS_FIELDS.items() if name in where},
+        country_separator=";" if countries and ";" in countries else ",", names=STATUS_FIELDS)
+    claims.update(status)
+    # Results in the registry: TrialsTracker's `results_type` (its placeholder `No Results` says none were
+    # found), the WHO export's `results date posted`, and a `results url link` to a results page.
+    kind = row[where["results_type"]].strip().lower() if "results_type" in where else ""
+    posted = trialdata.day(get("results_date"))
+    if kind == "registry results" or (posted and "results_type" not in where):
+        name = "results_type" if kind else "results_date"
+        claims["results_registry"] = Claim(True, column(name), TABLE if kind else STRUCTURED,
+                                           span="Registry Results" if kind else None)
+        if posted:
+            claims["results_registry_date"] = Claim(posted, column("results_date"), STRUCTURED)
+    elif kind == "no results":
+        claims["results_registry"] = Claim(False, column("results_type"), TABLE, span="No Results")
+    link = fields.url(get("results_url"))
+    if link and "result" in link.lower() and "results_registry" not in claims:
+        claims["results_registry"] = Claim(True, column("results_url"), TABLE,
+                                           rule="results link to a results page", span=link)
+    return claims
 
 
 def _summary(get) -> str | None:

@@ -4,6 +4,7 @@ read counted (for progress), and decoding or decompression failures reported as 
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import io
 import tempfile
@@ -13,6 +14,8 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from . import FormatError
+
+csv.field_size_limit(16 * 1024 * 1024)
 
 SAMPLE_BYTES = 1 << 16
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8-sig", "cp1252": "cp1252",
@@ -162,3 +165,55 @@ def open_input(stream: BinaryIO, *, fmt: str, encoding: str | None = None,
 
     opener = open_binary if fmt in BINARY_FORMATS else open_text
     return opener(stream, encoding=encoding, on_read=on_read)
+
+
+# -- the row loop of the CSV formats -----------------------------------------------------------------------
+
+def csv_rows(stream: io.TextIOBase, on_header: Callable[[list[str]], None]
+             ) -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """The records of a CSV text stream as ``(line, cells, None)``, or ``(line, None, reason)`` for a record
+    whose width is not the header's; blank records are skipped. ``on_header`` is given the header first
+    (it raises ``FormatError`` when the header is not the format's).
+
+    A record shorter than the header is held until the next one: the last record of a file cut short is
+    short, and the file is then refused (``FormatError``) instead of the record rejected. A file with no
+    header, or one the csv module cannot read, is refused too."""
+    last = {"text": ""}
+
+    def lines():
+        for line in stream:
+            last["text"] = line
+            yield line
+
+    reader = csv.reader(lines(), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise FormatError("The file is empty.")
+        on_header(header)
+        width = len(header)
+        start = reader.line_num + 1
+        held: tuple[int, None, str] | None = None
+        for row in reader:
+            line, start = start, reader.line_num + 1
+            if held is not None:
+                yield held
+                held = None
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if len(row) != width:
+                result = (line, None, f"has {len(row)} fields where the header has {width}.")
+                if len(row) < width:
+                    held = result
+                    continue
+                yield result
+                continue
+            yield line, row, None
+        if held is not None:
+            if not last["text"].endswith(("\n", "\r")):
+                raise FormatError(f"The file ends in the middle of the record at line {held[0]} "
+                                  f"(truncated?).")
+            yield held
+    except csv.Error as error:
+        raise FormatError(f"The CSV cannot be read at line {reader.line_num}: {error} "
+                          f"(truncated, or not CSV?).") from None

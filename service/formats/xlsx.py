@@ -114,7 +114,7 @@ def parse(stream: IO[bytes], info: dict) -> Iterator[Row]:
                 if not any(cell.strip() for cell in row):
                     continue
                 try:
-                    yield Row(number, record=ictrp.map_row(row, where))
+                    yield Row(number, record=ictrp.map_row(row, where, header))
                 except RowError as error:
                     yield Row(number, error=str(error))
         except READ_ERRORS as error:
