@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from playhouse.test_utils import count_queries
 
 from service.db import database
 from service.domain import merging
@@ -418,3 +419,21 @@ def test_split_needs_a_current_etag_and_a_token(client, auth):
     assert_problem(client.post(path, json={"registrations": [PACTR]}), 401)
     assert_problem(client.post("/studies/9999/split", json={"registrations": [PACTR]}, headers=auth), 404)
     assert client.get("/studies").get_json()["total"] == 1
+
+
+def test_candidates_take_six_queries_whatever_their_number(client, auth):
+    def queries():
+        with count_queries() as counter:
+            assert client.get("/studies/duplicates?status=all").status_code == 200
+        return counter.count
+
+    crash_pair(client, auth)
+    few = queries()
+    title = "Hydroxychloroquine for the prevention of COVID-19 in health care workers"
+    for i, (x, y) in enumerate((("NCT04280705", "ISRCTN40302986"), ("NCT04292899", "DRKS00021305"))):
+        create_study(client, auth, x, title=f"{title} {i}")
+        create_study(client, auth, y, title=f"{title} {i}")
+    assert duplicates(client)["total"] == 3
+    # studies, registrations, registry records' titles, source records' titles, references' cited
+    # studies, decisions
+    assert few == queries() == 6

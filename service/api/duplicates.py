@@ -215,8 +215,9 @@ class StudyMerge(MethodView):
 
         In one transaction the study `from` names gives this one its registrations, its links
         (where both link one reference, a manual link wins over an automatic one), its curators'
-        unlinks, the fields its curator set that this study's curator did not, and its duplicate
-        decisions; it is then deleted. Its id answers `308 Permanent Redirect` to this study from
+        unlinks (which beat automatic links; where the two curators disagree, this study's
+        decision stands), the fields its curator set that this study's curator did not, and its
+        duplicate decisions; it is then deleted. Its id answers `308 Permanent Redirect` to this study from
         then on and appears in `GET /studies/merged`. This study's fields are derived again from
         all its records and its `updated` moves. `If-Match` takes this study's ETag. Merging a
         study into itself is a 422; an unknown `from` a 404, an already merged one a 409.

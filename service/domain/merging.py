@@ -255,9 +255,11 @@ def reject_candidate(study_ids: Sequence[int]) -> tuple[dict, bool]:
                 raise InvalidInput("Some of these studies cannot be compared.", errors=errors)
             created = _remember_rejected(*study_ids, utcnow())
     except IntegrityError:
-        created = False  # the same pair rejected meanwhile by another request
+        created = False  # the same pair rejected meanwhile by another request, or a study deleted
     low, high = _pair_key(study_ids)
-    decision = DuplicateDecision.get(low=low, high=high)
+    decision = DuplicateDecision.get_or_none(low=low, high=high)
+    if decision is None:
+        raise Conflict("One of these studies was deleted or merged meanwhile; read them again.")
     return {"study_ids": [low, high], "status": decision.decision, "decided": decision.created}, created
 
 
@@ -406,6 +408,8 @@ def merge_studies(survivor_id: int, other_id: int, *, if_match: list[str] | None
                            errors={"from": ["Must be another study than the one merged into."]})
     try:
         with write_transaction():
+            if other_id < survivor_id:  # rows locked in id order: two merges of one pair cannot deadlock
+                locked(Study.select(Study.id).where(Study.id == other_id)).first()
             survivor = studies._get(survivor_id, lock=True)
             records.check_precondition(
                 f"Study {survivor_id}",
