@@ -103,7 +103,7 @@ class Register:
                       *[c for c in NEW_COLUMNS if c in self.study_columns and c not in
                         ("facet_sources", "curated")]]
             return {row[0]: dict(zip(wanted, row, strict=True))
-                    for row in self.rows(f"SELECT {', '.join(wanted)} FROM study")}
+                    for row in self.rows(f"SELECT {', '.join(wanted)} FROM study ORDER BY name, id")}
         return self._cached("studies", load)
 
     @property
@@ -371,17 +371,17 @@ def fig_mojibake(reg: Register) -> dict:
     except ImportError:
         return {"study_titles": NA, "record_titles": NA}
 
-    def broken(titles: list[tuple[int, str]]) -> tuple[int, list]:
+    def broken(titles: list[tuple[int, str, str]]) -> tuple[int, list]:
         found = []
-        for key, title in titles:
+        for key, name, title in sorted(titles, key=lambda t: (t[1] or "", t[0])):
             if title and not title.isascii():
                 fixed = ftfy.fix_encoding(title)
                 if fixed != title:
-                    found.append({"id": key, "title": title, "fixed": fixed})
+                    found.append({"id": key, "name": name, "title": title, "fixed": fixed})
         return len(found), found[:5]
 
-    n_studies, ex_studies = broken([(i, s["title"]) for i, s in reg.studies.items()])
-    n_records, ex_records = broken([(i, r[0]) for i, r in reg.records.items()])
+    n_studies, ex_studies = broken([(i, s["name"], s["title"]) for i, s in reg.studies.items()])
+    n_records, ex_records = broken([(i, r[2], r[0]) for i, r in reg.records.items()])
     return {"study_titles": share(n_studies, len(reg.studies)), "study_examples": ex_studies,
             "record_titles": {"count": n_records, "of": len(reg.records)}, "record_examples": ex_records}
 
@@ -477,7 +477,8 @@ def _fallback_candidates(reg: Register) -> dict:
             remaining *= 1 - {2: 0.6, 3: 0.4}.get(n, 0.0)
         return round(1 - remaining, 3)
 
-    ordered = sorted(pairs.items(), key=lambda item: (-score(item[1]), item[0]))
+    ordered = sorted(pairs.items(), key=lambda item: (-score(item[1]), reg.studies[item[0][0]]["name"],
+                                                      reg.studies[item[0][1]]["name"]))
     listed = []
     for (a, b), p in ordered[:40]:
         listed.append({"study_ids": [a, b], "score": score(p),
@@ -598,7 +599,7 @@ def _summary_lines(figures: dict, timings: dict, schema: str) -> list[str]:
                  f"   [{timings['6_mojibake']:.2f} s]")
     for kind in ("study", "record"):
         for ex in m.get(f"{kind}_examples", [])[:5]:
-            lines.append(f"   {kind} {ex['id']}: {_around_difference(ex['title'], ex['fixed'])}")
+            lines.append(f"   {kind} {ex['name']}: {_around_difference(ex['title'], ex['fixed'])}")
     p = figures["7_placeholders"]
     lines.append(f"7. placeholders {fmt(p['placeholders'])}, with a real title available "
                  f"{fmt(p['placeholder_with_real_title'])} "
