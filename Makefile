@@ -62,7 +62,8 @@ token: migrate
 # The real data set (../shared/data/SOURCES.md), one import per file, into $$DATABASE_URL (default
 # var/register.db). Cross-registrations first, so each DIRECCT trial's registrations become one study
 # before the registry lists name them; the registry lists oldest snapshot first (the last import of a
-# record wins); results and articles last, so they link as they arrive.
+# record wins; every source is kept per registration and combined into its study); the registry
+# scrape of April 2022 after them; results and articles last, so they link as they arrive.
 DATA ?= ../shared/data
 IMPORT = $(BIN)/study-register import
 real-data: migrate
@@ -72,6 +73,7 @@ real-data: migrate
 	$(IMPORT) $(DATA)/trials/ictrp_covid_trialstracker_2020-12-16.csv.gz --format ictrp-csv
 	$(IMPORT) $(DATA)/trials/ictrp_covid_direcct_2021-07-01.csv.gz --format ictrp-csv
 	$(IMPORT) $(DATA)/trials/ctgov_aact_covid_studies_regcovid.csv.gz --format ctgov-aact-csv
+	$(IMPORT) $(DATA)/links/direcct_registries_2022-04.csv.gz --format direcct-registries
 	$(IMPORT) $(DATA)/links/direcct_results.csv.gz --format direcct-results \
 	    --trial-ids $(DATA)/links/direcct_registrations.csv.gz
 	$(IMPORT) $(DATA)/articles/regcovid_publications_interventional.csv.gz --format articles-csv

@@ -1,4 +1,5 @@
-"""Command-line tasks: `study-register db upgrade|status`, `seed`, `import`, `reindex`, `relink`, `token`."""
+"""Command-line tasks: `study-register db upgrade|status`, `seed`, `import`, `reindex`, `rederive`, `relink`,
+`token`."""
 
 from __future__ import annotations
 
@@ -194,9 +195,20 @@ def reindex():
     click.echo(f"reindexed {counted[0]} studies and {counted[1]} references")
 
 
+@click.command("rederive")
+def rederive():
+    """Derive every study's fields again from all its sources (after a change of the rules)."""
+    from .domain.derive import rederive_all
+
+    with connection():
+        changed = rederive_all()
+    click.echo(f"{changed} studies changed")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(import_command)
     app.cli.add_command(reindex)
+    app.cli.add_command(rederive)
     app.cli.add_command(relink)
     app.cli.add_command(db_cli)
     app.cli.add_command(token_cli)

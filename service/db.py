@@ -7,6 +7,7 @@ import contextvars
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from peewee import SQL, AutoField, DatabaseProxy, Model, NodeList, PostgresqlDatabase, SqliteDatabase
@@ -101,6 +102,9 @@ class Changes:
 
     studies: set[int] = field(default_factory=set)
     references: set[int] = field(default_factory=set)
+    # Studies written with a date of their own (a seed, a record that carries its `updated`): what is
+    # derived from them at commit keeps that date.
+    study_dates: dict[int, Any] = field(default_factory=dict)
 
 
 _changes: contextvars.ContextVar[Changes | None] = contextvars.ContextVar("changes", default=None)
@@ -108,13 +112,16 @@ _changes: contextvars.ContextVar[Changes | None] = contextvars.ContextVar("chang
 before_commit: list[Callable[[Changes], None]] = []
 
 
-def changed(*, studies: Iterable[int] = (), references: Iterable[int] = ()) -> None:
-    """Note, inside a write transaction, records whose text, registrations or links changed."""
+def changed(*, studies: Iterable[int] = (), references: Iterable[int] = (),
+            study_dates: dict[int, Any] | None = None) -> None:
+    """Note, inside a write transaction, records whose text, registrations or links changed (and the
+    studies written with an `updated` of their own, which derivation keeps)."""
     pending = _changes.get()
     if pending is None:
         raise RuntimeError("changed() outside write_transaction()")
     pending.studies.update(studies)
     pending.references.update(references)
+    pending.study_dates.update(study_dates or {})
 
 
 @contextlib.contextmanager

@@ -284,7 +284,6 @@ def test_a_result_may_name_its_trial_by_an_old_trial_id(runner, client, tmp_path
     ("direcct-results", RESULTS, (), "give DIRECCT's registrations file as the trial-id map"),
     ("direcct-results", RESULTS, ("--trial-ids", str(RESULTS)),
      "The trial-id map (DIRECCT's registrations file) is refused: The header"),
-    ("direcct-registries", REGISTRIES, (), "the register has no fields for a trial's status"),
     ("direcct-registries", REGISTRATIONS, (), "expected the columns trn, registry, trial_status"),
 ])
 def test_a_file_that_is_not_the_format_is_refused_and_nothing_is_written(runner, fmt, path, extra, message):
@@ -337,6 +336,29 @@ def test_post_imports_refuses_direcct_files_it_cannot_read(client, auth):
               "trial_ids": (io.BytesIO(REGISTRATIONS.read_bytes()), "r.csv")}), 422, "trial_ids")
     assert "only for the format `direcct-results`" in misplaced["detail"]
     scrape = assert_problem(client.post("/imports?format=direcct-registries", headers=auth,
-                                        data=REGISTRIES.read_bytes(), content_type="text/csv"), 422)
-    assert "no fields for a trial's status" in scrape["detail"]
+                                        data=REGISTRATIONS.read_bytes(), content_type="text/csv"), 422)
+    assert "expected the columns trn, registry, trial_status" in scrape["detail"]
     assert counts() == {"Study": 0, "Registration": 0, "Reference": 0, "StudyReference": 0}
+
+
+def test_the_registry_scrape_gives_the_studies_status_completion_and_registry_results(runner, client):
+    run_import(runner, REGISTRATIONS, "direcct-registrations")
+    report = run_import(runner, REGISTRIES, "direcct-registries")
+    assert (report["rows"], report["rejected"]) == (3, [])
+    study = study_of(client, "NCT04292899")
+    assert (study["recruitment_status"], study["primary_completion_date"]) == ("Completed", "2020-04-09")
+    assert study["dissemination"]["registry"]["results"] is True
+    assert study["facet_sources"]["recruitment_status"]["field"] == "trial_status"
+    # EudraCT lists a status per member state; ISRCTN points at the EU register's results.
+    eudract = study_of(client, "ISRCTN15874265")
+    assert eudract["recruitment_status"] == "Completed"
+    again = run_import(runner, REGISTRIES, "direcct-registries")
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 3)
+
+
+def test_a_scrape_row_of_a_registration_no_study_holds_yet_waits_for_the_study(runner, client):
+    run_import(runner, REGISTRIES, "direcct-registries")
+    assert client.get("/studies").get_json()["total"] == 0
+    run_import(runner, REGISTRATIONS, "direcct-registrations")
+    study = study_of(client, "NCT04292899")
+    assert (study["recruitment_status"], study["primary_completion_date"]) == ("Completed", "2020-04-09")

@@ -62,6 +62,15 @@ def snapshot(client):
     return ({s["id"]: s["updated"] for s in studies}, {r["id"]: r["updated"] for r in references})
 
 
+def _visible(study: dict) -> dict:
+    """A study as a reader sees it: its values, not where each came from."""
+    return {k: v for k, v in study.items() if k != "facet_sources"}
+
+
+def _same_study(study: dict) -> tuple:
+    return (study["id"], study["name"], study["title"], study["registrations"], facets(study))
+
+
 # -- ctgov-aact-csv -----------------------------------------------------------------------------------------
 
 def test_aact_rows_map_like_clinicaltrials_gov_studies(runner, client):
@@ -72,7 +81,13 @@ def test_aact_rows_map_like_clinicaltrials_gov_studies(runner, client):
     # results first posted 11/30/2021.
     novartis = study_of(client, "NCT04382053")
     assert novartis["title"] == "Study of Efficacy and Safety of DV890 in Patients With COVID-19 Pneumonia"
-    assert facets(novartis) == ("Interventional", "Unclear", "Unclear", "Unclear")
+    # Its official title ("Phase 2, Randomized, Controlled, Open Label ...") states the assignment.
+    assert facets(novartis) == ("Interventional", "Unclear", "Unclear", "Randomised")
+    assert novartis["facet_sources"]["intervention_assignment"]["field"] == "official_title"
+    assert (novartis["recruitment_status"], novartis["phase"], novartis["target_size"]) == (
+        "Completed", "Phase 2", 143)
+    assert novartis["registered"] <= "2020-05-11" and novartis["dissemination"]["registry"] == {
+        "results": True, "date": "2021-11-30"}
     assert novartis["registrations"] == [{"registry": "ClinicalTrials.gov", "identifier": "NCT04382053"}]
     record = record_of(client, "NCT04382053")
     assert (record["published"], record["year"], record["has_results"]) == ("2020-05-11", 2020, True)
@@ -119,10 +134,14 @@ def test_a_study_from_ctgov_json_then_aact_is_the_same_study(runner, client):
     report = run_import(runner, AACT, "ctgov-aact-csv")
     # the 3 studies of ctgov_page.json (made from the same AACT rows) are the same studies; the one
     # change is the sponsor name the JSON carries with its mojibake, repaired from AACT.
-    assert (report["created"], report["updated"], report["unchanged"]) == (21, 1, 2)
+    # AACT states more than the slim JSON made from its rows (start, completion and results dates): the
+    # three studies gain it, and stay the same studies with the same classifications.
+    assert (report["created"], report["updated"], report["unchanged"]) == (21, 3, 0)
     assert counts()["Study"] == 24 and counts()["Reference"] == 24
     for identifier in ("NCT04382053", "NCT04280705"):
-        assert study_of(client, identifier) == json_studies[identifier]
+        after = study_of(client, identifier)
+        assert _same_study(after) == _same_study(json_studies[identifier])
+        assert after["start_date"] and not json_studies[identifier]["start_date"]
     inserm = study_of(client, "NCT04315948")
     assert inserm["id"] == json_studies["NCT04315948"]["id"] and facets(inserm) == facets(
         json_studies["NCT04315948"])
@@ -134,8 +153,9 @@ def test_a_study_from_aact_then_ctgov_json_is_the_same_study(runner, client):
     run_import(runner, AACT, "ctgov-aact-csv")
     aact = {i: study_of(client, i) for i in ("NCT04382053", "NCT04280705")}
     report = run_import(runner, CTGOV, "ctgov-json")
+    # The JSON says nothing AACT had not said: the studies are unchanged, though their sources list both.
     assert (report["created"], report["updated"], report["unchanged"]) == (0, 1, 2)
-    assert {i: study_of(client, i) for i in aact} == aact
+    assert {i: _visible(study_of(client, i)) for i in aact} == {i: _visible(s) for i, s in aact.items()}
     assert counts()["Study"] == 24
 
 
@@ -151,7 +171,7 @@ def test_a_curated_classification_survives_an_aact_import(runner, client, auth):
     again = run_import(runner, AACT, "ctgov-aact-csv")
     assert again["unchanged"] == 24
     assert facets(study_of(client, "NCT04382053")) == (
-        "Interventional", "Treatment and Management", "Parallel/Crossover", "Unclear")
+        "Interventional", "Treatment and Management", "Parallel/Crossover", "Randomised")
 
 
 def test_aact_wrong_columns_and_bad_rows(runner, client, tmp_path):
@@ -205,7 +225,8 @@ def test_a_trial_from_the_who_csv_and_the_xlsx_is_the_same_study(runner, client)
     # 10 trials of the April CSV are in the July workbook: 6 unchanged since, 4 changed by their registry
     # (ACTT's primary outcome, DisCoVeRy's interventions, ...).
     assert (report["created"], report["updated"], report["unchanged"]) == (19, 4, 6)
-    assert {i: study_of(client, i) for i in unchanged} == before
+    assert {i: _visible(study_of(client, i)) for i in unchanged} == {
+        i: _visible(s) for i, s in before.items()}
     assert counts()["Study"] == 29
     assert "Primary outcome: Time to recovery" in record_of(client, "NCT04280705")["abstract"]
 

@@ -312,7 +312,8 @@ def test_stats(client, seeded):
     assert stats["studies"] == client.get("/studies").get_json()["total"] == 36
     assert stats["references"] == client.get("/references").get_json()["total"]
     listed = client.get("/studies?page_size=1&facets=study_type,study_aim,study_design,"
-                        "intervention_assignment,registry,reference_type,has_results").get_json()
+                        "intervention_assignment,registry,reference_type,has_results,"
+                        "recruitment_status,phase,country,results_in").get_json()
     assert stats["study_facets"] == listed["facets"]
     refs = client.get("/references?page_size=1&facets=type,has_results,year").get_json()
     assert stats["reference_facets"] == refs["facets"]
@@ -326,6 +327,12 @@ def test_stats(client, seeded):
     for before, after in zip(months, months[1:], strict=False):
         y, m = map(int, before["month"].split("-"))
         assert after["month"] == (f"{y + 1}-01" if m == 12 else f"{y}-{m + 1:02d}")
+    registered = stats["studies_registered_by_month"]
+    assert sum(m["count"] for m in registered) == client.get(
+        "/studies?registered_from=1000-01-01").get_json()["total"] > 0
+    march = next(m for m in registered if m["month"] == "2020-03")
+    assert march["count"] == client.get("/studies?registered_from=2020-03-01&"
+                                        "registered_to=2020-03-31").get_json()["total"]
     tag = response.headers["ETag"]
     assert client.get("/stats", headers={"If-None-Match": tag}).status_code == 304
 

@@ -68,6 +68,12 @@ def _vocabulary_list() -> list[dict]:
     items = [{"name": name, "description": f"Values of the study facet `{name}`.",
               "values": [{"value": v, "label": v, "definition": d} for v, d in terms.items()]}
              for name, terms in vocab.FACETS.items()]
+    items += [{"name": name, "description": f"Values of the study field `{name}`.",
+               "values": [{"value": v, "label": v, "definition": d} for v, d in terms.items()]}
+              for name, terms in vocab.STATUS_VOCABULARIES.items()]
+    items.append({"name": "results_in", "description": "Where a study's results appeared "
+                  "(`GET /studies?results_in=`).", "values": [{"value": v, "label": v, "definition": d}
+                                                            for v, d in vocab.RESULTS_IN.items()]})
     items.append({"name": "reference_type", "description": "Reference types: filter by `value`, "
                   "show `label`.", "values": [{"value": code, "label": label, "definition": d}
                                               for code, (label, d) in vocab.REFERENCE_TYPES.items()]})

@@ -32,7 +32,8 @@ STUDY_ID = "<int(max=2147483647):study_id>"
 REFERENCE_ID = "<int(max=2147483647):reference_id>"
 _FILTERS = ("study_type", "study_aim", "study_design", "intervention_assignment", "registration",
             "registry", "reference_type", "has_results", "first_published_from",
-            "first_published_to", "updated_since")
+            "first_published_to", "updated_since", "registered_from", "registered_to", "start_from",
+            "start_to", "recruitment_status", "phase", "country", "results_in")
 
 
 def study_response(study_id: int, *, status: int = 200, headers: dict | None = None):
@@ -65,13 +66,15 @@ class Studies(MethodView):
             return export_response("studies", args["format"], query,
                                    keys)
         with_refs = "references" in args.get("include", [])
+        with_sources = "facet_sources" in args.get("include", [])
         with search_plan(q is not None):
             counts, total = {}, None
             if args.get("facets"):  # counted first: they give the total too
                 counts, total = facets.study_facets(args["facets"], domain.study_conditions(q=q, **filters))
             envelope, headers = paginate(
                 query, args=args, keys=keys, total=total, rows_of=domain.study_rows,
-                serialize=lambda rows: records.study_dicts(rows, include_references=with_refs))
+                serialize=lambda rows: records.study_dicts(rows, include_references=with_refs,
+                                                           include_sources=with_sources))
         if args.get("facets"):
             envelope["facets"] = counts
         return envelope, 200, headers
@@ -102,6 +105,8 @@ class StudyById(MethodView):
     @blp.alt_response(304, response="NOT_MODIFIED", description="Your copy (If-None-Match) is current.")
     @blp.header(IF_NONE_MATCH)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(308, response="PERMANENT_REDIRECT",
+                      description="Merged into another study: `Location` names it.")
     def get(self, study_id):
         """Get a study with all its references
 
@@ -114,6 +119,8 @@ class StudyById(MethodView):
     @blp.arguments(StudyPatchSchema(partial=True), example={"study_aim": "Prevention"})
     @blp.response(200, StudySchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(308, response="PERMANENT_REDIRECT",
+                      description="Merged into another study: `Location` names it.")
     @blp.alt_response(409, response="CONFLICT", description="A registration belongs to another study.")
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
     @blp.header(IF_MATCH)
@@ -129,6 +136,8 @@ class StudyById(MethodView):
     @blp.write("studies")
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(308, response="PERMANENT_REDIRECT",
+                      description="Merged into another study: `Location` names it.")
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
     @blp.header(IF_MATCH)
     def delete(self, study_id):
@@ -144,6 +153,8 @@ class StudyById(MethodView):
 class StudyReferences(MethodView):
     @blp.response(200, LinkedReferenceSchema(many=True))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(308, response="PERMANENT_REDIRECT",
+                      description="Merged into another study: `Location` names it.")
     def get(self, study_id):
         """List a study's references
 
@@ -158,6 +169,8 @@ class StudyReferenceLink(MethodView):
     @blp.response(200, LinkSchema, description="Already linked by hand: nothing changed.")
     @blp.alt_response(201, schema=LinkSchema, description="Linked (or an automatic link confirmed).")
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(308, response="PERMANENT_REDIRECT",
+                      description="Merged into another study: `Location` names it.")
     def put(self, study_id, reference_id):
         """Link a reference to the study by hand
 
@@ -169,6 +182,8 @@ class StudyReferenceLink(MethodView):
     @blp.write("studies")
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND", description="No such study, reference or link.")
+    @blp.alt_response(308, response="PERMANENT_REDIRECT",
+                      description="Merged into another study: `Location` names it.")
     def delete(self, study_id, reference_id):
         """Unlink a reference from the study"""
         domain.unlink_reference(study_id, reference_id)

@@ -2,5 +2,6 @@
 
 # Every write refreshes the search index before it commits: importing the index registers that hook.
 from ..search import index as _search_index  # noqa: F401
+
 # ... and derives the studies it changed from all their sources first (domain/derive.py).
 from . import derive as _derive  # noqa: F401,E402

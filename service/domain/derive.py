@@ -9,8 +9,9 @@ claims of every registration it holds, by these rules (written here once, applie
    register upgraded from before source records were kept).
 3. Otherwise the strongest claim wins: a registry's coded field (STRUCTURED) over its own words mapped by
    a table (TABLE) over a keyword rule on free text (TEXT); then the record the study is named by; then
-   the newer source (its record's last-update date, else when it was imported). For fields that change
-   while a trial runs (status, sizes, dates to come) the newer source comes first, before strength.
+   the newer source (the day it saw the record, else the record's last update it gives, else none; then
+   when it was imported). For fields that change while a trial runs (status, sizes, dates to come) the
+   newer source comes first, before strength.
 4. Classifications agree with the study type: an observational study never gets an interventional design
    (parallel, single arm, cluster, factorial, platform) and has no assignment (`Not applicable`); an
    interventional one never gets an observational design (cohort, case-control, cross-sectional, case
@@ -47,8 +48,6 @@ STATUS_FIELDS = ("recruitment_status", "phase", "target_size", "sponsor", "start
                  "primary_completion_date")
 # Fields whose newer source comes before a stronger one: they change while a trial runs.
 CHANGING = {"recruitment_status", "target_size", "start_date", "primary_completion_date"}
-# Fields a curator may set by hand (PATCH); derivation then leaves them alone.
-CURATABLE = ("title", *FACETS, "registered", *STATUS_FIELDS, "countries", "first_published")
 DATE_FIELDS = {"registered", "start_date", "primary_completion_date", "first_published"}
 INTERVENTIONAL_DESIGNS = {"Parallel/Crossover", "Single arm", "Cluster", "Factorial", "Platform/Adaptive"}
 OBSERVATIONAL_DESIGNS = {"Cohort", "Case-control", "Cross-sectional", "Case series"}
@@ -56,14 +55,16 @@ ARTICLE_TYPES = {"journal_article", "journal_pre_proof", "letter"}
 CHUNK = 500
 
 
-def rederive(study_ids: Iterable[int], *, now: dt.datetime | None = None) -> set[int]:
+def rederive(study_ids: Iterable[int], *, now: dt.datetime | None = None,
+             dates: dict[int, dt.datetime] | None = None) -> set[int]:
     """Derive the fields of these studies from their sources and write what changed (with `updated` set
-    to ``now``); returns the ids of the studies that changed. A fixed number of queries per 500 studies."""
+    to ``now``, or to the study's own date in ``dates``); returns the ids of the studies that changed. A
+    fixed number of queries per 500 studies."""
     now = now or utcnow()
     changed_ids: set[int] = set()
     ids = sorted(set(study_ids))
     for start in range(0, len(ids), CHUNK):
-        changed_ids |= _rederive_chunk(ids[start:start + CHUNK], now)
+        changed_ids |= _rederive_chunk(ids[start:start + CHUNK], now, dates or {})
     return changed_ids
 
 
@@ -83,7 +84,7 @@ def rederive_all() -> int:
 def _hook(pending) -> None:
     """Before a write commits: derive the studies it changed (their search documents are rewritten after)."""
     if pending.studies:
-        rederive(pending.studies)
+        rederive(pending.studies, dates=pending.study_dates)
 
 
 before_commit.insert(0, _hook)
@@ -151,9 +152,13 @@ def _as_date(value) -> dt.date | None:
 
 # -- deciding ------------------------------------------------------------------------------------------
 
-def _recency(source: dict) -> str:
-    updated = source["claims"].get("record_updated", {}).get("value")
-    return str(updated) if updated else source["imported"].date().isoformat()
+def _recency(source: dict) -> tuple[str, str]:
+    """How recent a source's view of its record is: the day the source saw it (`observed`: a registry
+    scrape's day, an export's date), else the record's last update it gives, else nothing (lowest); then
+    when it was imported."""
+    claims = source["claims"]
+    day = (claims.get("observed") or claims.get("record_updated") or {}).get("value") or ""
+    return str(day), source["imported"].isoformat()
 
 
 def _candidates(name: str, sources: list[dict], named: str) -> list[tuple[tuple, dict, dict]]:
@@ -275,9 +280,16 @@ def derive_values(study: dict, identifiers: list[str], sources: list[dict], link
             origins["first_published"] = {"rule": "the earliest day a registry record of the study was "
                                                   "registered or published"}
         else:
-            values["first_published"] = _as_date(study["first_published"])
-            origins["first_published"] = previous_origins.get("first_published") or {
-                "rule": "the day the study was written into the register"}
+            report_days = [d for d in (_as_date(link[2]) for link in links
+                                       if link[2] and len(link[2]) == 10) if d]
+            if report_days:
+                values["first_published"] = min(report_days)
+                origins["first_published"] = {"rule": "the earliest day a report of the study was published "
+                                                      "(no registry record gives a day)"}
+            else:
+                values["first_published"] = _as_date(study["first_published"])
+                origins["first_published"] = previous_origins.get("first_published") or {
+                    "rule": "the day the study was written into the register"}
 
     countries = None
     if "countries" in curated:
@@ -324,6 +336,10 @@ def derive_values(study: dict, identifiers: list[str], sources: list[dict], link
         elif kind_ == "preprint":
             preprint = True
             preprint_days += [day] if day else []
+    if not registry and not _candidates("results_registry", sources, named):
+        # No source speaks of registry results (a register restored from its export): kept as they are.
+        registry = study["results_registry"]
+        registry_days = [d for d in [study["results_registry_date"]] if d]
     values.update({
         "results_registry": registry, "results_registry_date": min(registry_days) if registry_days else None,
         "results_article": article, "results_article_date": min(article_days) if article_days else None,
@@ -340,7 +356,7 @@ def _title(study: dict, identifiers: list[str], sources: list[dict], registry_re
             recency = source["imported"].isoformat()
             if source["identifier"] not in titles or titles[source["identifier"]][0] < recency:
                 titles[source["identifier"]] = (recency, source["title"], source["source"])
-    for _, _, _, registration_id, title, updated in registry_records:
+    for _, _, _, registration_id, title, _ in registry_records:
         if registration_id and title and registration_id not in titles:
             titles[registration_id] = ("", title, "trial registry record")
     named = study["name"]
@@ -366,7 +382,7 @@ COLUMNS = ("title", *FACETS, "first_published", "registered", "start_date", "rec
            "results_article", "results_article_date", "results_preprint", "results_preprint_date")
 
 
-def _rederive_chunk(ids: list[int], now: dt.datetime) -> set[int]:
+def _rederive_chunk(ids: list[int], now: dt.datetime, dates: dict[int, dt.datetime]) -> set[int]:
     studies, registrations, sources, links, countries = _load(ids)
     names = ("id", "name", "title", "study_type", "study_aim", "study_design", "intervention_assignment",
              "first_published", "registered", "start_date", "recruitment_status", "phase", "target_size",
@@ -405,6 +421,6 @@ def _rederive_chunk(ids: list[int], now: dt.datetime) -> set[int]:
     # Where values came from may change alone (a source now states what the study already says): that
     # is not a change of the study's values, so `updated` stays.
     visible = {study_id for study_id, diff in updates if set(diff) - {"facet_sources"}}
-    update_rows(Study, [(study_id, {**diff, "updated": now} if study_id in visible else diff)
-                        for study_id, diff in updates])
+    update_rows(Study, [(study_id, {**diff, "updated": dates.get(study_id, now)} if study_id in visible
+                         else diff) for study_id, diff in updates])
     return visible

@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from peewee import fn
+from peewee import Case, fn
 
-from ..models import Reference, Registration, Study, StudyReference
-from ..vocabularies import FACETS, REFERENCE_TYPES, REGISTRIES
+from ..models import Reference, Registration, Study, StudyCountry, StudyReference
+from ..vocabularies import FACETS, REFERENCE_TYPES, REGISTRIES, RESULTS_IN, STATUS_VOCABULARIES
 
 STUDY_FACETS = ("study_type", "study_aim", "study_design", "intervention_assignment", "registry",
-                "reference_type", "has_results")
+                "reference_type", "has_results", "recruitment_status", "phase", "country", "results_in")
+# Single-valued columns of the study counted together in one grouped query.
+GROUPED = {**FACETS, **STATUS_VOCABULARIES}
 REFERENCE_FACETS = ("type", "has_results", "year")
 
 
@@ -48,15 +50,29 @@ def study_facets(names: Sequence[str], conditions: Sequence) -> tuple[dict[str, 
     how many studies match. The four classifications are counted together in one grouped query
     (which also gives the total); `registry`, `reference_type`, `has_results` take one each."""
     ids = _where(Study.select(Study.id), conditions)
-    columns = [n for n in names if n in FACETS]
+    columns = [n for n in names if n in GROUPED]
     if columns:
         counts, total = _grouped(Study, columns, conditions)
     else:
         counts, total = {}, _where(Study.select(Study.id), conditions).count()
     result = {}
     for name in names:
-        if name in FACETS:
-            result[name] = _listed(FACETS[name], counts[name])
+        if name in GROUPED:
+            result[name] = _listed(GROUPED[name], counts[name])
+        elif name == "country":
+            rows = (StudyCountry.select(StudyCountry.code, fn.COUNT(StudyCountry.id))
+                    .group_by(StudyCountry.code))
+            rows = rows.where(StudyCountry.study.in_(ids)) if conditions else rows
+            found = sorted(rows.tuples(), key=lambda row: (-row[1], row[0]))
+            result[name] = [{"value": code, "count": count} for code, count in found]
+        elif name == "results_in":
+            flags = [Study.results_registry, Study.results_article, Study.results_preprint]
+            sums = [fn.SUM(Case(None, [(flag == True, 1)], 0)) for flag in flags]  # noqa: E712
+            none = fn.SUM(Case(None, [((flags[0] == False) & (flags[1] == False)  # noqa: E712
+                                       & (flags[2] == False), 1)], 0))  # noqa: E712
+            row = _where(Study.select(*sums, none), conditions).tuples().first() or (0, 0, 0, 0)
+            result[name] = _listed(list(RESULTS_IN), dict(zip(RESULTS_IN, (int(v or 0) for v in row),
+                                                               strict=True)))
         elif name == "registry":
             rows = (Registration.select(Registration.registry, fn.COUNT(fn.DISTINCT(Registration.study)))
                     .group_by(Registration.registry))

@@ -62,6 +62,7 @@ from ..models import (
     Registration,
     SourceRecord,
     Study,
+    StudyCountry,
     StudyReference,
     utcnow,
 )
@@ -246,8 +247,11 @@ class _Engine:
         self.seen_keys = SpillingMap()     # article key -> (line, reference id)
         self.title_ids = SpillingMap()     # title key -> the first one's (DOI, PMID)
         self.titles: SpillingMap | None = None  # title key -> (id, DOI, PMID) of the register's references
-        self.study_ids = IdSet()      # records whose search documents are rewritten at the end
-        self.derive_ids = IdSet()     # studies whose sources changed: derived again at the end
+        # Studies whose search documents are rewritten at the end; those touched in the current batch are
+        # derived from their sources at its end (with those whose sources changed, `derive_ids`).
+        self.study_ids = _Touched()
+        self.derive_ids = _Touched()
+        self.pending_outcomes: list[tuple[str, int]] = []  # (outcome, study id) of the batch's records
         self.reference_ids = IdSet()
         self.dates = SpillingMap()  # (table, id) -> the `updated` a record carries, restored at the end
         # Records this import created with `updated` = now: touching them again would change nothing.
@@ -309,6 +313,7 @@ class _Engine:
         if studies:
             self._exported_studies(studies)
         self._link()
+        self._derive()
         self.scanning = self.report.references["created"] + self.report.references["updated"] > touched
         self._keep_statistics()
 
@@ -345,10 +350,8 @@ class _Engine:
         every = {i for _, r in kept for i in [r.identifier, *(s for s, _ in r.secondary)]}
         owner: dict[str, Any] = dict(select_in("SELECT identifier, study_id FROM registration WHERE {where}",
                                                "identifier", every))
-        studies = {s.id: s for s in _rows_of(Study, set(owner.values()))}
         new_studies: list[dict] = []
         new_registrations: list[tuple[Any, str, str]] = []
-        changes: dict[int, dict] = {}
         outcome: dict[int, str] = {}
         accepted = []
         for line, record in kept:
@@ -380,9 +383,6 @@ class _Engine:
         resolve = {("new", i): study_id for i, study_id in enumerate(ids)}
         self.report.studies["created"] += len(ids)
         self.study_ids.update(ids)
-        update_rows(Study, [(study_id, {**diff, "updated": self.now}) for study_id, diff in changes.items()])
-        self.report.studies["updated"] += len(changes)
-        self.study_ids.update(changes)
         rows = [{"study": resolve.get(s, s), "identifier": i, "registry": g} for s, i, g in new_registrations]
         insert_rows(Registration, rows)
         self.report.registrations_added += len(rows)
@@ -392,17 +392,18 @@ class _Engine:
         if touched:
             self._touch(Study, touched)
             self.study_ids.update(touched)
-            self.report.studies["updated"] += len(touched - set(changes))
-        sources = self._write_sources([(r.identifier, r.registry, r.reference.get("title"), r.claims)
-                                       for _, r in accepted])
-        self.derive_ids.update(resolve.get(owner[r.identifier], owner[r.identifier]) for _, r in accepted)
+            self.report.studies["updated"] += len(touched)
+        self._write_sources([(r.identifier, r.registry, r.reference.get("title"), r.claims)
+                             for _, r in accepted])
+        study_of = {line: resolve.get(owner[r.identifier], owner[r.identifier]) for line, r in accepted}
+        self.derive_ids.update(study_of.values())
         results = self._upsert_references([(line, r.reference, False) for line, r in accepted])
-        for (line, record), (_, ref_outcome) in zip(accepted, results, strict=True):
-            if outcome[line] == "unchanged" and sources[record.identifier] != "unchanged":
-                outcome[line] = "updated"
+        for (line, _), (_, ref_outcome) in zip(accepted, results, strict=True):
             if outcome[line] == "unchanged" and ref_outcome != "unchanged":
                 outcome[line] = "updated"
-            self._count(outcome[line])
+            # Counted once the batch's studies are derived: what a record says only changes its study if
+            # the study's values change (another source may say it already, or more strongly).
+            self.pending_outcomes.append((outcome[line], study_of[line]))
 
     # -- what sources say of a registration (domain/derive.py combines them per study) ------------------
 
@@ -410,7 +411,7 @@ class _Engine:
         """The source a record comes from: the format, and its layout where the layout tells one source
         from another (the WHO export, TrialsTracker, DIRECCT); a ClinicalTrials.gov JSON study is the same
         source as a page, a single study or NDJSON."""
-        if self.report.format in CONTAINER_LAYOUTS or not self.report.layout:
+        if self.report.format in CONTAINER_LAYOUTS or self.report.layout in (None, self.report.format):
             return self.report.format
         return f"{self.report.format}/{self.report.layout}"
 
@@ -677,6 +678,9 @@ class _Engine:
                 ).order_by(Study.id).first() if record.study.get("name") else None
                 study_id = match.id if match else None
             outcome = "unchanged"
+            countries = record.study.pop("countries", None)
+            if countries is not None:
+                record.study["countries"] = json.dumps(sorted(set(countries)))
             if study_id is None:
                 values = {k: v for k, v in record.study.items() if v is not None}
                 values.setdefault("name", identifiers[0] if identifiers
@@ -696,6 +700,9 @@ class _Engine:
                     Study.update({"updated": self.now, **diff}).where(Study.id == study_id).execute()
                     self.report.studies["updated"] += 1
                     outcome = "updated"
+            if countries is not None:
+                StudyCountry.delete().where(StudyCountry.study == study_id).execute()
+                insert_rows(StudyCountry, [{"study": study_id, "code": c} for c in sorted(set(countries))])
             self.study_ids.add(study_id)
             added = [{"study": study_id, "identifier": i, "registry": g}
                      for i, g in record.registrations if i not in owner]
@@ -796,11 +803,16 @@ class _Engine:
         self.study_ids.update(studies)
         self.reference_ids.update(references)
 
+    def _derive(self) -> None:
+        """The studies this batch touched, or whose sources it changed, take their fields from all their
+        sources; then the batch's registry records are counted (updated when their study changed)."""
+        derived = derive.rederive(self.study_ids.take() | self.derive_ids.take(), now=self.now)
+        self.study_ids.update(derived, quietly=True)
+        for outcome, study_id in self.pending_outcomes:
+            self._count("updated" if outcome == "unchanged" and study_id in derived else outcome)
+        self.pending_outcomes = []
+
     def finish(self) -> None:
-        # Studies whose sources, registrations or links changed take their fields from all their sources.
-        self.derive_ids.update(self.study_ids)
-        derived = derive.rederive(self.derive_ids, now=self.now)
-        self.study_ids.update(derived)
         # Dates a record carries (register NDJSON) win over the touches of linking, so they are set last.
         for model in (Study, Reference):
             dates = ((record_id, {"updated": updated}) for (table, record_id), updated in self.dates.items()
@@ -819,13 +831,24 @@ class _Engine:
                 store.close()
 
 
-def _rows_of(model, ids: Iterable[int]) -> list:
-    """The records of ``model`` with these ids (raw SQL: cheaper than peewee's ``in_`` for many)."""
-    ids = sorted(set(ids))
-    if not ids:
-        return []
-    condition, params = any_of("id", ids)
-    return list(model.raw(f'SELECT * FROM "{model._meta.table_name}" WHERE {condition}', *params))
+class _Touched(IdSet):
+    """Ids touched so far, and those touched since the last ``take()``."""
+
+    def __init__(self):
+        super().__init__()
+        self.batch: set[int] = set()
+
+    def add(self, value: int) -> None:
+        super().add(value)
+        self.batch.add(value)
+
+    def update(self, values, *, quietly: bool = False) -> None:
+        for value in values:
+            IdSet.add(self, value) if quietly else self.add(value)
+
+    def take(self) -> set[int]:
+        taken, self.batch = self.batch, set()
+        return taken
 
 
 def _show(keys: list) -> str:
@@ -833,8 +856,18 @@ def _show(keys: list) -> str:
     return "title+year" if kind == "title" else f"{kind} {value}"
 
 
+# What a whole study line (register NDJSON) restores besides its name, title and classifications.
+EXPORTED_COLUMNS = ("registered", "start_date", "recruitment_status", "phase", "target_size", "sponsor",
+                    "primary_completion_date", "countries", "results_registry", "results_registry_date",
+                    "results_article", "results_article_date", "results_preprint", "results_preprint_date",
+                    "facet_sources", "curated")
+
+
 def _study_changes(study: Study, incoming: dict, *, complete: bool) -> dict:
     diff = {}
+    for name in EXPORTED_COLUMNS:
+        if complete and name in incoming and incoming[name] != getattr(study, name):
+            diff[name] = incoming[name]
     for name in ("name", "title", *FACET_FIELDS, "first_published", "updated"):
         if name not in incoming or incoming[name] is None:
             continue

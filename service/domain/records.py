@@ -8,6 +8,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
+import pycountry
 from peewee import fn
 
 from ..models import Reference, Registration, Study, StudyReference
@@ -98,8 +99,28 @@ def linked_references(study_ids: Iterable[int]) -> dict[int, list[dict]]:
     return result
 
 
-def study_dicts(studies: Sequence[Study], *, include_references: bool = False) -> list[dict]:
+def country_entry(code: str) -> dict:
+    """A country code with its ISO 3166 name."""
+    country = pycountry.countries.get(alpha_2=code)
+    return {"code": code, "name": getattr(country, "common_name", None) or country.name if country else code}
+
+
+def dissemination(study: Study) -> dict:
+    """Where and from when the study's results are known: registry, journal article, preprint."""
+    out = {}
+    for where in ("registry", "article", "preprint"):
+        out[where] = {"results": bool(getattr(study, f"results_{where}")),
+                      "date": getattr(study, f"results_{where}_date")}
+    days = [v["date"] for v in out.values() if v["date"]]
+    out["reported"] = any(v["results"] for v in out.values())
+    out["first_results"] = min(days) if days else None
+    return out
+
+
+def study_dicts(studies: Sequence[Study], *, include_references: bool = False,
+                include_sources: bool | None = None) -> list[dict]:
     """Study records for rows selected with ``reference_count_column()``: one or four more queries."""
+    include_sources = include_references if include_sources is None else include_sources
     ids = [s.id for s in studies]
     registrations: dict[int, list[dict]] = defaultdict(list)
     if ids:
@@ -116,8 +137,16 @@ def study_dicts(studies: Sequence[Study], *, include_references: bool = False) -
             "study_type": s.study_type, "study_aim": s.study_aim, "study_design": s.study_design,
             "intervention_assignment": s.intervention_assignment,
             "first_published": s.first_published, "updated": s.updated,
+            "registered": s.registered, "start_date": s.start_date,
+            "recruitment_status": s.recruitment_status, "phase": s.phase, "target_size": s.target_size,
+            "countries": [country_entry(code) for code in json.loads(s.countries or "[]")],
+            "sponsor": s.sponsor, "primary_completion_date": s.primary_completion_date,
+            "dissemination": dissemination(s),
             "reference_count": s.reference_count,
         }
+        if include_sources:
+            record["facet_sources"] = json.loads(s.facet_sources or "{}")
+            record["curated"] = json.loads(s.curated or "[]")
         if include_references:
             record["references"] = references.get(s.id, [])
         records.append(record)

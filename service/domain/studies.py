@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import operator
 from collections.abc import Sequence
+from functools import reduce
 from typing import Any
 
 from peewee import IntegrityError
 
 from ..db import changed, locked, write_transaction
 from ..identifiers import canonical, normalise
-from ..models import MergedStudy, Reference, Registration, Study, StudyReference, utcnow
+from ..models import MergedStudy, Reference, Registration, Study, StudyCountry, StudyReference, utcnow
 from ..search import index
 from ..search.query import SearchQuery
+from ..validation import CURATABLE
 from ..vocabularies import UNCLEAR
 from . import linking, records
 from .errors import Conflict, InvalidInput, Moved, NotFound
+from .ordering import Dated
 
 STUDY_SORTS = {
     "id": Study.id,
     "name": Study.name,
     "first_published": Study.first_published,
     "updated": Study.updated,
+    "registered": Dated(Study.registered),
+    "start_date": Dated(Study.start_date),
 }
+RESULTS_COLUMNS = {"registry": Study.results_registry, "article": Study.results_article,
+                   "preprint": Study.results_preprint}
 FACET_FIELDS = ("study_type", "study_aim", "study_design", "intervention_assignment")
 
 
@@ -40,6 +49,14 @@ def study_conditions(
     first_published_from: dt.date | None = None,
     first_published_to: dt.date | None = None,
     updated_since: dt.datetime | None = None,
+    registered_from: dt.date | None = None,
+    registered_to: dt.date | None = None,
+    start_from: dt.date | None = None,
+    start_to: dt.date | None = None,
+    recruitment_status: Sequence[str] = (),
+    phase: Sequence[str] = (),
+    country: Sequence[str] = (),
+    results_in: Sequence[str] = (),
 ) -> list:
     """Conditions on Study for every given filter (values OR-ed within a filter, filters AND-ed)."""
     conditions = []
@@ -71,6 +88,24 @@ def study_conditions(
         conditions.append(Study.first_published <= first_published_to)
     if updated_since is not None:
         conditions.append(Study.updated >= updated_since)
+    for column, low, high in ((Study.registered, registered_from, registered_to),
+                              (Study.start_date, start_from, start_to)):
+        if low is not None:
+            conditions.append(column >= low)
+        if high is not None:
+            conditions.append(column <= high)
+    if recruitment_status:
+        conditions.append(Study.recruitment_status.in_(list(recruitment_status)))
+    if phase:
+        conditions.append(Study.phase.in_(list(phase)))
+    if country:
+        conditions.append(Study.id.in_(StudyCountry.select(StudyCountry.study)
+                                       .where(StudyCountry.code.in_(list(country)))))
+    if results_in:
+        wanted = [RESULTS_COLUMNS[name] == True for name in results_in if name in RESULTS_COLUMNS]  # noqa: E712
+        if "none" in results_in:
+            wanted.append(reduce(operator.and_, [c == False for c in RESULTS_COLUMNS.values()]))  # noqa: E712
+        conditions.append(reduce(operator.or_, wanted))
     return conditions
 
 
@@ -161,7 +196,32 @@ def _write_registrations(study_id: int, rows: list[dict]) -> None:
         Registration.insert_many([dict(r, study=study_id) for r in rows]).execute()
 
 
-STUDY_FIELDS = ("name", "title", *FACET_FIELDS, "first_published", "updated")
+STUDY_FIELDS = ("name", "title", *FACET_FIELDS, "first_published", "updated", "registered", "start_date",
+                "recruitment_status", "phase", "target_size", "sponsor", "primary_completion_date")
+
+
+# Fields a curator may set to null ("not known").
+NULLABLE = ("registered", "start_date", "target_size", "sponsor", "primary_completion_date")
+
+
+def _curated(data: dict[str, Any], current: str = "[]", *, creating: bool = False) -> str:
+    """The `curated` list of a study written with ``data``: the fields it sets by hand are added. A
+    classification written `Unclear` says "not known", not a decision: the sources may still state it."""
+    fields = set(json.loads(current or "[]"))
+    for name in CURATABLE:
+        if name in data and (data[name] is not None or (name in NULLABLE and not creating)):
+            if name in FACET_FIELDS and data[name] == UNCLEAR:
+                continue
+            fields.add(name)
+    return json.dumps(sorted(fields))
+
+
+def _write_countries(study_id: int, codes: list[str] | None) -> None:
+    if codes is None:
+        return
+    StudyCountry.delete().where(StudyCountry.study == study_id).execute()
+    if codes:
+        StudyCountry.insert_many([{"study": study_id, "code": c} for c in sorted(set(codes))]).execute()
 
 
 def create_study(data: dict[str, Any]) -> int:
@@ -179,11 +239,16 @@ def create_study(data: dict[str, Any]) -> int:
     values.setdefault("first_published", now.date())
     values.setdefault("updated", now)
     values["created"] = now
+    values["curated"] = _curated(data, creating=True)
+    if data.get("countries") is not None:
+        values["countries"] = json.dumps(sorted(set(data["countries"])))
     try:
         with write_transaction():
             _claim_registrations(None, rows)
             study_id = Study.insert(values).execute()
-            changed(studies=[study_id])
+            changed(studies=[study_id], study_dates={study_id: values["updated"]} if data.get("updated")
+                    else None)
+            _write_countries(study_id, data.get("countries"))
             _write_registrations(study_id, rows)
             linking.relink_study(study_id, lambda refs: touch_references(refs, now))
     except IntegrityError:
@@ -200,7 +265,12 @@ def update_study(study_id: int, data: dict[str, Any], *, if_match: list[str] | N
                 f"Study {study_id}", lambda: records.study_dicts([study], include_references=True)[0],
                 if_match)
             changed(studies=[study_id])
-            values = {k: data[k] for k in STUDY_FIELDS if k in data and data[k] is not None}
+            values = {k: data[k] for k in STUDY_FIELDS if k in data and (data[k] is not None
+                                                                         or k in NULLABLE)}
+            values["curated"] = _curated(data, study.curated)
+            if data.get("countries") is not None:
+                values["countries"] = json.dumps(sorted(set(data["countries"])))
+                _write_countries(study_id, data["countries"])
             now = utcnow()
             if "registrations" in data:
                 rows = _registration_rows(data["registrations"])
@@ -208,6 +278,8 @@ def update_study(study_id: int, data: dict[str, Any], *, if_match: list[str] | N
                 _write_registrations(study_id, rows)
                 linking.relink_study(study_id, lambda refs: touch_references(refs, now))
             values.setdefault("updated", now)
+            if data.get("updated"):
+                changed(study_dates={study_id: data["updated"]})
             Study.update(values).where(Study.id == study_id).execute()
     except IntegrityError:
         raise Conflict("A registration of this study was claimed by another study meanwhile.") from None

@@ -397,6 +397,10 @@ def _status(values: dict[str, str]) -> RegistryStatus:
         when = trialdata.day(values.get(column))
         if when:
             claims[name] = Claim(when, column, STRUCTURED)
+    scraped = trialdata.day_or_month(values.get("registry_scrape_date"))
+    if scraped:
+        claims["observed"] = Claim(scraped[0], "registry_scrape_date", STRUCTURED,
+                                   rule="first day of the month given" if scraped[1] == "month" else None)
     tabular = (values.get("tabular_results") or "").strip().upper()
     posted = (values.get("reg_results_status") or "").strip()
     said = REGISTRY_RESULTS.get(posted.lower(), True if posted.lower().startswith("basic results") else None)

@@ -43,6 +43,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "date_enrollment": ("Date enrollement", "date_enrollement"),
     "primary_completion_date": ("primary_completion_date",),
     "last_refreshed": ("Last Refreshed on", "last_refreshed_on"),
+    "export_date": ("Export date",),
     "results_date": ("results date posted", "results_publication_date"),
 }
 # Logical field -> the status claim it carries (trialdata.status_claims).
@@ -164,6 +165,9 @@ def _claims(get, column, where: dict[str, int], row: list[str]) -> dict[str, Cla
         get, {logical: column(name) for name, logical in STATUS_FIELDS.items() if name in where},
         country_separator=";" if countries and ";" in countries else ",", names=STATUS_FIELDS)
     claims.update(status)
+    observed = trialdata.us_day(get("export_date"))
+    if observed:
+        claims["observed"] = Claim(observed, column("export_date"), STRUCTURED)
     # Results in the registry: TrialsTracker's `results_type` (its placeholder `No Results` says none were
     # found), the WHO export's `results date posted`, and a `results url link` to a results page.
     kind = row[where["results_type"]].strip().lower() if "results_type" in where else ""

@@ -15,13 +15,16 @@ from typing import Any, TextIO
 
 import marshmallow as ma
 
-from ..api.schemas.references import ReferenceCreateSchema
-from ..api.schemas.studies import StudyCreateSchema
 from ..identifiers import canonical, normalise
+from ..validation import CURATABLE, Day, ReferenceCreateSchema, StudyCreateSchema
 from . import ArticleRecord, ExportedStudy, FormatError, Row, RowError
 
 READ_ONLY = ("id", "type_label", "reference_count", "registration_ids_found", "study_ids", "link",
-             "link_identifier", "references")
+             "link_identifier", "references", "dissemination", "facet_sources", "curated", "countries")
+# What a study line says of its derivation, restored as it was: where each value came from (a JSON object,
+# at most this long written out), the fields a curator set, and the dissemination flags and days.
+MAX_SOURCES_CHARS = 200_000
+_day = Day(allow_none=True)
 _studies = StudyCreateSchema(unknown=ma.EXCLUDE)
 _references = ReferenceCreateSchema(unknown=ma.EXCLUDE)
 
@@ -73,6 +76,39 @@ def _reference(data: Any) -> dict:
     return _load(_references, {k: v for k, v in data.items() if k not in READ_ONLY})
 
 
+def _derivation(document: dict) -> dict:
+    """The study columns behind `facet_sources`, `curated` and `dissemination` of an exported study."""
+    out: dict[str, Any] = {}
+    sources = document.get("facet_sources")
+    if sources is not None:
+        if not isinstance(sources, dict):
+            raise RowError("`facet_sources` is not an object.")
+        text = json.dumps(sources, sort_keys=True, ensure_ascii=False)
+        if len(text) > MAX_SOURCES_CHARS:
+            raise RowError(f"`facet_sources` is longer than {MAX_SOURCES_CHARS:,} characters.")
+        out["facet_sources"] = text
+    curated = document.get("curated")
+    if curated is not None:
+        if not isinstance(curated, list) or any(name not in CURATABLE for name in curated):
+            raise RowError(f"`curated` is not a list of study fields ({', '.join(CURATABLE)}).")
+        out["curated"] = json.dumps(sorted(set(curated)))
+    dissemination = document.get("dissemination")
+    if dissemination is not None:
+        if not isinstance(dissemination, dict):
+            raise RowError("`dissemination` is not an object.")
+        for where in ("registry", "article", "preprint"):
+            entry = dissemination.get(where) or {}
+            if not isinstance(entry, dict) or not isinstance(entry.get("results", False), bool):
+                raise RowError(f"`dissemination.{where}` is not an object with a boolean `results`.")
+            try:
+                day = _day.deserialize(entry.get("date"))
+            except ma.ValidationError as error:
+                raise RowError(f"`dissemination.{where}.date`: {error.messages[0]}") from None
+            out[f"results_{where}"] = bool(entry.get("results"))
+            out[f"results_{where}_date"] = day
+    return out
+
+
 def map_line(document: dict) -> ArticleRecord | ExportedStudy:
     if "registrations" in document:
         references = document.get("references") or []
@@ -84,7 +120,13 @@ def map_line(document: dict) -> ArticleRecord | ExportedStudy:
                 linked.append((_reference(raw), "manual" if raw.get("link") == "manual" else "auto"))
             except RowError as error:
                 raise RowError(f"references[{index}]: {error}") from None
-        study = _load(_studies, {k: v for k, v in document.items() if k not in READ_ONLY})
+        countries = document.get("countries") or []
+        if not isinstance(countries, list):
+            raise RowError("`countries` is not a list.")
+        study = _load(_studies, {
+            **{k: v for k, v in document.items() if k not in READ_ONLY},
+            "countries": [c.get("code") if isinstance(c, dict) else c for c in countries]})
+        study.update(_derivation(document))
         registrations = []
         for item in study.pop("registrations", []):
             known = canonical(item["identifier"])

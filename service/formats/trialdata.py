@@ -10,6 +10,7 @@ TrialsTracker, DIRECCT's ICTRP list and registry scrape, AACT, ClinicalTrials.go
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable
@@ -287,6 +288,27 @@ def day(value: str | None) -> str | None:
     """An ISO day from the forms registries write (fields.date), else None."""
     found = fields.date(value)
     return found.isoformat() if found else None
+
+
+_US_DAY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:\s.*)?")
+
+
+def us_day(value: str | None) -> str | None:
+    """An ISO day from a WHO export date (`4/15/2020 4:11:24 PM`: month first; the workbook's cells are
+    ISO already), else None."""
+    raw = fields.one_line(value)
+    if not raw:
+        return None
+    m = _US_DAY.fullmatch(raw)
+    if m:
+        month, day_, year = (int(g) for g in m.groups())
+        if month > 12:  # written day first after all
+            month, day_ = day_, month
+        try:
+            return dt.date(year, month, day_).isoformat()
+        except ValueError:
+            return None
+    return day(raw[:10])
 
 
 def day_or_month(value: str | None) -> tuple[str, str] | None:

@@ -8,7 +8,15 @@ and no source record exists before the first import after the upgrade. Once the 
 registry records' dates, its references' results).
 """
 
-from peewee import CharField, PostgresqlDatabase, DateTimeField, ForeignKeyField, IntegerField, Model, TextField
+from peewee import (
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    PostgresqlDatabase,
+    TextField,
+)
 
 from service.db import IdField
 

@@ -2,55 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-
 import marshmallow as ma
 from flask import request
 from marshmallow import fields, pre_load, validate
 
 from ...search.query import QueryTooLong, parse
-from ...vocabularies import canonical_value
+from ...validation import Day, Instant, Text, Vocab
 
-# C0 controls other than tab/newline/carriage return, and DEL: never meaningful in a record.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+__all__ = ["Day", "Instant", "Text", "Vocab"]  # shared with formats/ (service/validation.py)
 
 _PAGING = ("page", "page_size", "cursor")
 
 
 def _choices(field: fields.Field) -> list:
     return next((list(v.choices) for v in field.validators if isinstance(v, validate.OneOf)), [])
-
-
-class Text(fields.String):
-    """A string without control characters (Postgres cannot store NUL; the rest is noise)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if _CONTROL.search(text):
-            raise ma.ValidationError("Must not contain control characters.")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ma.ValidationError("Must be valid Unicode (no lone surrogates).") from None
-        return text
-
-
-class Vocab(fields.String):
-    """A controlled-vocabulary value, matched case-insensitively, stored as the vocabulary spells it."""
-
-    def __init__(self, vocabulary, **kwargs):
-        self.vocabulary = list(vocabulary)
-        kwargs.setdefault("validate", validate.OneOf(self.vocabulary))
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        known = canonical_value(self.vocabulary, text)
-        if known is None:
-            raise ma.ValidationError(
-                f"{text!r} is not an allowed value. Allowed values: {', '.join(self.vocabulary)}.")
-        return known
 
 
 class SearchText(Text):
@@ -96,38 +61,6 @@ class FacetNames(fields.List):
         return list(dict.fromkeys(names))
 
 
-class Instant(fields.DateTime):
-    """An ISO 8601 instant, answered in UTC with a `Z`; a bare date means midnight UTC."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.isoformat() + "Z"
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-            try:
-                return dt.datetime.fromisoformat(value.strip())
-            except ValueError:
-                raise ma.ValidationError("Not a valid date.") from None
-        parsed = super()._deserialize(value, attr, data, **kwargs)
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-        if not dt.datetime(1000, 1, 1) <= parsed <= dt.datetime(9999, 12, 31):
-            raise ma.ValidationError("Must be between years 1000 and 9999.")
-        return parsed
-
-
-class Day(fields.Date):
-    def _deserialize(self, value, attr, data, **kwargs):
-        day = super()._deserialize(value, attr, data, **kwargs)
-        if day.year < 1000:
-            raise ma.ValidationError("Must be in year 1000 or later.")
-        return day
-
-
 class ProblemSchema(ma.Schema):
     """An RFC 9457 problem: every non-2xx answer has this shape."""
 
@@ -148,6 +81,9 @@ class ProblemSchema(ma.Schema):
                                             "equal to 100."]}})
     owner_study_id = fields.Integer(metadata={
         "description": "On a 409 for a registration: the study that owns the identifier."})
+    merged_into = fields.Integer(metadata={
+        "description": "On a 308 (and a 409 merging an already merged study): the study it was merged "
+                       "into."})
 
 
 class QueryArgsSchema(ma.Schema):

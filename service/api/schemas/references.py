@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-
 import marshmallow as ma
-from marshmallow import fields, validate, validates_schema
+from marshmallow import fields, validate
 
 from ...domain.facets import REFERENCE_FACETS
 from ...domain.references import REFERENCE_SORTS
+from ...validation import PartialDate, ReferenceCreateSchema, ReferencePatchSchema
 from ...vocabularies import REFERENCE_TYPES
 from .common import (
-    Day,
     FacetNames,
     Instant,
     QueryArgsSchema,
@@ -22,26 +19,6 @@ from .common import (
     paging_fields,
     search_field,
 )
-
-_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
-
-
-class PartialDate(Text):
-    """`YYYY`, `YYYY-MM` or `YYYY-MM-DD`, kept at the precision given (never padded)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        match = _PARTIAL_DATE.fullmatch(text)
-        if not match:
-            raise ma.ValidationError("Use YYYY, YYYY-MM or YYYY-MM-DD.")
-        year, month, day = (int(g) if g else None for g in match.groups())
-        try:
-            dt.date(year, month or 1, day or 1)
-        except ValueError:
-            raise ma.ValidationError("Not a real date.") from None
-        if year < 1000:
-            raise ma.ValidationError("Must be in year 1000 or later.")
-        return text
 
 
 class ReferenceSchema(ma.Schema):
@@ -90,59 +67,6 @@ class LinkedReferenceSchema(ReferenceSchema):
         "description": "For an automatic link: the registration identifier that made it."})
 
 
-def _optional(length: int, **metadata) -> Text:
-    return Text(allow_none=True, validate=validate.Length(max=length), metadata=metadata)
-
-
-class ReferencePatchSchema(ma.Schema):
-    type = Vocab(REFERENCE_TYPES, metadata={"description": "Reference type code.",
-                                            "example": "journal_article"})
-    title = Text(validate=validate.Length(1, 5000))
-    authors = fields.List(Text(validate=validate.Length(1, 300)), validate=validate.Length(max=2000),
-                          metadata={"description": "Authors in order, as written (\"Chu M\")."})
-    abstract = _optional(100_000)
-    source = _optional(500, description="Journal or registry name.")
-    year = fields.Integer(strict=True, allow_none=True, validate=validate.Range(1000, 9999),
-                          metadata={"description": "Defaults to the year of `published`."})
-    published = PartialDate(allow_none=True, metadata={
-        "description": "YYYY, YYYY-MM or YYYY-MM-DD, at the precision known.", "example": "2022-06"})
-    volume = _optional(50)
-    issue = _optional(50)
-    pages = _optional(50)
-    doi = Text(allow_none=True, validate=[validate.Length(max=300), validate.Regexp(
-        r"^(?:(?:https?://(?:dx\.)?doi\.org/)|doi:)?10\.\d{4,9}/\S+$", flags=re.IGNORECASE,
-        error="Not a DOI (10.NNNN/...).")], metadata={"example": "10.1007/s12015-022-10398-w"})
-    pmid = Text(allow_none=True, validate=validate.Regexp(r"^[1-9]\d{0,9}$", error="Not a PMID."),
-                metadata={"example": "32445440"})
-    url = Text(allow_none=True, validate=[validate.Length(max=2000), validate.URL(
-        schemes={"http", "https"}, require_tld=False)])
-    registration_id = _optional(100, description="For a trial registry record: its identifier.")
-    has_results = fields.Boolean(metadata={"description": "Whether it reports results."})
-    notes = _optional(10_000)
-    first_published = Day(metadata={"description": "Defaults to the day of creation."})
-    updated = Instant(metadata={"description": "Set only when importing a record that carries its "
-                                               "own date; otherwise the service sets it."})
-
-    @validates_schema
-    def _consistent(self, data, **kwargs):
-        if not data and self.partial:
-            raise ma.ValidationError("Give at least one field to change.", "body")
-        published, year = data.get("published"), data.get("year")
-        if published and year is not None and int(published[:4]) != year:
-            raise ma.ValidationError("Does not match the year of `published`.", "year")
-
-
-class ReferenceCreateSchema(ReferencePatchSchema):
-    type = Vocab(REFERENCE_TYPES, required=True, metadata={"example": "journal_article"})
-    title = Text(required=True, validate=validate.Length(1, 5000))
-    authors = fields.List(Text(validate=validate.Length(1, 300)), load_default=list,
-                          validate=validate.Length(max=2000))
-    has_results = fields.Boolean(load_default=False)
-    study_ids = fields.List(fields.Integer(strict=True, validate=validate.Range(1, 2_147_483_647)),
-                            validate=validate.Length(max=100), metadata={
-                                "description": "Studies to link this reference to by hand."})
-
-
 ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
     "q": search_field("the reference's title, abstract and authors (and its own registration "
                       "identifier and those found in its text)"),
@@ -188,3 +112,5 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
 }, name="ReferenceQueryArgs")
 
 ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage", facets=REFERENCE_FACETS)
+
+__all__ = ["PartialDate", "ReferenceCreateSchema", "ReferencePatchSchema"]

@@ -28,7 +28,10 @@ class StatsSchema(ma.Schema):
         "References per value of each reference facet (as `GET /references?facets=`).",
         {"type": [{"value": "journal_article", "count": 60}]})
     studies_first_published_by_month = fields.List(fields.Nested(MonthCountSchema), metadata={
-        "description": "Studies first published in the register per month, oldest first, "
-                       "without gaps."})
+        "description": "Studies per month of `first_published` (when each first appeared in its "
+                       "sources), oldest first, without gaps."})
+    studies_registered_by_month = fields.List(fields.Nested(MonthCountSchema), metadata={
+        "description": "Studies per month of `registered` (the earliest registration date of their "
+                       "records), oldest first, without gaps; studies without one are not counted."})
     last_updated = Instant(allow_none=True, metadata={
         "description": "The latest `updated` of any study; null when the register is empty."})

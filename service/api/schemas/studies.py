@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields, validate, validates_schema
+from marshmallow import fields, validate
 
 from ...domain.facets import STUDY_FACETS
 from ...domain.studies import STUDY_SORTS
-from ...vocabularies import FACETS, REFERENCE_TYPES, REGISTRIES, UNCLEAR
+from ...validation import FACET_DOC, Country, RegistrationSchema, StudyCreateSchema, StudyPatchSchema
+from ...vocabularies import (
+    FACETS,
+    PHASE,
+    RECRUITMENT_STATUS,
+    REFERENCE_TYPES,
+    REGISTRIES,
+    RESULTS_IN,
+)
 from .common import (
     Day,
     FacetNames,
@@ -20,23 +28,7 @@ from .common import (
     search_field,
 )
 from .references import LinkedReferenceSchema
-
-FACET_DOC = {
-    "study_type": "Study type (vocabulary `study_type`).",
-    "study_aim": "Study aim (vocabulary `study_aim`).",
-    "study_design": "Study design (vocabulary `study_design`).",
-    "intervention_assignment": "Intervention assignment (vocabulary `intervention_assignment`).",
-}
-
-
-class RegistrationSchema(ma.Schema):
-    registry = Vocab(REGISTRIES, metadata={
-        "description": "Registry code; derived from the identifier's pattern when omitted.",
-        "example": "ChiCTR"})
-    identifier = Text(required=True, validate=validate.Length(1, 100), metadata={
-        "description": "Registration identifier, stored in canonical form (upper-case prefix, no "
-                       "spaces, EudraCT without `EUCTR` and country suffix). Unique across studies.",
-        "example": "ChiCTR2000030261"})
+from .trial import CountrySchema, DisseminationSchema
 
 
 class StudySchema(ma.Schema):
@@ -54,51 +46,50 @@ class StudySchema(ma.Schema):
                                            "example": "Parallel/Crossover"})
     intervention_assignment = fields.String(metadata={
         "description": FACET_DOC["intervention_assignment"], "example": "Unclear"})
-    first_published = fields.Date(metadata={"description": "Day the study was first published in "
-                                                           "the register.", "example": "2020-04-01"})
+    first_published = fields.Date(metadata={
+        "description": "When the study first appeared in its sources: the earliest day any of its registry "
+                       "records was registered or published (a study written through the API without "
+                       "one: the day it was written).", "example": "2020-04-01"})
     updated = Instant(metadata={"description": "When the study or its set of references last "
                                                "changed (UTC).", "example": "2022-07-04T00:00:00Z"})
+    registered = fields.Date(allow_none=True, metadata={
+        "description": "The earliest registration date any of the study's records states.",
+        "example": "2020-02-24"})
+    start_date = fields.Date(allow_none=True, metadata={
+        "description": "When the study started (or plans to): its records' start or enrolment date; a "
+                       "month-only date is its first day (`facet_sources` says so).",
+        "example": "2020-02-24"})
+    recruitment_status = fields.String(metadata={
+        "description": "Recruitment status (vocabulary `recruitment_status`), from the newest source.",
+        "example": "Completed"})
+    phase = fields.String(metadata={"description": "Phase (vocabulary `phase`).", "example": "Phase 3"})
+    target_size = fields.Integer(allow_none=True, metadata={
+        "description": "Target (or actual) number of participants, from the newest source.",
+        "example": 1062})
+    countries = fields.List(fields.Nested(CountrySchema), metadata={
+        "description": "Countries where the study recruits (ISO 3166-1)."})
+    sponsor = fields.String(allow_none=True, metadata={"description": "Primary sponsor.",
+                                                       "example": "National Institute of Allergy and "
+                                                                  "Infectious Diseases (NIAID)"})
+    primary_completion_date = fields.Date(allow_none=True, metadata={
+        "description": "Primary completion date (actual or anticipated), from the newest source.",
+        "example": "2020-04-19"})
+    dissemination = fields.Nested(DisseminationSchema, metadata={
+        "description": "Whether and when results appeared in a registry, a journal article, a preprint."})
+    facet_sources = fields.Dict(metadata={
+        "description": "For each derived field, where its value came from: `source` (file format and "
+                       "layout), `registration`, `field` (the source's column) and `strength` (3 a coded "
+                       "registry field, 2 a registry's words mapped by a table, 1 a keyword rule over "
+                       "free text), or the `rule` that derived it (`set by a curator`...), and "
+                       "`conflicts`: other values sources state. In single-study reads and exports."})
+    curated = fields.List(fields.String(), metadata={
+        "description": "Fields a curator set by hand: derivation from the sources never changes them. "
+                       "In single-study reads and exports.", "example": ["study_aim"]})
     reference_count = fields.Integer(metadata={"description": "Number of linked references.",
                                                "example": 2})
     references = fields.List(fields.Nested(LinkedReferenceSchema), metadata={
         "description": "Linked references, newest first (single-study reads, and lists with "
                        "`include=references`)."})
-
-
-def _facet_input(name: str, **kwargs) -> Vocab:
-    return Vocab(FACETS[name], metadata={
-        "description": FACET_DOC[name] + " Matched case-insensitively.", "example": UNCLEAR}, **kwargs)
-
-
-class StudyPatchSchema(ma.Schema):
-    name = Text(validate=validate.Length(1, 200), metadata={
-        "description": "Heading label; defaults to the first registration identifier on create."})
-    title = Text(validate=validate.Length(1, 5000))
-    registrations = fields.List(fields.Nested(RegistrationSchema), validate=validate.Length(max=50),
-                                metadata={"description": "On PATCH, replaces the whole list."})
-    study_type = _facet_input("study_type")
-    study_aim = _facet_input("study_aim")
-    study_design = _facet_input("study_design")
-    intervention_assignment = _facet_input("intervention_assignment")
-    first_published = Day(metadata={"description": "Defaults to the day of creation.",
-                                    "example": "2020-04-01"})
-    updated = Instant(metadata={"description": "Set only when importing a record that carries its "
-                                               "own date; otherwise the service sets it."})
-
-    @validates_schema
-    def _not_empty(self, data, **kwargs):
-        if not data and self.partial:
-            raise ma.ValidationError("Give at least one field to change.", "body")
-
-
-class StudyCreateSchema(StudyPatchSchema):
-    title = Text(required=True, validate=validate.Length(1, 5000))
-    registrations = fields.List(fields.Nested(RegistrationSchema), load_default=list,
-                                validate=validate.Length(max=50))
-    study_type = _facet_input("study_type", load_default=UNCLEAR)
-    study_aim = _facet_input("study_aim", load_default=UNCLEAR)
-    study_design = _facet_input("study_design", load_default=UNCLEAR)
-    intervention_assignment = _facet_input("intervention_assignment", load_default=UNCLEAR)
 
 
 def _facet_filter(name: str) -> fields.List:
@@ -127,14 +118,33 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
     "first_published_from": Day(metadata={"description": "First published on or after this day."}),
     "first_published_to": Day(metadata={"description": "First published on or before this day."}),
     "updated_since": Instant(metadata={"description": "Updated at or after this instant (or day)."}),
-    "include": fields.List(fields.String(validate=validate.OneOf(["references"])), metadata={
-        "description": "`references` embeds each study's references in the list items."}),
+    "registered_from": Day(metadata={"description": "Registered on or after this day."}),
+    "registered_to": Day(metadata={"description": "Registered on or before this day."}),
+    "start_from": Day(metadata={"description": "Started (start date) on or after this day."}),
+    "start_to": Day(metadata={"description": "Started (start date) on or before this day."}),
+    "recruitment_status": fields.List(Vocab(RECRUITMENT_STATUS), metadata={
+        "description": "Recruitment status (vocabulary `recruitment_status`). Repeat to OR; matched "
+                       "case-insensitively."}),
+    "phase": fields.List(Vocab(PHASE), metadata={
+        "description": "Phase (vocabulary `phase`). Repeat to OR; matched case-insensitively."}),
+    "country": fields.List(Country(), metadata={
+        "description": "Studies recruiting in this country: ISO 3166-1 alpha-2 or alpha-3 code, or its "
+                       "name (`DE`, `DEU`, `Germany`). Repeat to OR."}),
+    "results_in": fields.List(fields.String(validate=validate.OneOf(list(RESULTS_IN))), metadata={
+        "description": "Where results appeared: " + "; ".join(f"`{k}`: {v}" for k, v in RESULTS_IN.items())
+                       + " Repeat to OR (`results_in=none&recruitment_status=Completed`: completed trials "
+                         "that never reported)."}),
+    "include": fields.List(fields.String(validate=validate.OneOf(["references", "facet_sources"])), metadata={
+        "description": "`references` embeds each study's references in the list items; `facet_sources` adds "
+                       "each study's `facet_sources` and `curated`."}),
     "facets": FacetNames(STUDY_FACETS, metadata={
         "description": "Facet counts to add to the answer, comma-separated: "
                        + ", ".join(f"`{f}`" for f in STUDY_FACETS) + ". `registry` and "
                        "`reference_type` count the studies with at least one registration / linked "
                        "reference of that value; `has_results` `true` counts studies with a linked "
-                       "reference reporting results.",
+                       "reference reporting results; `country` counts the studies recruiting in each "
+                       "country (those with a study, most first); `results_in` the studies with results "
+                       "in each place (a study may count under several) and `none`.",
         "example": ["study_type", "study_aim"]}),
     **paging_fields(STUDY_SORTS, "id", relevance=True, formats={
         "csv": "`text/csv; charset=utf-8` (UTF-8, no BOM), a header row then one row per study: "
@@ -158,3 +168,5 @@ class LinkSchema(ma.Schema):
     link_identifier = fields.String(allow_none=True, metadata={
         "description": "For an automatic link: the identifier that made it."})
     created = Instant()
+
+__all__ = ["RegistrationSchema", "StudyCreateSchema", "StudyPatchSchema"]
