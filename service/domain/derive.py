@@ -161,19 +161,28 @@ def _recency(source: dict) -> tuple[str, str]:
     return str(day), source["imported"].isoformat()
 
 
-def _candidates(name: str, sources: list[dict], named: str) -> list[tuple[tuple, dict, dict]]:
-    """(sort key, claim, source) of every claim of field ``name``, best first."""
-    found = []
-    for source in sources:
-        claim = source["claims"].get(name)
-        if not claim or claim.get("value") in (None, "", UNCLEAR, []):
-            continue
-        strength, recency = claim.get("strength", 0), _recency(source)
-        mine = source["identifier"] == named
-        key = (recency, strength, mine) if name in CHANGING else (strength, mine, recency)
-        found.append((key, claim, source))
-    found.sort(key=lambda item: item[0], reverse=True)
-    return found
+class _Claims:
+    """Every claim of a study's sources by field, each field's ranked best first on first use."""
+
+    def __init__(self, sources: list[dict], named: str):
+        self.by_field: dict[str, list] = defaultdict(list)
+        self.ranked: dict[str, list[tuple[tuple, dict, dict]]] = {}
+        for source in sources:
+            recency, mine = _recency(source), source["identifier"] == named
+            for name, claim in source["claims"].items():
+                if claim.get("value") not in (None, "", UNCLEAR, []):
+                    self.by_field[name].append((recency, claim.get("strength", 0), mine, claim, source))
+
+    def __call__(self, name: str) -> list[tuple[tuple, dict, dict]]:
+        """(sort key, claim, source) of every claim of field ``name``, best first."""
+        found = self.ranked.get(name)
+        if found is None:
+            changing = name in CHANGING
+            found = [((recency, strength, mine) if changing else (strength, mine, recency), claim, source)
+                     for recency, strength, mine, claim, source in self.by_field.get(name, ())]
+            found.sort(key=lambda item: item[0], reverse=True)
+            self.ranked[name] = found
+        return found
 
 
 def _origin(claim: dict, source: dict, others: list[tuple[tuple, dict, dict]]) -> dict:
@@ -209,12 +218,13 @@ def derive_values(study: dict, identifiers: list[str], sources: list[dict], link
     named = study["name"]
     values: dict[str, Any] = {}
     origins: dict[str, Any] = {}
+    candidates_of = _Claims(sources, named)
 
     def decide(name, allowed=None, rule_when_none=None):
         if name in curated:
             origins[name] = {"rule": "set by a curator"}
             return study[name]
-        value, origin = _pick(name, _candidates(name, sources, named), study[name], allowed)
+        value, origin = _pick(name, candidates_of(name), study[name], allowed)
         if origin is None:
             origins[name] = previous_origins.get(name) or (
                 {"rule": rule_when_none} if rule_when_none else
@@ -256,7 +266,7 @@ def derive_values(study: dict, identifiers: list[str], sources: list[dict], link
         origins["registered"] = {"rule": "set by a curator"}
     else:
         stated = [(_as_date(claim["value"]), claim, source) for _, claim, source
-                  in _candidates("registered", sources, named)]
+                  in candidates_of("registered")]
         stated = sorted(((d, c, s) for d, c, s in stated if d), key=lambda item: item[0])
         if stated:
             day, claim, source = stated[0]
@@ -295,7 +305,7 @@ def derive_values(study: dict, identifiers: list[str], sources: list[dict], link
     if "countries" in curated:
         origins["countries"] = {"rule": "set by a curator"}
     else:
-        candidates = _candidates("countries", sources, named)
+        candidates = candidates_of("countries")
         if candidates:
             best = candidates[0][0][0]
             top = [c for c in candidates if c[0][0] == best]
@@ -314,9 +324,9 @@ def derive_values(study: dict, identifiers: list[str], sources: list[dict], link
     # Dissemination.
     registry_days: list[dt.date] = []
     registry = False
-    for _, claim, _ in _candidates("results_registry", sources, named):
+    for _, claim, _ in candidates_of("results_registry"):
         registry = registry or claim["value"] is True
-    for _, claim, _ in _candidates("results_registry_date", sources, named):
+    for _, claim, _ in candidates_of("results_registry_date"):
         day = _as_date(claim["value"])
         if day:
             registry, registry_days = True, [*registry_days, day]
@@ -336,7 +346,7 @@ def derive_values(study: dict, identifiers: list[str], sources: list[dict], link
         elif kind_ == "preprint":
             preprint = True
             preprint_days += [day] if day else []
-    if not registry and not _candidates("results_registry", sources, named):
+    if not registry and not candidates_of("results_registry"):
         # No source speaks of registry results (a register restored from its export): kept as they are.
         registry = study["results_registry"]
         registry_days = [d for d in [study["results_registry_date"]] if d]
@@ -405,9 +415,8 @@ def _rederive_chunk(ids: list[int], now: dt.datetime, dates: dict[int, dt.dateti
         values, origins, new_countries = derive_values(study, registrations[study_id], sources[study_id],
                                                        links[study_id], curated, previous)
         diff = {name: values[name] for name in COLUMNS if values[name] != study[name]}
-        encoded = json.dumps(origins, sort_keys=True, ensure_ascii=False)
-        if encoded != (study["facet_sources"] or "{}"):
-            diff["facet_sources"] = encoded
+        if origins != previous:
+            diff["facet_sources"] = json.dumps(origins, ensure_ascii=False)
         if new_countries is not None and sorted(countries[study_id]) != new_countries:
             country_changes[study_id] = new_countries
             diff["countries"] = json.dumps(new_countries)

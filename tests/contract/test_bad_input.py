@@ -132,6 +132,9 @@ def test_repeated_single_value_parameter_is_422(client):
     ("sort=colour", "sort"), ("sort=--id", "sort"), ("format=xml", "format"),
     ("has_results=maybe", "has_results"), ("first_published_from=2020-02-30", "first_published_from"),
     ("updated_since=tomorrow", "updated_since"), ("include=everything", "include.0"),
+    ("facets=", "facets"), ("facets=,", "facets"), ("recruitment_status=Ongoing", "recruitment_status.0"),
+    ("country=Atlantis", "country.0"), ("results_in=somewhere", "results_in.0"),
+    ("registered_to=2020-02-30", "registered_to"),
 ])
 def test_bad_paging_and_filter_values_are_422(client, query, field):
     body = assert_problem(client.get("/studies?" + query), 422, field)

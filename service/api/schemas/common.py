@@ -57,6 +57,8 @@ class FacetNames(fields.List):
         if isinstance(value, list):
             value = [part.strip() for item in value if isinstance(item, str)
                      for part in item.split(",") if part.strip()]
+            if not value:
+                raise ma.ValidationError(f"Name at least one facet: {', '.join(_choices(self.inner))}.")
         names = super()._deserialize(value, attr, data, **kwargs)
         return list(dict.fromkeys(names))
 
