@@ -416,7 +416,7 @@ def _rederive_chunk(ids: list[int], now: dt.datetime, dates: dict[int, dt.dateti
                                                        links[study_id], curated, previous)
         diff = {name: values[name] for name in COLUMNS if values[name] != study[name]}
         if origins != previous:
-            diff["facet_sources"] = json.dumps(origins, ensure_ascii=False)
+            diff["facet_sources"] = json.dumps(origins, ensure_ascii=False, separators=(",", ":"))
         if new_countries is not None and sorted(countries[study_id]) != new_countries:
             country_changes[study_id] = new_countries
             diff["countries"] = json.dumps(new_countries)

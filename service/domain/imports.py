@@ -415,21 +415,25 @@ class _Engine:
             return self.report.format
         return f"{self.report.format}/{self.report.layout}"
 
-    def _write_sources(self, items: list[tuple[str, str, str | None, dict]]) -> dict[str, str]:
+    def _write_sources(self, items: list[tuple[str, str, str | None, dict]], *, others: bool = False
+                       ) -> dict[str, str]:
         """Create or update the source records of these registrations from this import's source; for each
-        identifier "created", "updated" or "unchanged" (also for a new record saying what another source
-        said already)."""
+        identifier "created", "updated" or "unchanged" (with ``others``, also for a new record saying what
+        another source said already)."""
         source = self._source_name()
         wanted = {identifier: (registry, title, json.dumps(
-            {name: claim.as_dict() for name, claim in sorted(claims.items())},
-            sort_keys=True, ensure_ascii=False)) for identifier, registry, title, claims in items}
+            {name: claim.as_dict() for name, claim in sorted(claims.items())}, ensure_ascii=False,
+            separators=(",", ":"))) for identifier, registry, title, claims in items}
         stored, said = {}, set()
-        for row_id, identifier, other, title, claims in select_in(
-                "SELECT id, identifier, source, title, claims FROM source_record WHERE {where}", "identifier",
-                list(wanted)):
-            said.add((identifier, title, claims))
-            if other == source:
-                stored[identifier] = (row_id, title, claims)
+        # This source's records, and the others' only where one would be new (what they say is compared).
+        for row_id, identifier, title, claims in select_in(
+                f"SELECT id, identifier, title, claims FROM source_record WHERE source = {database.param} "
+                "AND {where}", "identifier", list(wanted), params=[source]):
+            stored[identifier] = (row_id, title, claims)
+        if others:
+            said = set(select_in(
+                f"SELECT identifier, title, claims FROM source_record WHERE source <> {database.param} "
+                "AND {where}", "identifier", [i for i in wanted if i not in stored], params=[source]))
         new, changes, outcome = [], [], {}
         for identifier, (registry, title, claims) in wanted.items():
             if identifier not in stored:
@@ -460,7 +464,7 @@ class _Engine:
             kept.append(record)
         if not kept:
             return
-        outcome = self._write_sources([(r.identifier, r.registry, None, r.claims) for r in kept])
+        outcome = self._write_sources([(r.identifier, r.registry, None, r.claims) for r in kept], others=True)
         for r in kept:
             self._count(outcome[r.identifier])
         touched = [r.identifier for r in kept if outcome[r.identifier] != "unchanged"]

@@ -4,6 +4,7 @@ register's columns put on them."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import re
 
@@ -29,11 +30,21 @@ LIMITS = {"title": 5000, "source": 500, "volume": 50, "issue": 50, "pages": 50, 
           "url": 2000, "registration_id": 100, "abstract": 100_000, "notes": 10_000}
 
 
+# Short values repeat (statuses, phases, countries, dates): their cleaning is remembered, up to this many.
+SHORT, REMEMBERED = 120, 1 << 14
+
+
 def text(value: str | None) -> str | None:
     """A value with mojibake repaired, markup, HTML entities and stray spacing removed; None when it is a
     missing-value placeholder (`NA`, `None`, `Not Available`, ...)."""
     if value is None:
         return None
+    if len(value) <= SHORT:
+        return _short_text(value)
+    return _text(value)
+
+
+def _text(value: str) -> str | None:
     if not value.isascii():
         # UTF-8 once decoded as Windows-1252 or Mac Roman (`GS-5734â„¢`, `coronavirusâ€“infected`), as the
         # registries' exports carry it: only that repair (ftfy's `fix_encoding`), on non-ASCII cells only.
@@ -54,11 +65,23 @@ def text(value: str | None) -> str | None:
     return cleaned
 
 
+_short_text = functools.lru_cache(maxsize=REMEMBERED)(_text)
+
+
 def one_line(value: str | None) -> str | None:
+    if value is not None and len(value) <= SHORT:
+        return _short_line(value)
     cleaned = text(value)
     return " ".join(cleaned.split()) if cleaned else None
 
 
+@functools.lru_cache(maxsize=REMEMBERED)
+def _short_line(value: str) -> str | None:
+    cleaned = _text(value)
+    return " ".join(cleaned.split()) if cleaned else None
+
+
+@functools.lru_cache(maxsize=REMEMBERED)
 def date(value: str | None) -> dt.date | None:
     """A day from the forms registries write: ISO, DD/MM/YYYY, YYYYMMDD, "14 April 2020",
     "April 1, 2020"; None when missing or not a full date."""

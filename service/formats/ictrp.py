@@ -108,9 +108,13 @@ def parse(stream: TextIO, info: dict) -> Iterator[Row]:
 
 
 def map_row(row: list[str], where: dict[str, int], header: list[str] | None = None) -> RegistryRecord:
+    cleaned: dict[str, str | None] = {}  # each cell is cleaned once, however often the rules read it
+
     def get(name: str) -> str | None:
-        index = where.get(name)
-        return fields.text(row[index]) if index is not None else None
+        if name not in cleaned:
+            index = where.get(name)
+            cleaned[name] = fields.text(row[index]) if index is not None else None
+        return cleaned[name]
 
     def column(name: str) -> str:
         return header[where[name]].replace("\ufeff", "").strip() if header else COLUMNS[name][0]

@@ -11,6 +11,7 @@ TrialsTracker, DIRECCT's ICTRP list and registry scrape, AACT, ClinicalTrials.go
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -78,6 +79,7 @@ def _fold(value: str | None) -> str:
     return " ".join((value or "").replace("<br>", " ").lower().split())
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def recruitment_status(value: str | None) -> str | None:
     """The RECRUITMENT_STATUS label a registry's status spelling states; None when it states none."""
     folded = _fold(value)
@@ -121,6 +123,7 @@ def _label(numbers: list[int]) -> str | None:
     return None  # `Phase 3/Phase 4` and other spans the vocabulary has no value for
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def phase(value: str | None) -> str | None:
     """The PHASE label of a registry's phase text: `Phase 2/Phase 3`, `2-3`, `II-III`, `Phase II`,
     `Phase-1`, `0` (phase 0: Early phase 1), `N/A`, EU CTR's "Human pharmacology (Phase I): no
@@ -284,6 +287,7 @@ def countries(value: str | None, separator: str) -> tuple[list[str], list[str]] 
 _MONTH_YEAR = re.compile(r"([A-Za-z]+)\.?,? (\d{4})")
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def day(value: str | None) -> str | None:
     """An ISO day from the forms registries write (fields.date), else None."""
     found = fields.date(value)
@@ -311,6 +315,7 @@ def us_day(value: str | None) -> str | None:
     return day(raw[:10])
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def day_or_month(value: str | None) -> tuple[str, str] | None:
     """(ISO day, precision) from a date as registries write a start: a full date ("day"), or a month
     (`April 2020`, `2020-04`, `May-20`: its first day, "month")."""
