@@ -271,8 +271,13 @@ def test_signals_and_their_limits(client, auth):
     assert set(pairs) == expected
     assert pairs[(a["id"], other_registry["id"])]["score"] == 0.7
     assert pairs[(a["id"], other_registry["id"])]["reasons"] == [{"kind": "same_title", "title": title}]
-    assert pairs[(s1["id"], s2["id"])]["score"] == 0.4
+    assert pairs[(s1["id"], s2["id"])]["score"] == 0.2
     assert pairs[(s1["id"], s2["id"])]["reasons"][0]["studies_named"] == 3
+    # Several articles naming the same three trials do not add up to a duplicate.
+    create_reference(client, auth, title="Three trials again",
+                     abstract="ACTRN12620000445976; IRCT20200310046736N1; KCT0005234")
+    again = {tuple(c["study_ids"]): c for c in duplicates(client)["items"]}
+    assert again[(s1["id"], s2["id"])]["score"] == 0.2
     assert pairs[(s1["id"], s4["id"])]["reasons"] == [{"kind": "same_title", "title": "A registry record"}]
     assert all(two_ncts["id"] not in key for key in pairs)
 

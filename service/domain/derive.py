@@ -38,6 +38,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from ..db import any_of, before_commit, database, insert_rows, select_in, update_rows
 from ..models import Study, StudyCountry, utcnow
 from ..vocabularies import UNCLEAR
@@ -112,7 +114,7 @@ def _load(ids: list[int]):
             "identifier", list(owner)):
         sources[owner[identifier]].append({
             "identifier": identifier, "source": source, "title": title,
-            "claims": json.loads(claims or "{}"), "imported": _as_datetime(imported)})
+            "claims": orjson.loads(claims or "{}"), "imported": _as_datetime(imported)})
     links: dict[int, list[tuple]] = defaultdict(list)
     for row in select_in(
             'SELECT l.study_id, r.type, r.has_results, r.published, r.registration_id, r.title, r.updated '
@@ -410,13 +412,13 @@ def _rederive_chunk(ids: list[int], now: dt.datetime, dates: dict[int, dt.dateti
             study[name] = _as_date(study[name])
         for name in ("results_registry", "results_article", "results_preprint"):
             study[name] = bool(study[name])
-        previous = json.loads(study["facet_sources"] or "{}")
-        curated = set(json.loads(study["curated"] or "[]"))
+        previous = orjson.loads(study["facet_sources"] or "{}")
+        curated = set(orjson.loads(study["curated"] or "[]"))
         values, origins, new_countries = derive_values(study, registrations[study_id], sources[study_id],
                                                        links[study_id], curated, previous)
         diff = {name: values[name] for name in COLUMNS if values[name] != study[name]}
         if origins != previous:
-            diff["facet_sources"] = json.dumps(origins, ensure_ascii=False, separators=(",", ":"))
+            diff["facet_sources"] = orjson.dumps(origins).decode()
         if new_countries is not None and sorted(countries[study_id]) != new_countries:
             country_changes[study_id] = new_countries
             diff["countries"] = json.dumps(new_countries)

@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
+import orjson
+
 from ..db import any_of, database, insert_rows, is_postgres, select_in, update_rows, write_transaction
 from ..formats import (
     AddedLines,
@@ -421,9 +423,9 @@ class _Engine:
         identifier "created", "updated" or "unchanged" (with ``others``, also for a new record saying what
         another source said already)."""
         source = self._source_name()
-        wanted = {identifier: (registry, title, json.dumps(
-            {name: claim.as_dict() for name, claim in sorted(claims.items())}, ensure_ascii=False,
-            separators=(",", ":"))) for identifier, registry, title, claims in items}
+        wanted = {identifier: (registry, title, orjson.dumps(
+            {name: claim.as_dict() for name, claim in sorted(claims.items())}).decode())
+            for identifier, registry, title, claims in items}
         stored, said = {}, set()
         # This source's records, and the others' only where one would be new (what they say is compared).
         for row_id, identifier, title, claims in select_in(
