@@ -180,3 +180,12 @@ def test_an_api_study_keeps_what_it_was_given_and_sorts_without_dates_last(clien
     second = client.get(walked["next"]).get_json()
     assert [s["id"] for s in walked["items"] + second["items"]] == [dated["id"], undated["id"]]
     assert json.loads(json.dumps(client.get("/vocabularies/recruitment_status").get_json()))["values"]
+
+
+def test_a_registry_record_reads_the_same_date_from_the_who_list_and_from_clinicaltrials_gov(runner, client):
+    """The WHO list dates NCT04382053 by its first submission; AACT also gives its first posting: the
+    record is dated by its registration whichever came last."""
+    run_import(runner, AACT, "ctgov-aact-csv")
+    record = next(r for r in study_of(client, "NCT04382053")["references"]
+                  if r["type"] == "trial_registry_record")
+    assert record["published"] == study_of(client, "NCT04382053")["registered"] == "2020-05-08"

@@ -99,9 +99,12 @@ def map_study(study: Any, names: dict[str, str] | None = None) -> RegistryRecord
         found = canonical(item["id"]) if isinstance(item, dict) and isinstance(item.get("id"), str) else None
         if found and found[0] != identifier and found not in secondary:
             secondary.append(found)
-    posted = _str(_get(ps, "statusModule", "studyFirstPostDateStruct", "date")) or _str(
-        _get(ps, "statusModule", "studyFirstSubmitDate"))
-    published = fields.partial_date(posted)
+    # A registry record is dated by its registration, as the WHO lists date it (their `Date registration`
+    # of an NCT record is its first submission): the same record reads the same from either source. The
+    # first-posted date is the fallback.
+    registered = _str(_get(ps, "statusModule", "studyFirstSubmitDate")) or _str(
+        _get(ps, "statusModule", "studyFirstPostDateStruct", "date"))
+    published = fields.partial_date(registered)
     reference = {
         "type": "trial_registry_record",
         "title": title,
