@@ -362,3 +362,6 @@ def test_a_scrape_row_of_a_registration_no_study_holds_yet_waits_for_the_study(r
     run_import(runner, REGISTRATIONS, "direcct-registrations")
     study = study_of(client, "NCT04292899")
     assert (study["recruitment_status"], study["primary_completion_date"]) == ("Completed", "2020-04-09")
+    # No registry record dates it: the study first appeared when the scrape shows its record updated.
+    assert study["first_published"] == "2020-12-31"
+    assert study["facet_sources"]["first_published"]["rule"].startswith("the earliest day a source shows")

@@ -18,8 +18,9 @@ claims of every registration it holds, by these rules (written here once, applie
    series).
 5. Dates: `registered` is the earliest registration date any record states (else the earliest day a
    registry record of the study was published); `first_published`, when the study first appeared in its
-   sources, is the earliest day any of its registry records was registered or published (a study no
-   registry record describes keeps the day it was written).
+   sources, is the earliest day any of its registry records was registered or published, else the
+   earliest day a report of it was published, else the earliest day a source shows its record (last
+   updated, or seen by a scrape); a study no source dates keeps the day it was written.
 6. The title: a curator's; else the title of the record the study is named by; else, while the title is
    a placeholder (DIRECCT's cross-registrations carry none), the first record title of its registrations.
 7. Dissemination: results in the registry (a record states summary results, its registry record or a
@@ -294,10 +295,16 @@ def derive_values(study: dict, identifiers: list[str], sources: list[dict], link
         else:
             report_days = [d for d in (_as_date(link[2]) for link in links
                                        if link[2] and len(link[2]) == 10) if d]
+            seen_days = [d for d in (_as_date(claim["value"]) for name in ("record_updated", "observed")
+                                     for _, claim, _ in candidates_of(name)) if d]
             if report_days:
                 values["first_published"] = min(report_days)
                 origins["first_published"] = {"rule": "the earliest day a report of the study was published "
                                                       "(no registry record gives a day)"}
+            elif seen_days:
+                values["first_published"] = min(seen_days)
+                origins["first_published"] = {"rule": "the earliest day a source shows the study's record "
+                                                      "(updated or seen; no source gives its registration)"}
             else:
                 values["first_published"] = _as_date(study["first_published"])
                 origins["first_published"] = previous_origins.get("first_published") or {
