@@ -56,7 +56,7 @@ def test_crash_19_is_proposed_then_merged(client, auth):
     assert page["total"] == 1 and page["page"] == 1 and page["next"] is None
     candidate = page["items"][0]
     assert candidate["study_ids"] == [a["id"], b["id"]] and candidate["status"] == "open"
-    assert candidate["score"] == 0.88
+    assert candidate["score"] == 0.79
     kinds = {r["kind"]: r for r in candidate["reasons"]}
     assert kinds["same_title"]["title"] == CRASH
     assert kinds["article_cites_both"] == {"kind": "article_cites_both", "reference_id": article["id"],
@@ -271,13 +271,13 @@ def test_signals_and_their_limits(client, auth):
     assert set(pairs) == expected
     assert pairs[(a["id"], other_registry["id"])]["score"] == 0.7
     assert pairs[(a["id"], other_registry["id"])]["reasons"] == [{"kind": "same_title", "title": title}]
-    assert pairs[(s1["id"], s2["id"])]["score"] == 0.2
+    assert pairs[(s1["id"], s2["id"])]["score"] == 0.1
     assert pairs[(s1["id"], s2["id"])]["reasons"][0]["studies_named"] == 3
     # Several articles naming the same three trials do not add up to a duplicate.
     create_reference(client, auth, title="Three trials again",
                      abstract="ACTRN12620000445976; IRCT20200310046736N1; KCT0005234")
     again = {tuple(c["study_ids"]): c for c in duplicates(client)["items"]}
-    assert again[(s1["id"], s2["id"])]["score"] == 0.2
+    assert again[(s1["id"], s2["id"])]["score"] == 0.1
     assert pairs[(s1["id"], s4["id"])]["reasons"] == [{"kind": "same_title", "title": "A registry record"}]
     assert all(two_ncts["id"] not in key for key in pairs)
 
@@ -306,7 +306,7 @@ def test_reject_and_list_by_status_and_pages(client, auth):
     assert [c_["study_ids"] for c_ in duplicates(client)["items"]] == [[c["id"], d["id"]]]
     rejected = duplicates(client, "?status=rejected")["items"]
     assert [r["study_ids"] for r in rejected] == [[a["id"], b["id"]]]
-    assert rejected[0]["status"] == "rejected" and rejected[0]["decided"] and rejected[0]["score"] == 0.88
+    assert rejected[0]["status"] == "rejected" and rejected[0]["decided"] and rejected[0]["score"] == 0.79
     assert duplicates(client, "?status=all")["total"] == 2
 
     for body, field in (({"study_ids": [a["id"]]}, "study_ids"),

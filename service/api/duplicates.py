@@ -57,10 +57,10 @@ class CandidateSchema(ma.Schema):
     study_ids = fields.List(fields.Integer(), metadata={"description": "The pair, lower id first.",
                                                         "example": [12, 40]})
     score = fields.Float(metadata={
-        "description": "0–1: `1 − Π(1 − w)` over the pair's signals, w = 0.7 for a shared title "
-                       "(once), 0.6 for each reference citing exactly these two studies, 0.4 for "
-                       "each citing three. One title 0.7, one article 0.6, both 0.88.",
-        "example": 0.88})
+        "description": "0–1: `1 − (1 − t)(1 − a)`, t = 0.7 for a shared title, a = the strongest "
+                       "article signal: 0.3 for a reference citing exactly these two studies, 0.1 for one "
+                       "citing three (articles do not add up). One title 0.7, one article 0.3, both 0.79.",
+        "example": 0.79})
     status = fields.String(metadata={"description": "`open` or `rejected`.", "example": "open"})
     decided = Instant(allow_none=True, metadata={"description": "When the pair was rejected."})
     reasons = fields.List(fields.Nested(ReasonSchema), metadata={
