@@ -184,7 +184,8 @@ def test_clinicaltrials_gov_page_single_study_and_ndjson(runner, client, tmp_pat
     assert (report["layout"], report["created"]) == ("page", 3)
     study = study_of(client, "NCT04382053")
     assert study["study_type"] == "Interventional" and study["references"][0]["has_results"] is True
-    assert study["references"][0]["published"] == "2020-05-08"  # registered (first submitted), as the WHO lists date it
+    # dated by its registration (first submitted), as the WHO lists date it
+    assert study["references"][0]["published"] == "2020-05-08"
     studies = json.loads(CTGOV.read_text(encoding="utf-8"))["studies"]
     lines = tmp_path / "studies.ndjson"
     lines.write_text("".join(json.dumps(s) + "\n" for s in studies), encoding="utf-8")

@@ -189,3 +189,24 @@ def test_a_registry_record_reads_the_same_date_from_the_who_list_and_from_clinic
     record = next(r for r in study_of(client, "NCT04382053")["references"]
                   if r["type"] == "trial_registry_record")
     assert record["published"] == study_of(client, "NCT04382053")["registered"] == "2020-05-08"
+
+
+def test_a_tie_between_two_records_is_broken_the_same_way_on_both_databases(runner, client, tmp_path):
+    """DIRECCT's scrape of one day gives two registrations of a trial (named by its EudraCT number, which
+    the scrape does not list) two statuses: the registration last in alphabetical order wins, whatever
+    order the rows come in (before, it was whichever row the database returned first)."""
+    cross = tmp_path / "cross.csv"
+    cross.write_text("id,trn,registry,ids_old,resolved\ntri09999,2020-002494-10,EudraCT,NA,NA\n"
+                     "tri09999,ISRCTN16393332,ISRCTN,NA,NA\ntri09999,NCT04559074,ClinicalTrials.gov,NA,NA\n",
+                     encoding="utf-8")
+    header = SCRAPE.read_text(encoding="utf-8").splitlines()[0]
+    rows = ["NCT04559074,ClinicalTrials.gov,Recruiting,NA,NA,NA,NA,NA,NA,2021-01-05,NA,FALSE,FALSE,2022-04",
+            "ISRCTN16393332,ISRCTN,Completed,NA,NA,NA,NA,NA,NA,2021-01-05,NA,FALSE,FALSE,2022-04"]
+    run_import(runner, cross, "direcct-registrations")
+    for order in (rows, rows[::-1]):
+        scrape = tmp_path / "scrape.csv"
+        scrape.write_text("\n".join([header, *order]) + "\n", encoding="utf-8")
+        run_import(runner, scrape, "direcct-registries")
+        study = study_of(client, "NCT04559074")
+        assert (study["name"], study["recruitment_status"]) == ("2020-002494-10", "Recruiting")
+        assert study["facet_sources"]["recruitment_status"]["conflicts"][0]["value"] == "Completed"

@@ -181,7 +181,10 @@ class _Claims:
         found = self.ranked.get(name)
         if found is None:
             changing = name in CHANGING
-            found = [((recency, strength, mine) if changing else (strength, mine, recency), claim, source)
+            # Ties (same strength, day and record) go to the source and registration named last in
+            # alphabetical order: any fixed order, so both databases derive the same study.
+            found = [((recency, strength, mine, source["source"], source["identifier"]) if changing
+                      else (strength, mine, recency, source["source"], source["identifier"]), claim, source)
                      for recency, strength, mine, claim, source in self.by_field.get(name, ())]
             found.sort(key=lambda item: item[0], reverse=True)
             self.ranked[name] = found
