@@ -6,8 +6,10 @@ Rules (the issue's, made explicit):
   normalised title + year (a title match never joins two records whose DOI or PMID differ).
 * A registry record becomes a study named by its identifier, with that registration and every secondary
   identifier it names (bridging: two records of one trial make one study with two registrations), plus its
-  `trial_registry_record` reference. Only the record a study is named by sets the study's title and facets;
-  a facet mapped to `Unclear` never overwrites a value a curator or an earlier import set.
+  `trial_registry_record` reference. What the record says of its study (``formats.Claim``) is kept as
+  the registration's source record for this file (`source_record`); at the end of each batch every study
+  the batch touched takes its title, facets, dates and status from all its sources (`derive`), so no
+  single record, and no import order, decides them; a curator's values are never changed.
 * Registrations are only added by imports, never taken away; a row whose identifiers belong to two different
   studies is rejected (merging studies is a curator's decision).
 * A record equal to what is stored counts as unchanged and is not written, so `updated` stays. Values a

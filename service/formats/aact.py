@@ -14,9 +14,9 @@ Rules:
 * UTF-8 text that was once decoded as Windows-1252 (``SantÃ©``) is repaired with ftfy's ``fix_encoding``
   (only that step: quotes, widths and ligatures stay as written).
 * The `studies` table carries no brief summary, conditions, interventions, design details (allocation,
-  model, purpose) or secondary ids (those are other AACT tables), so the study's aim, design and assignment
-  come out `Unclear`, which never overwrites a value an import of the JSON set, and the reference's
-  abstract holds the official title only.
+  model, purpose) or secondary ids (those are other AACT tables): what it does say of the design (one arm,
+  an official title saying "randomised") is claimed as such, the rest is left to other sources (an
+  `Unclear` is never a claim), and the reference's abstract holds the official title only.
 """
 
 from __future__ import annotations
