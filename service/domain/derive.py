@@ -42,10 +42,10 @@ from typing import Any
 import orjson
 
 from ..db import any_of, before_commit, database, insert_rows, select_in, update_rows
+from ..formats.direcct import PLACEHOLDER_PREFIX
 from ..models import Study, StudyCountry, utcnow
 from ..vocabularies import UNCLEAR
 
-PLACEHOLDER_PREFIX = "Untitled trial registered as"
 FACETS = ("study_type", "study_aim", "study_design", "intervention_assignment")
 STATUS_FIELDS = ("recruitment_status", "phase", "target_size", "sponsor", "start_date",
                  "primary_completion_date")
@@ -95,13 +95,17 @@ before_commit.insert(0, _hook)
 
 # -- reading -------------------------------------------------------------------------------------------
 
+# The study columns derivation reads, in the order `_load` selects them.
+STUDY_COLUMNS = ("id", "name", "title", "study_type", "study_aim", "study_design", "intervention_assignment",
+                 "first_published", "registered", "start_date", "recruitment_status", "phase", "target_size",
+                 "sponsor", "primary_completion_date", "results_registry", "results_registry_date",
+                 "results_article", "results_article_date", "results_preprint", "results_preprint_date",
+                 "countries", "facet_sources", "curated")
+
+
 def _load(ids: list[int]):
     studies = {row[0]: row for row in select_in(
-        "SELECT id, name, title, study_type, study_aim, study_design, intervention_assignment, "
-        "first_published, registered, start_date, recruitment_status, phase, target_size, sponsor, "
-        "primary_completion_date, results_registry, results_registry_date, results_article, "
-        "results_article_date, results_preprint, results_preprint_date, facet_sources, curated "
-        "FROM study WHERE {where}", "id", ids)}
+        f"SELECT {', '.join(STUDY_COLUMNS)} FROM study WHERE {{where}}", "id", ids)}
     registrations: dict[int, list[str]] = defaultdict(list)
     owner: dict[str, int] = {}
     for study_id, identifier, _ in sorted(select_in(
@@ -122,11 +126,7 @@ def _load(ids: list[int]):
             'FROM study_reference AS l JOIN "reference" AS r ON r.id = l.reference_id WHERE {where}',
             "l.study_id", ids):
         links[row[0]].append(row[1:])
-    countries: dict[int, list[str]] = defaultdict(list)
-    for study_id, code in select_in("SELECT study_id, code FROM study_country WHERE {where}",
-                                    "study_id", ids):
-        countries[study_id].append(code)
-    return studies, registrations, sources, links, countries
+    return studies, registrations, sources, links
 
 
 def _as_datetime(value) -> dt.datetime:
@@ -258,8 +258,7 @@ def derive_values(study: dict, identifiers: list[str], sources: list[dict], link
         origins["intervention_assignment"] = {"rule": "an observational study assigns no intervention"}
     else:
         values["intervention_assignment"] = decide("intervention_assignment")
-    for name in ("recruitment_status", "phase", "target_size", "sponsor", "primary_completion_date",
-                 "start_date"):
+    for name in STATUS_FIELDS:
         values[name] = decide(name)
         if name in DATE_FIELDS:
             values[name] = _as_date(values[name])
@@ -405,19 +404,14 @@ COLUMNS = ("title", *FACETS, "first_published", "registered", "start_date", "rec
 
 
 def _rederive_chunk(ids: list[int], now: dt.datetime, dates: dict[int, dt.datetime]) -> set[int]:
-    studies, registrations, sources, links, countries = _load(ids)
-    names = ("id", "name", "title", "study_type", "study_aim", "study_design", "intervention_assignment",
-             "first_published", "registered", "start_date", "recruitment_status", "phase", "target_size",
-             "sponsor", "primary_completion_date", "results_registry", "results_registry_date",
-             "results_article", "results_article_date", "results_preprint", "results_preprint_date",
-             "facet_sources", "curated")
+    studies, registrations, sources, links = _load(ids)
     updates: list[tuple[int, dict]] = []
     country_changes: dict[int, list[str]] = {}
     for study_id in ids:
         row = studies.get(study_id)
         if row is None:
             continue
-        study = dict(zip(names, row, strict=True))
+        study = dict(zip(STUDY_COLUMNS, row, strict=True))
         for name in DATE_FIELDS | {"results_registry_date", "results_article_date", "results_preprint_date"}:
             study[name] = _as_date(study[name])
         for name in ("results_registry", "results_article", "results_preprint"):
@@ -429,7 +423,7 @@ def _rederive_chunk(ids: list[int], now: dt.datetime, dates: dict[int, dt.dateti
         diff = {name: values[name] for name in COLUMNS if values[name] != study[name]}
         if origins != previous:
             diff["facet_sources"] = orjson.dumps(origins).decode()
-        if new_countries is not None and sorted(countries[study_id]) != new_countries:
+        if new_countries is not None and sorted(orjson.loads(study["countries"] or "[]")) != new_countries:
             country_changes[study_id] = new_countries
             diff["countries"] = json.dumps(new_countries)
         if diff or study_id in country_changes:

@@ -66,7 +66,6 @@ from ..models import (
     Registration,
     SourceRecord,
     Study,
-    StudyCountry,
     StudyReference,
     utcnow,
 )
@@ -76,6 +75,7 @@ from . import derive, linking
 from .errors import DomainError
 from .references import normalise_doi
 from .scratch import IdSet, SpillingMap
+from .studies import write_countries
 
 BATCH_SIZE = 500
 FACET_FIELDS = ("study_type", "study_aim", "study_design", "intervention_assignment")
@@ -340,7 +340,9 @@ class _Engine:
 
     # -- registry records --------------------------------------------------------------------------------
 
-    def _registry_records(self, items: list[tuple[int, RegistryRecord]]) -> None:
+    def _first_seen(self, items: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        """The items whose registration identifier no earlier row of the file had; the others are
+        reported as duplicates of the first."""
         kept = []
         for line, record in items:
             first = self.seen_records.get(record.identifier)
@@ -349,6 +351,10 @@ class _Engine:
                 continue
             self.seen_records[record.identifier] = line
             kept.append((line, record))
+        return kept
+
+    def _registry_records(self, items: list[tuple[int, RegistryRecord]]) -> None:
+        kept = self._first_seen(items)
         if not kept:
             return
         every = {i for _, r in kept for i in [r.identifier, *(s for s, _ in r.secondary)]}
@@ -458,14 +464,7 @@ class _Engine:
     def _registry_status(self, items: list[tuple[int, RegistryStatus]]) -> None:
         """A registry scrape's rows: claims of their registrations, combined into the studies holding them
         (kept for a registration no study holds yet, so the study that gains it later has them)."""
-        kept = []
-        for line, record in items:
-            first = self.seen_records.get(record.identifier)
-            if first is not None:
-                self.report.duplicates.append({"line": line, "same_as": first, "key": record.identifier})
-                continue
-            self.seen_records[record.identifier] = line
-            kept.append(record)
+        kept = [record for _, record in self._first_seen(items)]
         if not kept:
             return
         outcome = self._write_sources([(r.identifier, r.registry, None, r.claims) for r in kept], others=True)
@@ -708,9 +707,7 @@ class _Engine:
                     Study.update({"updated": self.now, **diff}).where(Study.id == study_id).execute()
                     self.report.studies["updated"] += 1
                     outcome = "updated"
-            if countries is not None:
-                StudyCountry.delete().where(StudyCountry.study == study_id).execute()
-                insert_rows(StudyCountry, [{"study": study_id, "code": c} for c in sorted(set(countries))])
+            write_countries(study_id, countries)
             self.study_ids.add(study_id)
             added = [{"study": study_id, "identifier": i, "registry": g}
                      for i, g in record.registrations if i not in owner]

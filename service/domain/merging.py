@@ -44,6 +44,7 @@ import ftfy
 from peewee import IntegrityError
 
 from ..db import changed, database, locked, write_transaction
+from ..formats.direcct import PLACEHOLDER_PREFIX
 from ..models import (
     DuplicateDecision,
     LinkSuppression,
@@ -62,7 +63,7 @@ from . import linking, records, studies
 from .errors import Conflict, InvalidInput, NotFound
 
 REGISTRY_RECORD = "trial_registry_record"
-PLACEHOLDER = "untitled trial registered as"
+PLACEHOLDER = PLACEHOLDER_PREFIX.casefold()
 MIN_TITLE_WORDS = 3
 MAX_STUDIES_PER_TITLE = 4
 MAX_STUDIES_PER_ARTICLE = 3
@@ -358,11 +359,10 @@ def _copy_curated(survivor: Study, other: Study) -> dict:
     values: dict = {}
     added = [name for name in theirs if name not in mine]
     for name in added:
-        if name == "countries":
-            StudyCountry.delete().where(StudyCountry.study == survivor.id).execute()
-            StudyCountry.update(study=survivor.id).where(StudyCountry.study == other.id).execute()
-        elif name in fields and name not in ("id", "curated", "created", "updated", "facet_sources"):
+        if name in fields and name not in ("id", "curated", "created", "updated", "facet_sources"):
             values[name] = getattr(other, name)
+        if name == "countries":  # the column, and the rows its filter reads
+            studies.write_countries(survivor.id, json.loads(other.countries or "[]"))
     if added:
         values["curated"] = json.dumps(mine + added)
         try:

@@ -216,7 +216,8 @@ def _curated(data: dict[str, Any], current: str = "[]", *, creating: bool = Fals
     return json.dumps(sorted(fields))
 
 
-def _write_countries(study_id: int, codes: list[str] | None) -> None:
+def write_countries(study_id: int, codes: list[str] | None) -> None:
+    """The rows the `country` filter reads, for a study whose `countries` are set to ``codes``."""
     if codes is None:
         return
     StudyCountry.delete().where(StudyCountry.study == study_id).execute()
@@ -248,7 +249,7 @@ def create_study(data: dict[str, Any]) -> int:
             study_id = Study.insert(values).execute()
             changed(studies=[study_id], study_dates={study_id: values["updated"]} if data.get("updated")
                     else None)
-            _write_countries(study_id, data.get("countries"))
+            write_countries(study_id, data.get("countries"))
             _write_registrations(study_id, rows)
             linking.relink_study(study_id, lambda refs: touch_references(refs, now))
     except IntegrityError:
@@ -270,7 +271,7 @@ def update_study(study_id: int, data: dict[str, Any], *, if_match: list[str] | N
             values["curated"] = _curated(data, study.curated)
             if data.get("countries") is not None:
                 values["countries"] = json.dumps(sorted(set(data["countries"])))
-                _write_countries(study_id, data["countries"])
+                write_countries(study_id, data["countries"])
             now = utcnow()
             if "registrations" in data:
                 rows = _registration_rows(data["registrations"])

@@ -81,6 +81,8 @@ PREPRINT_DOI_PREFIXES = {
     "10.20944": "Preprints.org",
 }
 _DOI = re.compile(r"10\.\d{4,9}/\S+")
+# How the title of a study made from cross-registrations alone begins (a record's title replaces it).
+PLACEHOLDER_PREFIX = "Untitled trial registered as"
 
 
 # -- reading ---------------------------------------------------------------------------------------------
@@ -155,21 +157,32 @@ def read_trials(stream: TextIO) -> tuple[dict[str, _Trial], list[tuple[int, str]
     return trials, loose, aliases
 
 
-def _add_registration(trial: _Trial, line: int, values: dict[str, str],
-                      owner: dict[str, tuple[str, int]]) -> str | None:
+def _registration(values: dict[str, str]) -> tuple[str, str]:
+    """The canonical registration number of a row (`trn`) and its registry, which the row's `registry`
+    column must name; RowError saying what is wrong otherwise."""
     raw, named = _value(values, "trn"), _value(values, "registry")
     if not raw:
-        return "has no registration number (`trn`)."
+        raise RowError("has no registration number (`trn`).")
     found = canonical(raw)
     if found is None:
-        return f"registration number {raw!r} is not one of a known registry."
+        raise RowError(f"registration number {raw!r} is not one of a known registry.")
     identifier, registry = found
     expected = REGISTRIES.get(named or "")
     if expected is None:
-        return (f"names the registry {named!r}, which is not one of DIRECCT's registry names "
-                f"({', '.join(REGISTRIES)}).")
+        raise RowError(f"names the registry {named!r}, which is not one of DIRECCT's registry names "
+                       f"({', '.join(REGISTRIES)}).")
     if expected != registry:
-        return f"registration number {raw!r} is a {registry} number, but its registry column says {named!r}."
+        raise RowError(f"registration number {raw!r} is a {registry} number, but its registry column says "
+                       f"{named!r}.")
+    return identifier, registry
+
+
+def _add_registration(trial: _Trial, line: int, values: dict[str, str],
+                      owner: dict[str, tuple[str, int]]) -> str | None:
+    try:
+        identifier, registry = _registration(values)
+    except RowError as error:
+        return str(error)
     if identifier in owner and owner[identifier][0] != trial.key:
         other, other_line = owner[identifier]
         return f"registration {identifier} is already one of trial {other} (line {other_line})."
@@ -182,7 +195,7 @@ def _add_registration(trial: _Trial, line: int, values: dict[str, str],
 def placeholder_study(identifiers: list[tuple[str, str]]) -> dict:
     shown = ", ".join(_show(i, r) for i, r in identifiers)
     return {"name": identifiers[0][0],
-            "title": f"Untitled trial registered as {shown} (title not given by DIRECCT)",
+            "title": f"{PLACEHOLDER_PREFIX} {shown} (title not given by DIRECCT)",
             "study_type": UNCLEAR, "study_aim": UNCLEAR, "study_design": UNCLEAR,
             "intervention_assignment": UNCLEAR}
 
@@ -374,20 +387,7 @@ REGISTRY_RESULTS = {"study results": True, "view results": True, "no results pos
 
 
 def _status(values: dict[str, str]) -> RegistryStatus:
-    raw, named = _value(values, "trn"), _value(values, "registry")
-    if not raw:
-        raise RowError("has no registration number (`trn`).")
-    found = canonical(raw)
-    if found is None:
-        raise RowError(f"registration number {raw!r} is not one of a known registry.")
-    identifier, registry = found
-    expected = REGISTRIES.get(named or "")
-    if expected is None:
-        raise RowError(f"names the registry {named!r}, which is not one of DIRECCT's registry names "
-                       f"({', '.join(REGISTRIES)}).")
-    if expected != registry:
-        raise RowError(f"registration number {raw!r} is a {registry} number, but its registry column says "
-                       f"{named!r}.")
+    identifier, registry = _registration(values)
     claims: dict[str, Claim] = {}
     status = (values.get("trial_status") or "").strip()
     label = trialdata.recruitment_status(status)
