@@ -9,6 +9,7 @@ from peewee import (
     CharField,
     DateField,
     DateTimeField,
+    FloatField,
     ForeignKeyField,
     IntegerField,
     TextField,
@@ -126,6 +127,9 @@ class Reference(BaseModel):
     url = CharField(max_length=2000, null=True)
     registration_id = CharField(max_length=100, null=True, index=True)  # canonical form
     has_results = BooleanField(default=False, index=True)
+    # JSON array: the publication types its source gives (PubMed's "Review", "Randomized Controlled
+    # Trial", ...), as written there; linking's rules read them (domain/evidence.py).
+    publication_types = TextField(default="[]")
     notes = TextField(null=True)
     first_published = DateField(index=True)
     created = DateTimeField(default=utcnow)
@@ -133,13 +137,19 @@ class Reference(BaseModel):
 
 
 class StudyReference(BaseModel):
-    """A reference reported by a study, and how that link was made."""
+    """A reference linked to a study: what it is to the study (``role``), how the link was made, how sure
+    the register is of it and why (domain/evidence.py)."""
 
     id = IdField()
     study = ForeignKeyField(Study, backref="links", on_delete="CASCADE")
     reference = ForeignKeyField(Reference, backref="links", on_delete="CASCADE", index=True)
     link = CharField(max_length=10, default="manual")  # "manual" or "auto"
     identifier = CharField(max_length=100, null=True)  # the registration that made an auto link
+    # "reports" (a report of the study) or "cites" (mentions it without reporting it).
+    role = CharField(max_length=10, default="reports", index=True)
+    role_curated = BooleanField(default=False)  # a curator set the role: automation never changes it
+    confidence = FloatField(null=True)  # 0-1, how sure the rules are of the role (1 for a curator's)
+    evidence = TextField(default="[]")  # JSON array: where the identifier was found, with the text
     created = DateTimeField(default=utcnow)
 
     class Meta:
@@ -162,6 +172,7 @@ class ReferenceIdentifier(BaseModel):
     reference = ForeignKeyField(Reference, backref="identifiers_found", on_delete="CASCADE")
     identifier = CharField(max_length=100, index=True)  # canonical form
     registry = CharField(max_length=40)
+    evidence = TextField(default="[]")  # JSON array: each place it was found (domain/evidence.py)
 
     class Meta:
         indexes = ((("reference", "identifier"), True),)
@@ -177,6 +188,24 @@ class LinkSuppression(BaseModel):
 
     class Meta:
         indexes = ((("study", "reference"), True),)
+
+
+class Suggestion(BaseModel):
+    """A candidate study for a reference with no `reports` link, from what the two share (titles,
+    authors, trial acronym, intervention words), scored by domain/suggestions.py; a curator accepts it
+    (a manual `reports` link) or rejects it (remembered: never suggested again)."""
+
+    id = IdField()
+    reference = ForeignKeyField(Reference, on_delete="CASCADE", index=True)
+    study = ForeignKeyField(Study, on_delete="CASCADE", index=True)
+    score = FloatField()
+    reasons = TextField(default="[]")  # JSON array of {"kind", "detail", "score"}
+    status = CharField(max_length=10, default="open", index=True)  # open, accepted, rejected
+    created = DateTimeField(default=utcnow)
+    decided = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("reference", "study"), True),)
 
 
 class Notice(BaseModel):
@@ -200,4 +229,4 @@ class ApiToken(BaseModel):
 
 
 MODELS = [Study, Reference, StudyReference, Registration, ReferenceIdentifier, LinkSuppression,
-          Notice, ApiToken, StudyCountry, SourceRecord, MergedStudy, DuplicateDecision]
+          Notice, ApiToken, StudyCountry, SourceRecord, MergedStudy, DuplicateDecision, Suggestion]
