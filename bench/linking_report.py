@@ -130,7 +130,10 @@ class Register:
                       for r in rows(f"SELECT reference_id, study_id, link, identifier, {extra} "
                                     "FROM study_reference ORDER BY id")]
         for link in self.links:
-            link["evidence"] = json.loads(link["evidence"]) if link["evidence"] else None
+            stored = json.loads(link["evidence"]) if link["evidence"] else None
+            # {"rule": ..., "items": [...]} (a list of items in registers written before rules were named)
+            link["rule"] = stored.get("rule") if isinstance(stored, dict) else None
+            link["evidence"] = stored.get("items") if isinstance(stored, dict) else stored
         self.suggestions = defaultdict(list)  # reference -> [(score, study, reasons)], best first
         if self.has_suggestions:
             for ref, study, score, reasons in rows(
@@ -261,7 +264,8 @@ def evidence_of(reg: Register, link: dict) -> tuple[list[str], str]:
     """The kinds and the text of a link's evidence; without any (old schema), where its identifier is."""
     if link["evidence"]:
         kinds = sorted({item.get("kind", "?") for item in link["evidence"]})
-        return kinds, clip(" | ".join(item.get("span") or "" for item in link["evidence"]), 150)
+        return kinds, clip(" | ".join(item.get("text") or item.get("span") or ""
+                                   for item in link["evidence"]), 150)
     ref = reg.refs[link["ref"]]
     for field in ("title", "abstract", "notes"):
         text = ref[field] or ""

@@ -13,7 +13,7 @@ from .api.schemas.meta import NoticeCreateSchema
 from .api.schemas.references import ReferenceCreateSchema
 from .api.schemas.studies import StudyCreateSchema
 from .db import changed, write_transaction
-from .domain import notices, references, studies
+from .domain import linking, notices, references, studies
 from .domain.errors import DomainError
 from .domain.linking import canonical_identifier
 from .domain.references import normalise_doi
@@ -98,6 +98,7 @@ def load_seed(document: dict, report: SeedReport, source: str) -> None:
             _, linked = StudyReference.get_or_create(study=study_id, reference=reference_id,
                                                      defaults={"link": "manual"})
             if linked:
+                linking.relink_references([reference_id])  # the manual link's evidence
                 changed(studies=[study_id])
             if ref.get("updated"):
                 dates.append((Reference, reference_id, ref["updated"]))

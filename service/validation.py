@@ -228,6 +228,12 @@ class ReferencePatchSchema(ma.Schema):
         schemes={"http", "https"}, require_tld=False)])
     registration_id = _optional(100, description="For a trial registry record: its identifier.")
     has_results = fields.Boolean(metadata={"description": "Whether it reports results."})
+    publication_types = fields.List(
+        Text(validate=validate.Length(1, 100)), validate=validate.Length(max=50), metadata={
+            "description": "Publication types as its bibliographic source gives them (PubMed's \"Review\", "
+                           "\"Randomized Controlled Trial\", ...). A review, meta-analysis, guideline, "
+                           "editorial or comment cites the studies it names (link role `cites`).",
+            "example": ["Journal Article", "Randomized Controlled Trial"]})
     notes = _optional(10_000)
     first_published = Day(metadata={"description": "Defaults to the day of creation."})
     updated = Instant(metadata={"description": "Set only when importing a record that carries its "

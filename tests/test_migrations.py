@@ -141,6 +141,35 @@ def test_upgrading_to_trial_data_keeps_values_and_derives_dates_and_results(empt
         True, True, "2020-10-08")
 
 
+def test_upgrading_to_link_roles_gives_roles_and_evidence_and_keeps_manual_decisions(empty_db):
+    with database.connection_context():
+        migrations.upgrade(target=4)
+        trial = _insert("study", name="NCT04280705", title="Adaptive COVID-19 Treatment Trial", **STUDY)
+        other = _insert("study", name="ChiCTR2000030261", title="Exosomes", **STUDY)
+        _insert("registration", study_id=trial, registry="ClinicalTrials.gov", identifier="NCT04280705")
+        _insert("registration", study_id=other, registry="ChiCTR", identifier="ChiCTR2000030261")
+        ref = dict(authors="[]", has_results=False, first_published="2026-11-01", created="2026-11-01",
+                   updated="2026-11-01")
+        report = _insert("reference", type="journal_article", title="Remdesivir for Covid-19",
+                         abstract="As ChiCTR2000030261 did ...\nClinicalTrials.gov number, NCT04280705.",
+                         **ref)
+        by_hand = _insert("reference", type="journal_article", title="Found by a curator", **ref)
+        unlinked = _insert("reference", type="journal_article", title="Unlinked by a curator",
+                           abstract="ClinicalTrials.gov number, NCT04280705.", **ref)
+        for reference_id, study_id, link in ((report, trial, "auto"), (report, other, "auto"),
+                                             (by_hand, other, "manual")):
+            _insert("study_reference", study_id=study_id, reference_id=reference_id, link=link,
+                    identifier=None if link == "manual" else "NCT04280705", created="2026-11-01")
+        _insert("link_suppression", study_id=trial, reference_id=unlinked, created="2026-11-01")
+        migrations.upgrade()
+        links = {(r.reference_id, r.study_id): r for r in StudyReference.select()}
+    assert set(links) == {(report, trial), (report, other), (by_hand, other)}  # the unlink kept
+    assert (links[(report, trial)].role, links[(report, other)].role) == ("reports", "cites")
+    assert '"registration_statement"' in links[(report, trial)].evidence
+    assert links[(report, trial)].confidence > 0.9
+    assert (links[(by_hand, other)].link, links[(by_hand, other)].role) == ("manual", "reports")
+
+
 def test_cli_upgrade_and_status(empty_db):
     runner = empty_db.test_cli_runner()
     before = runner.invoke(args=["db", "status"])

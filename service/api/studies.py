@@ -17,11 +17,13 @@ from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import LinkedReferenceSchema
 from .schemas.studies import (
+    LinkPatchSchema,
     LinkSchema,
     StudyCreateSchema,
     StudyPageSchema,
     StudyPatchSchema,
     StudyQueryArgsSchema,
+    StudyReferencesArgsSchema,
     StudySchema,
 )
 
@@ -67,6 +69,7 @@ class Studies(MethodView):
                                    keys)
         with_refs = "references" in args.get("include", [])
         with_sources = "facet_sources" in args.get("include", [])
+        with_citing = "citing" in args.get("include", [])
         with search_plan(q is not None):
             counts, total = {}, None
             if args.get("facets"):  # counted first: they give the total too
@@ -74,7 +77,8 @@ class Studies(MethodView):
             envelope, headers = paginate(
                 query, args=args, keys=keys, total=total, rows_of=domain.study_rows,
                 serialize=lambda rows: records.study_dicts(rows, include_references=with_refs,
-                                                           include_sources=with_sources))
+                                                           include_sources=with_sources,
+                                                           include_citing=with_citing))
         if args.get("facets"):
             envelope["facets"] = counts
         return envelope, 200, headers
@@ -108,9 +112,11 @@ class StudyById(MethodView):
     @blp.alt_response(308, response="PERMANENT_REDIRECT",
                       description="Merged into another study: `Location` names it.")
     def get(self, study_id):
-        """Get a study with all its references
+        """Get a study with its reports and the references citing it
 
-        Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
+        `references` are its reports (links of role `reports`), `citing` the references that mention or
+        cite it without reporting it; each says why it is linked (`role`, `confidence`, `rule`,
+        `evidence`). Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
         """
         return study_response(study_id)
 
@@ -151,16 +157,18 @@ class StudyById(MethodView):
 
 @blp.route(f"/{STUDY_ID}/references")
 class StudyReferences(MethodView):
+    @blp.arguments(StudyReferencesArgsSchema, location="query")
     @blp.response(200, LinkedReferenceSchema(many=True))
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(308, response="PERMANENT_REDIRECT",
                       description="Merged into another study: `Location` names it.")
-    def get(self, study_id):
-        """List a study's references
+    def get(self, args, study_id):
+        """List a study's references, reports and citing
 
-        Newest first, each with how it was linked.
+        Its reports, then the references citing it, each newest first, each with its `role`, how it
+        was linked and why (`confidence`, `rule`, `evidence`); `role=` keeps one role.
         """
-        return domain.study_references(study_id)
+        return domain.study_references(study_id, role=args.get("role"))
 
 
 @blp.route(f"/{STUDY_ID}/references/{REFERENCE_ID}")
@@ -174,10 +182,26 @@ class StudyReferenceLink(MethodView):
     def put(self, study_id, reference_id):
         """Link a reference to the study by hand
 
-        Idempotent. A manual link is never removed by automation.
+        Idempotent. A manual link is never removed by automation; it reports the study unless a curator
+        set its role (`PATCH`).
         """
         link, changed = domain.link_reference(study_id, reference_id)
         return link, 201 if changed else 200
+
+    @blp.write("studies")
+    @blp.body_errors
+    @blp.arguments(LinkPatchSchema, example={"role": "cites"})
+    @blp.response(200, LinkSchema)
+    @blp.alt_response(404, response="NOT_FOUND", description="No such study, reference or link.")
+    @blp.alt_response(308, response="PERMANENT_REDIRECT",
+                      description="Merged into another study: `Location` names it.")
+    def patch(self, data, study_id, reference_id):
+        """Set a link's role by hand
+
+        `reports` or `cites`: a curator's decision, remembered (`role_curated`) and never changed by
+        automation or a relink; the link becomes manual, so automation never removes it either.
+        """
+        return domain.set_link_role(study_id, reference_id, data["role"])
 
     @blp.write("studies")
     @blp.response(204)

@@ -123,7 +123,8 @@ def _load(ids: list[int]):
     links: dict[int, list[tuple]] = defaultdict(list)
     for row in select_in(
             'SELECT l.study_id, r.type, r.has_results, r.published, r.registration_id, r.title, r.updated '
-            'FROM study_reference AS l JOIN "reference" AS r ON r.id = l.reference_id WHERE {where}',
+            'FROM study_reference AS l JOIN "reference" AS r ON r.id = l.reference_id '
+            "WHERE l.role = 'reports' AND {where}",
             "l.study_id", ids):
         links[row[0]].append(row[1:])
     return studies, registrations, sources, links

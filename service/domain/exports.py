@@ -45,7 +45,7 @@ def reference_ids_of(study_ids: Iterable[int]) -> dict[int, list[int]]:
     study_ids = list(study_ids)
     if study_ids:
         rows = (StudyReference.select(StudyReference.study, StudyReference.reference)
-                .where(StudyReference.study.in_(study_ids))
+                .where(StudyReference.study.in_(study_ids) & (StudyReference.role == "reports"))
                 .order_by(StudyReference.study, StudyReference.reference).tuples())
         for study_id, reference_id in rows:
             result[study_id].append(reference_id)

@@ -80,12 +80,13 @@ def study_facets(names: Sequence[str], conditions: Sequence) -> tuple[dict[str, 
             result[name] = _listed(list(REGISTRIES), dict(rows.tuples()))
         elif name == "reference_type":
             rows = (StudyReference.select(Reference.type, fn.COUNT(fn.DISTINCT(StudyReference.study)))
-                    .join(Reference).group_by(Reference.type))
+                    .join(Reference).where(StudyReference.role == "reports").group_by(Reference.type))
             rows = rows.where(StudyReference.study.in_(ids)) if conditions else rows
             result[name] = _listed(list(REFERENCE_TYPES), dict(rows.tuples()))
         elif name == "has_results":
             with_results = (StudyReference.select(fn.COUNT(fn.DISTINCT(StudyReference.study)))
-                            .join(Reference).where(Reference.has_results == True))  # noqa: E712
+                            .join(Reference).where((Reference.has_results == True)  # noqa: E712
+                                                   & (StudyReference.role == "reports")))
             if conditions:
                 with_results = with_results.where(StudyReference.study.in_(ids))
             count = with_results.scalar() or 0

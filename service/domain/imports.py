@@ -80,8 +80,8 @@ from .studies import write_countries
 BATCH_SIZE = 500
 FACET_FIELDS = ("study_type", "study_aim", "study_design", "intervention_assignment")
 REFERENCE_COLUMNS = ("type", "title", "authors", "abstract", "source", "year", "published", "volume", "issue",
-                     "pages", "doi", "pmid", "url", "registration_id", "has_results", "notes",
-                     "first_published", "updated")
+                     "pages", "doi", "pmid", "url", "registration_id", "has_results", "publication_types",
+                     "notes", "first_published", "updated")
 VACUUM_AFTER = 1000  # records written: after a load this big, Postgres statistics are refreshed
 CONTAINER_LAYOUTS = ("ctgov-json",)  # formats whose layout is only how the records are packed
 FILLED = (Study, Registration, Reference, StudyReference, ReferenceIdentifier)  # the tables imports fill
@@ -225,8 +225,9 @@ def title_key(title: str, year: int | None) -> bytes:
 def reference_columns(values: dict[str, Any]) -> dict[str, Any]:
     """Incoming reference values in the form the columns store (as domain.references does)."""
     out = {k: values[k] for k in REFERENCE_COLUMNS if k in values}
-    if "authors" in out:
-        out["authors"] = json.dumps(out["authors"] or [], ensure_ascii=False)
+    for name in ("authors", "publication_types"):
+        if name in out:
+            out[name] = json.dumps(out[name] or [], ensure_ascii=False)
     if out.get("doi"):
         out["doi"] = normalise_doi(out["doi"])
     if out.get("registration_id"):
@@ -301,6 +302,7 @@ class _Engine:
             elif isinstance(row.record, RegistryStatus):
                 status.append((row.line, row.record))
         self.found: dict[int, list[tuple[str, str]]] = {}   # references whose text changed -> identifiers
+        self.redecide: set[int] = set()  # references whose type, title or publication types changed
         self.new_identifiers: list[str] = []
         self.changed_references: set[int] = set()
         if registry:
@@ -567,6 +569,7 @@ class _Engine:
                     if new.get(name) is None:
                         new[name] = self.now.date() if name == "first_published" else self.now
                 new.setdefault("authors", "[]")
+                new.setdefault("publication_types", "[]")
                 new.setdefault("has_results", False)
                 pending.append((len(results), len(new_rows), columns))
                 new_rows.append(new)
@@ -621,6 +624,8 @@ class _Engine:
                 if found is None or any(merged[name] != columns.get(name) for name in linking.TEXT_FIELDS):
                     found = linking.identifiers_in(merged)
                 self.found[row.id] = found
+            elif any(name in diff for name in linking.DECIDING_FIELDS):
+                self.redecide.add(row.id)  # the same identifiers, perhaps another role
             self.changed_references.add(row.id)
         self.report.references["created"] += len(ids)
         self.report.references["updated"] += len(updates)
@@ -716,30 +721,36 @@ class _Engine:
                 self.report.registrations_added += len(added)
                 self.new_identifiers.extend(r["identifier"] for r in added)
                 outcome = "updated" if outcome == "unchanged" else outcome
-            references = self._upsert_references([(line, values, True) for values, _ in record.references])
-            for (reference_id, ref_outcome), (_, link) in zip(references, record.references, strict=True):
+            references = self._upsert_references([(line, values, True) for values, _, _ in record.references])
+            for (reference_id, ref_outcome), (_, link, role) in zip(references, record.references,
+                                                                     strict=True):
                 if ref_outcome in ("created", "updated") and outcome == "unchanged":
                     outcome = "updated"
-                if link == "manual" and reference_id is not None \
-                        and self._manual_link(study_id, reference_id):
+                if (link == "manual" or role is not None) and reference_id is not None \
+                        and self._manual_link(study_id, reference_id, role):
                     outcome = "updated" if outcome == "unchanged" else outcome
             if record.study.get("updated") is not None:
                 self.dates[("study", study_id)] = record.study["updated"]
             self._count(outcome)
 
-    def _manual_link(self, study_id: int, reference_id: int) -> bool:
-        """A link made by hand in the file stays manual; True when it was made or changed."""
+    def _manual_link(self, study_id: int, reference_id: int, role: str | None = None) -> bool:
+        """A link made by hand in the file stays manual, with the role a curator set (``role``); True when
+        it was made or changed."""
         existing = StudyReference.get_or_none(study=study_id, reference=reference_id)
-        if existing is not None and existing.link == "manual":
+        curated = {"role": role, "role_curated": True, "confidence": 1.0} if role else {}
+        if existing is not None and existing.link == "manual" and (
+                role is None or (existing.role == role and existing.role_curated)):
             return False
         linking.unsuppress(study_id, reference_id)
         if existing is None:
-            StudyReference.create(study=study_id, reference=reference_id, link="manual", created=self.now)
+            StudyReference.create(study=study_id, reference=reference_id, link="manual", created=self.now,
+                                  **curated)
         else:
-            StudyReference.update(link="manual", identifier=None).where(
+            StudyReference.update(link="manual", identifier=None, **curated).where(
                 StudyReference.id == existing.id).execute()
         self.study_ids.add(study_id)
         self.reference_ids.add(reference_id)
+        self.redecide.add(reference_id)  # its evidence (and the role of its other links)
         return True
 
     # -- cross-registrations (DIRECCT): registrations of one study, no record of their own ----------------
@@ -795,7 +806,8 @@ class _Engine:
 
     def _link(self) -> None:
         linking.remember_identifiers_bulk(self.found, new=self.created_references)
-        relink = set(self.found)
+        relink = set(self.found) | self.redecide
+        self.redecide = set()
         relink.update(r for (r,) in select_in("SELECT reference_id FROM reference_identifier WHERE {where}",
                                               "identifier", self.new_identifiers))
         added, studies, references = linking.relink_references(relink)

@@ -157,7 +157,7 @@ def find_candidates() -> tuple[dict[tuple[int, int], Candidate], dict[int, tuple
         add_title(study_id, title)
     for study_id, title in _rows(
             "SELECT sr.study_id, r.title FROM study_reference sr JOIN reference r ON r.id = sr.reference_id "
-            f"WHERE r.type = {p}", [REGISTRY_RECORD]):
+            f"WHERE r.type = {p} AND sr.role = 'reports'", [REGISTRY_RECORD]):
         add_title(study_id, title)
     for study_id, title in _rows(
             "SELECT g.study_id, s.title FROM source_record s "

@@ -18,8 +18,8 @@ from .linking import identifiers_found
 
 REFERENCE_FIELDS = (
     "id", "type", "title", "authors", "abstract", "source", "year", "published", "volume",
-    "issue", "pages", "doi", "pmid", "url", "registration_id", "has_results", "notes",
-    "first_published", "updated",
+    "issue", "pages", "doi", "pmid", "url", "registration_id", "has_results", "publication_types",
+    "notes", "first_published", "updated",
 )
 
 
@@ -48,14 +48,23 @@ def check_precondition(what: str, record: Callable[[], dict], if_match: list[str
 
 
 def reference_count_column():
+    """The number of the study's reports (links of role `reports`), as a column."""
     sub = StudyReference.select(fn.COUNT(StudyReference.id)).where(
-        StudyReference.study == Study.id)
+        (StudyReference.study == Study.id) & (StudyReference.role == "reports"))
     return sub.alias("reference_count")
+
+
+def cited_by_count_column():
+    """The number of references citing the study without reporting it (role `cites`), as a column."""
+    sub = StudyReference.select(fn.COUNT(StudyReference.id)).where(
+        (StudyReference.study == Study.id) & (StudyReference.role == "cites"))
+    return sub.alias("cited_by_count")
 
 
 def _reference_dict(ref: Reference, study_ids: list[int], found: list[str]) -> dict:
     record = {name: getattr(ref, name) for name in REFERENCE_FIELDS}
     record["authors"] = json.loads(ref.authors or "[]")
+    record["publication_types"] = json.loads(ref.publication_types or "[]")
     record["type_label"] = type_label(ref.type)
     record["study_ids"] = study_ids
     record["registration_ids_found"] = found
@@ -66,24 +75,36 @@ def reference_dicts(refs: Sequence[Reference]) -> list[dict]:
     """Reference records with their study ids and identifiers found: two queries for all of ``refs``."""
     ids = [r.id for r in refs]
     study_ids: dict[int, list[int]] = defaultdict(list)
+    cited: dict[int, list[int]] = defaultdict(list)
     if ids:
-        rows = (StudyReference.select(StudyReference.reference, StudyReference.study)
+        rows = (StudyReference.select(StudyReference.reference, StudyReference.study, StudyReference.role)
                 .where(StudyReference.reference.in_(ids))
                 .order_by(StudyReference.study).tuples())
-        for ref_id, study_id in rows:
-            study_ids[ref_id].append(study_id)
+        for ref_id, study_id, role in rows:
+            (study_ids if role == "reports" else cited)[ref_id].append(study_id)
     found = identifiers_found(ids)
-    return [_reference_dict(r, study_ids[r.id], found[r.id]) for r in refs]
+    return [dict(_reference_dict(r, study_ids[r.id], found[r.id]), cited_study_ids=cited[r.id]) for r in refs]
 
 
-def linked_references(study_ids: Iterable[int]) -> dict[int, list[dict]]:
-    """For each study, its references newest first, each with how it was linked (three queries)."""
+def link_fields(link: str, identifier: str | None, role: str, role_curated: bool, confidence: float | None,
+                stored: str | None) -> dict:
+    """What a link says of itself in the API: role, kind, identifier, confidence, rule, evidence."""
+    value = json.loads(stored or "[]")
+    rule, items = (value.get("rule"), value.get("items", [])) if isinstance(value, dict) else (None, value)
+    return {"role": role, "role_curated": bool(role_curated), "link": link, "link_identifier": identifier,
+            "confidence": confidence, "rule": "curator" if role_curated else rule, "evidence": items}
+
+
+def linked_references(study_ids: Iterable[int]) -> dict[int, dict[str, list[dict]]]:
+    """For each study, its references newest first by role (``reports``, ``cites``), each with how it was
+    linked and why (three queries)."""
     study_ids = list(study_ids)
     if not study_ids:
         return {}
     rows = list(
-        Reference.select(Reference, StudyReference.study, StudyReference.link,
-                         StudyReference.identifier)
+        Reference.select(Reference, StudyReference.study, StudyReference.link, StudyReference.identifier,
+                         StudyReference.role, StudyReference.role_curated, StudyReference.confidence,
+                         StudyReference.evidence.alias("link_evidence"))
         .join(StudyReference, on=(StudyReference.reference == Reference.id))
         .where(StudyReference.study.in_(study_ids))
         .order_by(fn.COALESCE(Reference.published, "").desc(), Reference.first_published.desc(),
@@ -92,10 +113,11 @@ def linked_references(study_ids: Iterable[int]) -> dict[int, list[dict]]:
     )
     unique = list({r.id: r for r in rows}.values())
     records = {rec["id"]: rec for rec in reference_dicts(unique)}
-    result: dict[int, list[dict]] = defaultdict(list)
+    result: dict[int, dict[str, list[dict]]] = defaultdict(lambda: {"reports": [], "cites": []})
     for row in rows:
-        record = dict(records[row.id], link=row.link, link_identifier=row.identifier)
-        result[row.study].append(record)
+        record = dict(records[row.id], **link_fields(row.link, row.identifier, row.role, row.role_curated,
+                                                     row.confidence, row.link_evidence))
+        result[row.study][row.role].append(record)
     return result
 
 
@@ -118,9 +140,12 @@ def dissemination(study: Study) -> dict:
 
 
 def study_dicts(studies: Sequence[Study], *, include_references: bool = False,
-                include_sources: bool | None = None) -> list[dict]:
-    """Study records for rows selected with ``reference_count_column()``: one or four more queries."""
+                include_sources: bool | None = None, include_citing: bool | None = None) -> list[dict]:
+    """Study records for rows selected with ``reference_count_column()`` and ``cited_by_count_column()``
+    (`studies_with_counts`): one or four more queries. ``references`` holds its reports; ``citing`` (with the
+    references, unless told otherwise) the references citing it."""
     include_sources = include_references if include_sources is None else include_sources
+    include_citing = include_references if include_citing is None else include_citing
     ids = [s.id for s in studies]
     registrations: dict[int, list[dict]] = defaultdict(list)
     if ids:
@@ -128,7 +153,7 @@ def study_dicts(studies: Sequence[Study], *, include_references: bool = False,
                 .where(Registration.study.in_(ids)).order_by(Registration.id).tuples())
         for study_id, registry, identifier in rows:
             registrations[study_id].append({"registry": registry, "identifier": identifier})
-    references = linked_references(ids) if include_references else {}
+    references = linked_references(ids) if include_references or include_citing else {}
     records = []
     for s in studies:
         record = {
@@ -143,16 +168,19 @@ def study_dicts(studies: Sequence[Study], *, include_references: bool = False,
             "sponsor": s.sponsor, "primary_completion_date": s.primary_completion_date,
             "dissemination": dissemination(s),
             "reference_count": s.reference_count,
+            "cited_by_count": s.cited_by_count,
         }
         if include_sources:
             record["facet_sources"] = json.loads(s.facet_sources or "{}")
             record["curated"] = json.loads(s.curated or "[]")
         if include_references:
-            record["references"] = references.get(s.id, [])
+            record["references"] = references[s.id]["reports"] if s.id in references else []
+        if include_citing:
+            record["citing"] = references[s.id]["cites"] if s.id in references else []
         records.append(record)
     return records
 
 
 def studies_with_counts():
-    return Study.select(Study, reference_count_column())
+    return Study.select(Study, reference_count_column(), cited_by_count_column())
 

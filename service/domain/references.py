@@ -13,7 +13,7 @@ from ..search import index
 from ..search.query import SearchQuery
 from . import linking, records
 from .errors import InvalidInput, NotFound
-from .studies import touch_studies
+from .studies import touch_references, touch_studies
 
 REFERENCE_SORTS = {
     "id": Reference.id,
@@ -23,8 +23,8 @@ REFERENCE_SORTS = {
 }
 WRITABLE = (
     "type", "title", "authors", "abstract", "source", "year", "published", "volume", "issue",
-    "pages", "doi", "pmid", "url", "registration_id", "has_results", "notes", "first_published",
-    "updated",
+    "pages", "doi", "pmid", "url", "registration_id", "has_results", "publication_types", "notes",
+    "first_published", "updated",
 )
 
 
@@ -52,10 +52,11 @@ def reference_conditions(
         conditions.append(Reference.has_results == has_results)
     if study_id is not None:
         conditions.append(Reference.id.in_(
-            StudyReference.select(StudyReference.reference).where(StudyReference.study == study_id)))
+            StudyReference.select(StudyReference.reference).where(
+                (StudyReference.study == study_id) & (StudyReference.role == "reports"))))
     if linked is not None:
-        any_link = StudyReference.select(StudyReference.reference)
-        conditions.append(Reference.id.in_(any_link) if linked else Reference.id.not_in(any_link))
+        reports = StudyReference.select(StudyReference.reference).where(StudyReference.role == "reports")
+        conditions.append(Reference.id.in_(reports) if linked else Reference.id.not_in(reports))
     if doi is not None:
         conditions.append(Reference.doi == normalise_doi(doi))
     if pmid is not None:
@@ -113,8 +114,9 @@ def get_reference(reference_id: int) -> dict:
 
 def _column_values(data: dict[str, Any]) -> dict[str, Any]:
     values = {k: data[k] for k in WRITABLE if k in data}
-    if "authors" in values:
-        values["authors"] = json.dumps(values["authors"] or [], ensure_ascii=False)
+    for name in ("authors", "publication_types"):
+        if name in values:
+            values[name] = json.dumps(values[name] or [], ensure_ascii=False)
     if values.get("doi"):
         values["doi"] = normalise_doi(values["doi"])
     if values.get("registration_id"):
@@ -168,7 +170,7 @@ def update_reference(reference_id: int, data: dict[str, Any], *,
         values.setdefault("updated", now)
         Reference.update(values).where(Reference.id == reference_id).execute()
         changed(references=[reference_id])
-        if any(name in data for name in linking.TEXT_FIELDS):
+        if any(name in data for name in linking.TEXT_FIELDS + linking.DECIDING_FIELDS):
             linking.relink_reference(Reference.get_by_id(reference_id),
                                      lambda ids: touch_studies(ids, now))
         # A study's record shows its references in full, so it changes when one of them does.
@@ -188,19 +190,25 @@ def delete_reference(reference_id: int, *, if_match: list[str] | None = None) ->
 
 
 def relink_all(progress=None) -> int:
-    """Re-run automatic linking over every reference (after a pattern change); return links added."""
+    """Re-run automatic linking over every reference (after a rule or pattern change), in batches;
+    return links added. References and studies whose links changed are touched."""
     added = 0
     with write_transaction():
         now = utcnow()
         ids = [r for (r,) in Reference.select(Reference.id).order_by(Reference.id).tuples()]
-        for start in range(0, len(ids), 500):
-            batch = list(Reference.select().where(Reference.id.in_(ids[start:start + 500]))
-                         .order_by(Reference.id))
-            for ref in batch:
-                gained = linking.relink_reference(ref, lambda ids: touch_studies(ids, now))
-                if gained:
-                    added += gained
-                    Reference.update(updated=now).where(Reference.id == ref.id).execute()
+        for start in range(0, len(ids), 2000):
+            batch = list(Reference.select(Reference.id, *[getattr(Reference, f) for f in linking.TEXT_FIELDS])
+                         .where(Reference.id.in_(ids[start:start + 2000])).order_by(Reference.id))
+            linking.remember_identifiers_bulk(
+                {ref.id: linking.identifiers_in({f: getattr(ref, f) for f in linking.TEXT_FIELDS})
+                 for ref in batch})
+            gained, studies, references = linking.relink_references([ref.id for ref in batch])
+            added += gained
+            if studies:
+                changed(studies=studies)
+                touch_studies(sorted(studies), now)
+            if references:
+                touch_references(sorted(references), now)
             if progress is not None:
                 progress(len(batch))
     return added

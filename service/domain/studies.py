@@ -76,11 +76,12 @@ def study_conditions(
         conditions.append(Study.id.in_(owners))
     if reference_type:
         linked = (StudyReference.select(StudyReference.study).join(Reference)
-                  .where(Reference.type.in_(list(reference_type))))
+                  .where(Reference.type.in_(list(reference_type)) & (StudyReference.role == "reports")))
         conditions.append(Study.id.in_(linked))
     if has_results is not None:
         with_results = (StudyReference.select(StudyReference.study).join(Reference)
-                        .where(Reference.has_results == True))  # noqa: E712
+                        .where((Reference.has_results == True)  # noqa: E712
+                               & (StudyReference.role == "reports")))
         conditions.append(Study.id.in_(with_results) if has_results else Study.id.not_in(with_results))
     if first_published_from is not None:
         conditions.append(Study.first_published >= first_published_from)
@@ -316,13 +317,19 @@ def _require_reference(reference_id: int) -> None:
         raise NotFound(f"Reference {reference_id} does not exist.")
 
 
-def study_references(study_id: int) -> list[dict]:
+def study_references(study_id: int, *, role: str | None = None) -> list[dict]:
+    """The study's references: its reports then the references citing it, each newest first (or only
+    those of ``role``)."""
     _get(study_id)
-    return records.linked_references([study_id]).get(study_id, [])
+    linked = records.linked_references([study_id]).get(study_id, {"reports": [], "cites": []})
+    if role is not None:
+        return linked[role]
+    return linked["reports"] + linked["cites"]
 
 
-def link_reference(study_id: int, reference_id: int) -> tuple[dict, bool]:
-    """Link by hand (idempotent); return the link and whether it was created or changed."""
+def link_reference(study_id: int, reference_id: int, role: str | None = None) -> tuple[dict, bool]:
+    """Link by hand (idempotent): a report of the study, or of ``role`` when given (then a curator's
+    role); return the link and whether it was created or changed."""
     with write_transaction():
         _get(study_id, lock=True)
         _require_reference(reference_id)
@@ -335,17 +342,48 @@ def link_reference(study_id: int, reference_id: int) -> tuple[dict, bool]:
             # A curator confirming an automatic link makes it theirs: automation never removes it.
             existing.link, existing.identifier = "manual", None
             existing.save()
+        if role is not None and (existing.role != role or not existing.role_curated):
+            _curate_role(existing, role)
+            modified = True
+        linking.relink_references([reference_id])  # its evidence; a manual link without a role reports
         if modified:
             now = utcnow()
             touch_studies([study_id], now)
             touch_references([reference_id], now)
             changed(studies=[study_id])
+        existing = StudyReference.get_by_id(existing.id)
     return _link_dict(existing), modified
 
 
+def _curate_role(link: StudyReference, role: str) -> None:
+    link.role, link.role_curated, link.link, link.confidence = role, True, "manual", 1.0
+    link.save()
+
+
+def set_link_role(study_id: int, reference_id: int, role: str) -> dict:
+    """A curator sets a link's role (`reports` / `cites`): remembered, never changed by automation; the
+    link becomes manual."""
+    with write_transaction():
+        _get(study_id, lock=True)
+        _require_reference(reference_id)
+        link = StudyReference.get_or_none(study=study_id, reference=reference_id)
+        if link is None:
+            raise NotFound(f"Reference {reference_id} is not linked to study {study_id}: link it first "
+                           f"(PUT /studies/{study_id}/references/{reference_id}).")
+        if link.role != role or not link.role_curated or link.link != "manual":
+            _curate_role(link, role)
+            linking.relink_references([reference_id])  # the evidence, under the curator's rule
+            now = utcnow()
+            touch_studies([study_id], now)
+            touch_references([reference_id], now)
+            changed(studies=[study_id], references=[reference_id])
+        return _link_dict(StudyReference.get_by_id(link.id))
+
+
 def _link_dict(link: StudyReference) -> dict:
-    return {"study_id": link.study_id, "reference_id": link.reference_id, "link": link.link,
-            "link_identifier": link.identifier, "created": link.created}
+    return {"study_id": link.study_id, "reference_id": link.reference_id, "created": link.created,
+            **records.link_fields(link.link, link.identifier, link.role, link.role_curated, link.confidence,
+                                  link.evidence)}
 
 
 def unlink_reference(study_id: int, reference_id: int) -> None:

@@ -121,11 +121,12 @@ class ArticleRecord:
 @dataclass
 class ExportedStudy:
     """A study line of the register's own NDJSON export: the study, its registrations, and its references
-    with how each was linked (``"manual"`` links are made by hand, ``"auto"`` ones left to linking)."""
+    (reports and citing) with how each was linked (``"manual"`` links are made by hand, ``"auto"`` ones
+    left to linking) and the role a curator set (or None)."""
 
     study: dict[str, Any]
     registrations: list[tuple[str, str]]
-    references: list[tuple[dict[str, Any], str]]
+    references: list[tuple[dict[str, Any], str, str | None]]
 
 
 @dataclass

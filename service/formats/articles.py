@@ -179,12 +179,15 @@ def _getter(row: list[str], where: dict[str, int]) -> Callable[[str], str | None
 def _regcovid(get, line: int) -> _Article:
     pmid = _pmid(get("pmid"))
     title = _title(get("Title"))
-    kinds = [t.strip().lower() for t in (get("ArticleType") or "").split("|")]
+    written = [fields.one_line(t) for t in (get("ArticleType") or "").split("|")]
+    publication_types = list(dict.fromkeys(t for t in written if t and t.upper() != "NA"))
+    kinds = [t.lower() for t in publication_types]
     kind = next((ours for theirs, ours in PUBMED_TYPES if theirs in kinds), "journal_article")
     published = fields.partial_date(get("PubDate"))
     values = {"type": kind, "title": title, "abstract": pubmed_abstract(get("Article_Abstract")),
               "source": fields.one_line(get("Journal")), "published": published,
-              "year": int(published[:4]) if published else None, "pmid": pmid}
+              "year": int(published[:4]) if published else None, "pmid": pmid,
+              "publication_types": publication_types}
     article = _Article(line, values)
     _require_key(article)
     trial = fields.one_line(get("nct_id"))

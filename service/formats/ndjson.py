@@ -4,7 +4,8 @@ its `registrations`), a reference line like an item of `GET /references` (told b
 Read-only fields (`id`, `type_label`, `reference_count`, `registration_ids_found`, `study_ids`,
 `link_identifier`) are ignored: ids are local to the register that exported them. `first_published` and
 `updated` are kept, so an export imported into an empty register reproduces every record. A link made by
-hand (`"link": "manual"`) is made by hand again; automatic ones are left to automatic linking.
+hand (`"link": "manual"`) is made by hand again, and a role a curator set (`"role_curated": true`, in
+`references` or `citing`) is set again; automatic links, their roles and evidence are left to linking.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from ..identifiers import canonical, normalise
 from ..validation import CURATABLE, Day, ReferenceCreateSchema, StudyCreateSchema
 from . import ArticleRecord, ExportedStudy, FormatError, Row, RowError
 
-READ_ONLY = ("id", "type_label", "reference_count", "registration_ids_found", "study_ids", "link",
-             "link_identifier", "references", "dissemination", "facet_sources", "curated", "countries")
+READ_ONLY = ("id", "type_label", "reference_count", "cited_by_count", "registration_ids_found", "study_ids",
+             "cited_study_ids", "link", "link_identifier", "references", "citing", "dissemination",
+             "facet_sources", "curated", "countries", "role", "role_curated", "confidence", "rule",
+             "evidence")
 # What a study line says of its derivation, restored as it was: where each value came from (a JSON object,
 # at most this long written out), the fields a curator set, and the dissemination flags and days.
 MAX_SOURCES_CHARS = 200_000
@@ -111,15 +114,22 @@ def _derivation(document: dict) -> dict:
 
 def map_line(document: dict) -> ArticleRecord | ExportedStudy:
     if "registrations" in document:
-        references = document.get("references") or []
-        if not isinstance(references, list):
-            raise RowError("`references` is not a list.")
         linked = []
-        for index, raw in enumerate(references):
-            try:
-                linked.append((_reference(raw), "manual" if raw.get("link") == "manual" else "auto"))
-            except RowError as error:
-                raise RowError(f"references[{index}]: {error}") from None
+        for name in ("references", "citing"):
+            listed = document.get(name) or []
+            if not isinstance(listed, list):
+                raise RowError(f"`{name}` is not a list.")
+            for index, raw in enumerate(listed):
+                try:
+                    if not isinstance(raw, dict):
+                        raise RowError("is not an object.")
+                    role = raw.get("role") if raw.get("role_curated") is True else None
+                    if role not in (None, "reports", "cites"):
+                        raise RowError(f"`role` {role!r} is neither `reports` nor `cites`.")
+                    kind = "manual" if raw.get("link") == "manual" else "auto"
+                    linked.append((_reference(raw), kind, role))
+                except RowError as error:
+                    raise RowError(f"{name}[{index}]: {error}") from None
         countries = document.get("countries") or []
         if not isinstance(countries, list):
             raise RowError("`countries` is not a list.")

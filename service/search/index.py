@@ -73,12 +73,14 @@ def study_documents(study_ids: list[int]) -> dict[int, tuple[str, str, str]]:
     abstracts: dict[int, list[str]] = defaultdict(list)
     for study_id, title, abstract, _ in sorted(select_in(
             'SELECT l.study_id, r.title, r.abstract, l.id FROM study_reference AS l JOIN "reference" AS r '
-            "ON r.id = l.reference_id WHERE {where}", "l.study_id", study_ids), key=lambda row: row[3]):
+            "ON r.id = l.reference_id WHERE l.role = 'reports' AND {where}", "l.study_id", study_ids),
+            key=lambda row: row[3]):
         titles[study_id].append(title)
         abstracts[study_id].append(abstract)
     for study_id, identifier, _, _ in sorted(select_in(
             "SELECT l.study_id, f.identifier, l.id, f.id FROM study_reference AS l "
-            "JOIN reference_identifier AS f ON f.reference_id = l.reference_id WHERE {where}",
+            "JOIN reference_identifier AS f ON f.reference_id = l.reference_id "
+            "WHERE l.role = 'reports' AND {where}",
             "l.study_id", study_ids),
             key=lambda row: row[2:]):
         abstracts[study_id].append(identifier_token(identifier))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from ...domain import evidence
 from ...domain.facets import REFERENCE_FACETS
 from ...domain.references import REFERENCE_SORTS
 from ...validation import PartialDate, ReferenceCreateSchema, ReferencePatchSchema
@@ -49,8 +50,16 @@ class ReferenceSchema(ma.Schema):
         "example": "ChiCTR2000030261"})
     has_results = fields.Boolean(metadata={"description": "`true`: \"Report Results\"; `false`: "
                                                           "\"No Results\"."})
+    publication_types = fields.List(fields.String(), metadata={
+        "description": "Publication types as its bibliographic source gives them (PubMed's \"Review\", "
+                       "\"Randomized Controlled Trial\", ...); empty when unknown.",
+        "example": ["Journal Article", "Randomized Controlled Trial"]})
     notes = fields.String(allow_none=True)
-    study_ids = fields.List(fields.Integer(), metadata={"description": "Studies this reference reports."})
+    study_ids = fields.List(fields.Integer(), metadata={
+        "description": "Studies this reference reports (its links of role `reports`)."})
+    cited_study_ids = fields.List(fields.Integer(), metadata={
+        "description": "Studies this reference mentions or cites without reporting them (links of role "
+                       "`cites`: a review, background, another trial it discusses)."})
     registration_ids_found = fields.List(fields.String(), metadata={
         "description": "Registration identifiers found in its `registration_id`, title, abstract and "
                        "notes (canonical form): the reason it is, or is not, linked automatically.",
@@ -59,12 +68,60 @@ class ReferenceSchema(ma.Schema):
     updated = Instant(metadata={"example": "2022-07-04T00:00:00Z"})
 
 
-class LinkedReferenceSchema(ReferenceSchema):
-    link = fields.String(metadata={"description": "How this reference was linked to the study: "
-                                                  "`manual` (by a curator) or `auto` (by a registration "
-                                                  "identifier found in it).", "example": "auto"})
+class EvidenceSchema(ma.Schema):
+    kind = fields.String(validate=validate.OneOf(evidence.KINDS), metadata={
+        "description": "Where the identifier was found: `registration_id` (the reference's own field), "
+                       "`registration_statement` (a trial-registration statement in its title or abstract, "
+                       "\"TRIAL REGISTRATION: ... ChiCTR2000030261\", \"ClinicalTrials.gov Identifier: "
+                       "NCT...\"), `databank` (a file says a bibliographic database lists it as the "
+                       "article's own), `hand_found` (a file says people found the article to be a "
+                       "publication of the trial), `text` (other title, abstract or notes text), `full_text` "
+                       "(a file says it occurs in the article's full text), `registry_listing` (a file says "
+                       "the study's registry record lists the article).",
+        "example": "registration_statement"})
+    field = fields.String(metadata={"description": "The reference's field holding it: `registration_id`, "
+                                                   "`title`, `abstract` or `notes`.", "example": "abstract"})
+    text = fields.String(metadata={"description": "The matched text, with about 150 characters around the "
+                                                  "identifier (a file's whole claim sentence).",
+                                   "example": "TRIAL REGISTRATION: Chinese Clinical Trial Registry, "
+                                              "ChiCTR2000030261."})
+    start = fields.Integer(metadata={"description": "Where the identifier starts in `field` (characters)."})
+    end = fields.Integer(metadata={"description": "Where it ends in `field`."})
+    source = fields.String(metadata={"description": "For a file's claim: the file it came from."})
+    claim = fields.String(metadata={"description": "For a file's claim: what the file says of the "
+                                                   "article and the trial."})
+
+
+class LinkFieldsSchema(ma.Schema):
+    """What a link between a study and a reference says of itself (domain/evidence.py has the rules)."""
+
+    role = fields.String(validate=validate.OneOf(["reports", "cites"]), metadata={
+        "description": "`reports`: the reference is a report of the study (its registry record, a results "
+                       "article, a preprint, a protocol, a conference abstract of it); `cites`: it mentions "
+                       "or cites the study without reporting it (a review, guidance, a commentary, another "
+                       "trial's report, background).", "example": "reports"})
+    role_curated = fields.Boolean(metadata={
+        "description": "`true`: a curator set the role (`PATCH /studies/{id}/references/{ref}`); automation "
+                       "never changes it."})
+    link = fields.String(metadata={"description": "How the link was made: `manual` (by a curator, or a "
+                                                  "file's manual link) or `auto` (by a registration "
+                                                  "identifier found in the reference).", "example": "auto"})
     link_identifier = fields.String(allow_none=True, metadata={
         "description": "For an automatic link: the registration identifier that made it."})
+    confidence = fields.Float(allow_none=True, metadata={
+        "description": "0-1: how sure the rules are of the role (1 for a curator's link or role).",
+        "example": 0.97})
+    rule = fields.String(allow_none=True, validate=validate.OneOf(evidence.RULES), metadata={
+        "description": "The rule that gave the role: " + ", ".join(f"`{r}`" for r in evidence.RULES)
+                       + " (README, \"How links are made\"); `manual` a link made by hand, `curator` a "
+                         "role set by hand.", "example": "own_registration"})
+    evidence = fields.List(fields.Nested(EvidenceSchema), metadata={
+        "description": "Every place the study's registration identifiers were found in the reference, "
+                       "strongest first as found."})
+
+
+class LinkedReferenceSchema(ReferenceSchema, LinkFieldsSchema):
+    pass
 
 
 ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
@@ -75,9 +132,12 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
     "has_results": fields.Boolean(metadata={"description": "`true`: reports results (\"Report "
                                                            "Results\"); `false`: \"No Results\"."}),
     "study_id": fields.Integer(validate=validate.Range(1, 2_147_483_647), metadata={
-        "description": "References linked to this study."}),
+        "description": "References reporting this study (links of role `reports`; "
+                       "`GET /studies/{id}/references?role=cites` lists those citing it)."}),
     "linked": fields.Boolean(metadata={"description": "`false`: the curation queue of references "
-                                                      "linked to no study."}),
+                                                      "reporting no study (no link of role `reports`: "
+                                                      "unlinked, or only citing studies); `true`: those "
+                                                      "reporting at least one."}),
     "doi": Text(validate=validate.Length(1, 300), metadata={"description": "Exact DOI, any case."}),
     "pmid": Text(validate=validate.Regexp(r"^[1-9]\d{0,9}$", error="Not a PMID."),
                  metadata={"description": "Exact PubMed id, e.g. `32445440`."}),

@@ -27,7 +27,7 @@ from .common import (
     paging_fields,
     search_field,
 )
-from .references import LinkedReferenceSchema
+from .references import LinkedReferenceSchema, LinkFieldsSchema
 from .trial import CountrySchema, DisseminationSchema
 
 
@@ -85,11 +85,20 @@ class StudySchema(ma.Schema):
     curated = fields.List(fields.String(), metadata={
         "description": "Fields a curator set by hand: derivation from the sources never changes them. "
                        "In single-study reads and exports.", "example": ["study_aim"]})
-    reference_count = fields.Integer(metadata={"description": "Number of linked references.",
-                                               "example": 2})
+    reference_count = fields.Integer(metadata={
+        "description": "Number of the study's reports: references linked with role `reports` (its registry "
+                       "records, results articles, preprints, protocols, conference abstracts).",
+        "example": 2})
+    cited_by_count = fields.Integer(metadata={
+        "description": "Number of references citing the study without reporting it (role `cites`: "
+                       "reviews, meta-analyses, guidance, commentaries, other trials' reports).",
+        "example": 0})
     references = fields.List(fields.Nested(LinkedReferenceSchema), metadata={
-        "description": "Linked references, newest first (single-study reads, and lists with "
-                       "`include=references`)."})
+        "description": "The study's reports (links of role `reports`), newest first, each with why it is "
+                       "linked (single-study reads, and lists with `include=references`)."})
+    citing = fields.List(fields.Nested(LinkedReferenceSchema), metadata={
+        "description": "References citing the study without reporting it (role `cites`), newest first "
+                       "(single-study reads, and lists with `include=citing`)."})
 
 
 def _facet_filter(name: str) -> fields.List:
@@ -111,10 +120,10 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
     "registry": fields.List(Vocab(REGISTRIES), metadata={
         "description": "Studies with a registration in this registry. Repeat to OR."}),
     "reference_type": fields.List(Vocab(REFERENCE_TYPES), metadata={
-        "description": "Studies with a linked reference of this type. Repeat to OR."}),
+        "description": "Studies with a report (a reference of role `reports`) of this type. Repeat to OR."}),
     "has_results": fields.Boolean(metadata={
-        "description": "`true`: studies with a linked reference that reports results; `false`: "
-                       "studies with none."}),
+        "description": "`true`: studies with a report (role `reports`) that has results; `false`: "
+                       "studies with none. References only citing a study never count."}),
     "first_published_from": Day(metadata={"description": "First published on or after this day."}),
     "first_published_to": Day(metadata={"description": "First published on or before this day."}),
     "updated_since": Instant(metadata={"description": "Updated at or after this instant (or day)."}),
@@ -134,15 +143,17 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
         "description": "Where results appeared: " + "; ".join(f"`{k}`: {v}" for k, v in RESULTS_IN.items())
                        + " Repeat to OR (`results_in=none&recruitment_status=Completed`: completed trials "
                          "that never reported)."}),
-    "include": fields.List(fields.String(validate=validate.OneOf(["references", "facet_sources"])), metadata={
-        "description": "`references` embeds each study's references in the list items; `facet_sources` adds "
-                       "each study's `facet_sources` and `curated`."}),
+    "include": fields.List(fields.String(validate=validate.OneOf(["references", "citing", "facet_sources"])),
+                           metadata={
+        "description": "`references` embeds each study's reports in the list items; `citing` the references "
+                       "citing each study without reporting it; `facet_sources` adds each study's "
+                       "`facet_sources` and `curated`. Repeat to ask for several."}),
     "facets": FacetNames(STUDY_FACETS, metadata={
         "description": "Facet counts to add to the answer, comma-separated: "
                        + ", ".join(f"`{f}`" for f in STUDY_FACETS) + ". `registry` and "
-                       "`reference_type` count the studies with at least one registration / linked "
-                       "reference of that value; `has_results` `true` counts studies with a linked "
-                       "reference reporting results; `country` counts the studies recruiting in each "
+                       "`reference_type` count the studies with at least one registration / report "
+                       "(role `reports`) of that value; `has_results` `true` counts studies with a report "
+                       "that has results; `country` counts the studies recruiting in each "
                        "country (those with a study, most first); `results_in` the studies with results "
                        "in each place (a study may count under several) and `none`.",
         "example": ["study_type", "study_aim"]}),
@@ -160,13 +171,25 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
 StudyPageSchema = envelope(StudySchema, "StudyPage", facets=STUDY_FACETS)
 
 
-class LinkSchema(ma.Schema):
+class LinkSchema(LinkFieldsSchema):
     study_id = fields.Integer()
     reference_id = fields.Integer()
-    link = fields.String(metadata={"description": "`manual` (by a curator) or `auto` (by a "
-                                                  "registration identifier).", "example": "manual"})
-    link_identifier = fields.String(allow_none=True, metadata={
-        "description": "For an automatic link: the identifier that made it."})
     created = Instant()
+
+
+class StudyReferencesArgsSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    role = fields.String(validate=validate.OneOf(["reports", "cites"]), metadata={
+        "description": "Only the links of this role: `reports` (its reports) or `cites` (references citing "
+                       "it without reporting it). Default: both."})
+
+
+class LinkPatchSchema(ma.Schema):
+    role = fields.String(required=True, validate=validate.OneOf(["reports", "cites"]), metadata={
+        "description": "`reports` or `cites`. Remembered as a curator's decision: automation and relinking "
+                       "never change it, and the link becomes manual (never removed by automation).",
+        "example": "cites"})
 
 __all__ = ["RegistrationSchema", "StudyCreateSchema", "StudyPatchSchema"]
