@@ -100,7 +100,7 @@ def test_study_csv_one_row_per_study(client, seeded):
     columns, rows, total = _csv(client, "/studies?format=csv&sort=-updated")
     assert columns == ["id", "name", "title", "registrations", "registries", "study_type", "study_aim",
                        "study_design", "intervention_assignment", "reference_count", "reference_ids",
-                       "first_published", "updated"]
+                       "cited_by_count", "first_published", "updated"]
     expected = _all_items(client, "/studies?sort=-updated")
     assert [int(r["id"]) for r in rows] == [s["id"] for s in expected] and total == len(rows)
     for row, study in zip(rows, expected, strict=True):
@@ -109,7 +109,8 @@ def test_study_csv_one_row_per_study(client, seeded):
         assert row["registries"] == "|".join(r["registry"] for r in study["registrations"])
         assert row["reference_ids"] == "|".join(str(i) for i in sorted(r["id"] for r in full["references"]))
         for name in ("name", "title", "study_type", "study_aim", "study_design",
-                     "intervention_assignment", "reference_count", "first_published", "updated"):
+                     "intervention_assignment", "reference_count", "cited_by_count", "first_published",
+                     "updated"):
             assert row[name] == _cell(study[name]), name
 
 

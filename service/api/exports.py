@@ -39,12 +39,13 @@ CONTENT_TYPES = {
 }
 STUDY_CSV_COLUMNS = (
     "id", "name", "title", "registrations", "registries", "study_type", "study_aim", "study_design",
-    "intervention_assignment", "reference_count", "reference_ids", "first_published", "updated",
+    "intervention_assignment", "reference_count", "reference_ids", "cited_by_count", "first_published",
+    "updated",
 )
 REFERENCE_CSV_COLUMNS = (
     "study_ids", "id", "type", "title", "authors", "source", "year", "published", "volume", "issue",
-    "pages", "doi", "pmid", "url", "registration_id", "has_results", "abstract", "notes",
-    "first_published", "updated",
+    "pages", "doi", "pmid", "url", "registration_id", "has_results", "publication_types", "cited_study_ids",
+    "abstract", "notes", "first_published", "updated",
 )
 # Reference type -> RIS type (DOMAIN.md §3.3). `M3` (type of work) always carries our type's label,
 # so the type survives a round trip even where two types share a RIS type.

@@ -156,9 +156,10 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
     **paging_fields(REFERENCE_SORTS, "id", relevance=True, formats={
         "csv": "`text/csv; charset=utf-8` (UTF-8, no BOM), a header row then one row per reference, "
                "the study ids first: study_ids, id, type, title, authors, source, year, published, "
-               "volume, issue, pages, doi, pmid, url, registration_id, has_results, abstract, notes, "
-               "first_published, updated. Multiple values are joined with `|`; values are written "
-               "as stored, with no spreadsheet-formula escaping.",
+               "volume, issue, pages, doi, pmid, url, registration_id, has_results, publication_types, "
+               "cited_study_ids, abstract, notes, first_published, updated (study_ids: the studies it "
+               "reports; cited_study_ids: those it cites). Multiple values are joined with `|`; values "
+               "are written as stored, with no spreadsheet-formula escaping.",
         "ndjson": "`application/x-ndjson`, one reference per line exactly as an item of this list.",
         "ris": "`application/x-research-info-systems` (UTF-8, CRLF) for reference managers and "
                "review tools: TY (JOUR, DBASE for registry records, UNPB preprints, INPR pre-proofs, "

@@ -160,11 +160,13 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
     **paging_fields(STUDY_SORTS, "id", relevance=True, formats={
         "csv": "`text/csv; charset=utf-8` (UTF-8, no BOM), a header row then one row per study: "
                "id, name, title, registrations, registries, study_type, study_aim, study_design, "
-               "intervention_assignment, reference_count, reference_ids, first_published, updated. "
+               "intervention_assignment, reference_count, reference_ids (its reports), cited_by_count, "
+               "first_published, updated. "
                "Multiple values are joined with `|` (registries in the order of registrations); "
                "values are written as stored, with no spreadsheet-formula escaping.",
         "ndjson": "`application/x-ndjson`, one study per line exactly as `GET /studies/{id}` "
-                  "answers it (references embedded in full, with `link` and `link_identifier`).",
+                  "answers it (its reports in `references`, the references citing it in `citing`, each "
+                  "with its `role`, `link`, `link_identifier`, `confidence`, `rule` and `evidence`).",
     }),
 }, name="StudyQueryArgs")
 
