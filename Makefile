@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test install install-dev lint openapi migrate seed token real-data bench docker-build compose-up clean
+.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench docker-build compose-up clean
 
 help:
 	@echo "make run      set up, migrate, seed an empty register, serve on http://$(HOST):$(PORT)"
@@ -15,6 +15,7 @@ help:
 	@echo "make openapi  regenerate openapi/openapi.json from the app"
 	@echo "make lint     ruff"
 	@echo "make real-data  import every real file of ../shared/data (DATA=...), one command per file"
+	@echo "make linking-report  the real data but DIRECCT's results, links judged against them"
 	@echo "make bench    load benchmark (bench/README.md)"
 
 $(BIN)/python:
@@ -74,13 +75,22 @@ real-data: migrate
 	$(IMPORT) $(DATA)/trials/ictrp_covid_direcct_2021-07-01.csv.gz --format ictrp-csv
 	$(IMPORT) $(DATA)/trials/ctgov_aact_covid_studies_regcovid.csv.gz --format ctgov-aact-csv
 	$(IMPORT) $(DATA)/links/direcct_registries_2022-04.csv.gz --format direcct-registries
-	$(IMPORT) $(DATA)/links/direcct_results.csv.gz --format direcct-results \
-	    --trial-ids $(DATA)/links/direcct_registrations.csv.gz
+	$(if $(SKIP_RESULTS),,$(IMPORT) $(DATA)/links/direcct_results.csv.gz --format direcct-results \
+	    --trial-ids $(DATA)/links/direcct_registrations.csv.gz)
 	$(IMPORT) $(DATA)/articles/regcovid_publications_interventional.csv.gz --format articles-csv
 	$(IMPORT) $(DATA)/articles/regcovid_publications_observational.csv.gz --format articles-csv
 	$(IMPORT) $(DATA)/articles/regcovid_publications_patient_registries.csv.gz --format articles-csv
 	$(IMPORT) $(DATA)/articles/litcovid_longcovid_doc_all_info.csv.gz --format articles-csv
 	$(IMPORT) $(DATA)/links/direcct_trn_search_hits_2021-02-24.csv.gz --format articles-csv
+
+# The production-like register of issue 11 (every real file but DIRECCT's results, which are the ground
+# truth), into var/linking.db, and how its links fare against DIRECCT's pairs (bench/linking_report.py).
+LINKING_DB ?= $(CURDIR)/var/linking.db
+linking-report: install
+	rm -f $(LINKING_DB)
+	$(MAKE) --no-print-directory real-data DATABASE_URL=sqlite:///$(LINKING_DB) SKIP_RESULTS=1
+	$(BIN)/python bench/linking_report.py --database-url sqlite:///$(LINKING_DB) \
+	    --json var/linking-report.json --samples var/linking-samples.md
 
 bench: install-dev
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

@@ -61,10 +61,13 @@ def test_rules_decide_roles():
     assert {s: (d.role, d.rule) for s, d in decided.items()} == {
         1: ("reports", "own_registration"), 2: ("cites", "other_study")}
     assert decided[1].confidence > decided[2].confidence > 0.5
-    # A review cites every study, whatever the evidence.
+    # A review cites every study, even those a file says are its own, but a trial its text says it is
+    # registered as (a pooled analysis, a trial report PubMed also types Review).
     review = _assess("Remdesivir for COVID-19: a systematic review and meta-analysis",
-                     [("NCT04292899", _items("registration_statement"))])
-    assert review[1].role == "cites" and review[1].rule == "review"
+                     [("NCT04292899", _items("databank", "text")),
+                      ("NCT04280705", _items("registration_statement"))])
+    assert (review[1].role, review[1].rule) == ("cites", "review")
+    assert (review[2].role, review[2].rule) == ("reports", "own_registration")
     assert _assess("Remdesivir results", [("NCT04292899", _items("text"))],
                    publication_types=["Journal Article", "Review"])[1].role == "cites"
     # More than three studies named without a statement: all cited.

@@ -29,7 +29,10 @@ reporting it. ``assess`` decides each study named by one reference, by the first
    secondary identifiers (the same trial registered twice, a duplicate candidate).
 2. ``review``: a reference whose publication types (Review, Systematic Review, Meta-Analysis, Guideline,
    Editorial, Comment, News, ...) or title (review, meta-analysis, guideline, consensus, editorial,
-   commentary, viewpoint, recommendations, landscape of trials, ...) say it is secondary cites every study.
+   commentary, viewpoint, recommendations, landscape of trials, ...) say it is secondary cites every study,
+   but those whose registration its own text states (``registration_id``, a registration statement: a
+   pooled analysis of trials, a protocol or a trial report that PubMed also types Review or Comment),
+   which it reports (``own_registration``).
 3. ``own_registration``: a study given by ``registration_id``, a registration statement, a databank or a
    hand-found claim is reported. When more than `MAX_REPORTS` studies qualify, only those its own text
    gives (``registration_id`` or a statement) keep ``reports``; the others are cited.
@@ -75,6 +78,7 @@ DISTINCTIVE_SHARE = 0.01  # a title word this share of study titles have at most
 CONTEXT_BEFORE, CONTEXT_AFTER = 110, 40  # characters of text kept around an identifier
 
 OWN = ("registration_id", "registration_statement", "databank", "hand_found")  # rule 3
+STATED = ("registration_id", "registration_statement")  # ... given by the reference's own text
 MENTION = ("text", "full_text")
 KINDS = OWN + MENTION + ("registry_listing",)
 RULES = ("registry_record", "review", "own_registration", "listed_and_named", "other_study", "title_match",
@@ -311,7 +315,10 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
         return {s: decide(s, "reports", "registry_record",
                           None if "registration_id" in kinds[s] else secondary) for s in named}
     if is_secondary(facts):
-        return {s: decide(s, "cites", "review") for s in named}
+        # ... except the trials whose registration it states itself (a pooled analysis, a protocol or a
+        # trial report PubMed also types Review, Meta-Analysis or Comment).
+        return {s: decide(s, "reports", "own_registration", _own_confidence(kinds[s]))
+                if kinds[s] & set(STATED) else decide(s, "cites", "review") for s in named}
 
     own = [s for s in named if kinds[s] & set(OWN)]
     corroborated = [s for s in named if s not in own and "registry_listing" in kinds[s]
@@ -319,7 +326,7 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
     if own or corroborated:
         own = own + corroborated
         if len(own) > MAX_REPORTS:
-            stated = {s for s in own if kinds[s] & {"registration_id", "registration_statement"}}
+            stated = {s for s in own if kinds[s] & set(STATED)}
         else:
             stated = set(own)
         out = {}
@@ -327,8 +334,7 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
             if s in stated and s in corroborated:
                 out[s] = decide(s, "reports", "listed_and_named")
             elif s in stated:
-                best = next(k for k in OWN if k in kinds[s])
-                out[s] = decide(s, "reports", "own_registration", OWN_CONFIDENCE[best])
+                out[s] = decide(s, "reports", "own_registration", _own_confidence(kinds[s]))
             elif s in own:
                 out[s] = decide(s, "cites", "own_registration")
             else:
@@ -381,7 +387,7 @@ _STUDY_TITLE = re.compile(
     r"\b(?:trials?|randomi[sz]ed|phase|pilot|open[- ]label|placebo|controlled|efficacy|effectiveness|safety"
     r"|immunogenicity|protocol|cohort|case series|prospective|retrospective|experimental study"
     r"|clinical study|single[- ]arm|multi-?cent(?:er|re))\b", re.I)
-_WORD = re.compile(r"[a-z][a-z0-9]{4,}")
+_WORD = re.compile(r"[a-z][a-z0-9]{3,}")
 
 
 def _reads_as_study(title: str) -> bool:
@@ -391,7 +397,7 @@ def _reads_as_study(title: str) -> bool:
 
 
 class TitleWords:
-    """How many of the register's studies have each word (5 letters or more) in their title, read once
+    """How many of the register's studies have each word (4 letters or more) in their title, read once
     when first needed (``load`` gives every study title)."""
 
     def __init__(self, load: Callable[[], Iterable[str]]):
@@ -414,6 +420,10 @@ class TitleWords:
         common = set().union(*(self.words(o) for o in others)) if others else set()
         limit = max(1, DISTINCTIVE_SHARE * self._studies)
         return {w for w in self.words(title) & common if self._counts[w] <= limit}
+
+
+def _own_confidence(kinds: set[str]) -> float:
+    return OWN_CONFIDENCE[next(k for k in OWN if k in kinds)]
 
 
 def curated(role: str, evidence: list[dict]) -> Decision:
