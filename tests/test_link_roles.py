@@ -218,3 +218,24 @@ def test_ndjson_round_trip_keeps_curated_roles(client, auth, runner, tmp_path, r
     again = client.get("/studies?registration=ChiCTR2000030261").get_json()["items"][0]
     links = list(_links(client, again["id"]).values())
     assert [(r["role"], r["role_curated"], r["link"]) for r in links] == [(role, True, "manual")]
+
+
+def test_search_reaches_a_study_through_its_reports_only(client, auth):
+    study = create_study(client, auth)
+    ref = create_reference(client, auth, title="Nebulised exosomes: the Zephyrine trial")
+
+    def found():
+        return [s["id"] for s in client.get("/studies?q=zephyrine").get_json()["items"]]
+
+    assert found() == [study["id"]]
+    client.patch(f"/studies/{study['id']}/references/{ref['id']}", json={"role": "cites"}, headers=auth)
+    assert found() == []
+    client.patch(f"/studies/{study['id']}/references/{ref['id']}", json={"role": "reports"}, headers=auth)
+    assert found() == [study["id"]]
+    # A text edit that makes an automatic report a mere mention takes it out of the study's words too.
+    other = create_reference(client, auth, title="Quorvalent dosing",
+                             abstract="Patients as in ChiCTR2000030261 were given quorvalent.")
+    assert [s["id"] for s in client.get("/studies?q=quorvalent").get_json()["items"]] == [study["id"]]
+    client.patch(f"/references/{other['id']}", json={"title": "Quorvalent dosing: a systematic review"},
+                 headers=auth)
+    assert client.get("/studies?q=quorvalent").get_json()["items"] == []

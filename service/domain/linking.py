@@ -14,7 +14,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 
-from ..db import any_of, database, insert_rows, select_in, update_rows
+from ..db import any_of, changed, database, insert_rows, select_in, update_rows
 from ..identifiers import canonical, normalise
 from ..models import (
     LinkSuppression,
@@ -65,6 +65,7 @@ def relink_reference(reference: Reference, touch: Callable[[Iterable[int]], None
     remember_identifiers_bulk({reference.id: found})
     added, studies, _ = relink_references([reference.id])
     if studies:
+        changed(studies=studies)
         touch(sorted(studies))
     return added
 
@@ -79,7 +80,9 @@ def relink_study(study_id: int, touch_references: Callable[[Iterable[int]], None
                                           "identifier", owned)}
     references.update(r for (r,) in StudyReference.select(StudyReference.reference)
                       .where((StudyReference.study == study_id) & (StudyReference.link == "auto")).tuples())
-    added, _, changed_references = relink_references(references)
+    added, studies, changed_references = relink_references(references)
+    if studies:
+        changed(studies=studies)
     if changed_references:
         touch_references(sorted(changed_references))
     return added

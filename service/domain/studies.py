@@ -345,7 +345,11 @@ def link_reference(study_id: int, reference_id: int, role: str | None = None) ->
         if role is not None and (existing.role != role or not existing.role_curated):
             _curate_role(existing, role)
             modified = True
-        linking.relink_references([reference_id])  # its evidence; a manual link without a role reports
+        # Its evidence (a manual link without a curator's role reports); its other links may follow.
+        _, others, _ = linking.relink_references([reference_id])
+        if others:
+            changed(studies=others)
+            touch_studies(sorted(others), utcnow())
         if modified:
             now = utcnow()
             touch_studies([study_id], now)
@@ -372,11 +376,11 @@ def set_link_role(study_id: int, reference_id: int, role: str) -> dict:
                            f"(PUT /studies/{study_id}/references/{reference_id}).")
         if link.role != role or not link.role_curated or link.link != "manual":
             _curate_role(link, role)
-            linking.relink_references([reference_id])  # the evidence, under the curator's rule
+            _, others, _ = linking.relink_references([reference_id])  # the evidence, under the curator's rule
             now = utcnow()
-            touch_studies([study_id], now)
+            touch_studies(sorted({study_id, *others}), now)
             touch_references([reference_id], now)
-            changed(studies=[study_id], references=[reference_id])
+            changed(studies=[study_id, *others], references=[reference_id])
         return _link_dict(StudyReference.get_by_id(link.id))
 
 
