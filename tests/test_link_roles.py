@@ -68,6 +68,13 @@ def test_rules_decide_roles():
                       ("NCT04280705", _items("registration_statement"))])
     assert (review[1].role, review[1].rule) == ("cites", "review")
     assert (review[2].role, review[2].rule) == ("reports", "own_registration")
+    # ... but not the many trials a review lists under "Clinical Trial Registration:", unless its title
+    # is a study's ("a pooled analysis of four randomised trials").
+    listed = [(f"NCT0428070{i}", _items("registration_statement")) for i in range(5)]
+    assert {d.role for d in _assess("Challenges for drug repurposing", listed,
+                                    publication_types=["Review"]).values()} == {"cites"}
+    assert {d.role for d in _assess("Booster timing: a pooled analysis of four randomised trials", listed,
+                                    publication_types=["Meta-Analysis"]).values()} == {"reports"}
     assert _assess("Remdesivir results", [("NCT04292899", _items("text"))],
                    publication_types=["Journal Article", "Review"])[1].role == "cites"
     # More than three studies named without a statement: all cited.

@@ -32,7 +32,9 @@ reporting it. ``assess`` decides each study named by one reference, by the first
    commentary, viewpoint, recommendations, landscape of trials, ...) say it is secondary cites every study,
    but those whose registration its own text states (``registration_id``, a registration statement: a
    pooled analysis of trials, a protocol or a trial report that PubMed also types Review or Comment),
-   which it reports (``own_registration``).
+   which it reports (``own_registration``); more than `MAX_REPORTS` of those only when its title reads as
+   a study's (rule 6: "a pooled analysis of four randomised trials"), not a review listing the trials it
+   discusses under "Clinical Trial Registration".
 3. ``own_registration``: a study given by ``registration_id``, a registration statement, a databank or a
    hand-found claim is reported. When more than `MAX_REPORTS` studies qualify, only those its own text
    gives (``registration_id`` or a statement) keep ``reports``; the others are cited.
@@ -317,8 +319,11 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
     if is_secondary(facts):
         # ... except the trials whose registration it states itself (a pooled analysis, a protocol or a
         # trial report PubMed also types Review, Meta-Analysis or Comment).
+        stated = [s for s in named if kinds[s] & set(STATED)]
+        if len(stated) > MAX_REPORTS and not _reads_as_study(facts.title):
+            stated = []  # a review listing the trials it discusses under "Clinical Trial Registration"
         return {s: decide(s, "reports", "own_registration", _own_confidence(kinds[s]))
-                if kinds[s] & set(STATED) else decide(s, "cites", "review") for s in named}
+                if s in stated else decide(s, "cites", "review") for s in named}
 
     own = [s for s in named if kinds[s] & set(OWN)]
     corroborated = [s for s in named if s not in own and "registry_listing" in kinds[s]
