@@ -99,19 +99,17 @@ def test_rules_decide_roles():
     assert record[1].confidence == 1.0 > record[2].confidence
 
 
-def test_a_full_text_mention_alone_reports_only_a_study_like_title_or_a_shared_rare_word():
+def test_a_full_text_mention_alone_reports_only_a_clinical_study_title_or_a_like_title():
     studies = {1: ["Spironolactone in Covid-19 induced ARDS"]}
-    words = evidence.TitleWords(lambda: ["Spironolactone in Covid-19 induced ARDS"]
-                                + [f"Covid-19 ARDS patients study {i}" for i in range(200)])
     found = [("NCT04292899", _items("full_text"))]
-    owner = {"NCT04292899": 1}
 
-    def role(title):
-        return evidence.assess(Facts("journal_article", title), found, owner, studies, words)[1].role
+    def decided(title):
+        return _assess(title, found, titles=studies)[1]
 
-    assert role("Use of spironolactone in SARS-CoV-2 ARDS patients") == "reports"  # a rare shared word
-    assert role("A randomised trial in ARDS") == "reports"                          # reads as a study
-    assert role("Why ARDS matters in Covid-19") == "cites"                         # neither
+    assert decided("Use of spironolactone in Covid-19 ARDS").role == "reports"       # a like title
+    assert decided("Spironolactone: a randomised trial in ARDS").role == "reports"   # a clinical study
+    why = decided("Why ARDS matters in the pandemic")                                 # neither
+    assert (why.role, why.rule) == ("cites", "full_text_only")
 
 
 # -- through the API --------------------------------------------------------------------------------------

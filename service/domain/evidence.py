@@ -48,7 +48,11 @@ reporting it. ``assess`` decides each study named by one reference, by the first
 6. ``sole_mention``: without a title match, a study the reference alone names in its title, abstract or
    notes, or (when those name none) one of at most `MAX_REPORTS` studies its full text names, is reported.
    With two or three named, each is reported unless one of them matches the title clearly better (by
-   `TITLE_MARGIN`): then only that one.
+   `TITLE_MARGIN`): then only that one. A study named in the full text only (``full_text_only``) is
+   reported only when the reference's title reads as a clinical study's (trial, randomised, phase, pilot,
+   open-label, placebo, double-blind, protocol, efficacy, safety, immunogenicity) or its title similarity
+   to the study reaches `FULL_TEXT_MATCH`; else it is cited: reviews, commentaries, case reports, cohorts
+   and laboratory papers name trials in their full texts without reporting them.
 7. ``many_named``: a reference naming more than `MAX_REPORTS` studies (and matching none by title) cites
    them all: a review, a landscape or a commentary whatever its title says.
 8. ``listing_only``: a study whose registry record lists the reference, with nothing else (no mention, no
@@ -63,8 +67,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
@@ -76,7 +79,7 @@ from ..identifiers import canonical, find_identifiers
 MAX_REPORTS = 3     # a reference naming more registered studies than this is taken for a secondary one
 TITLE_MATCH = 0.8   # title similarity (0-1) that makes a mentioned study the one reported
 TITLE_MARGIN = 0.1  # ... when ahead of every other named study by this much
-DISTINCTIVE_SHARE = 0.01  # a title word this share of study titles have at most is distinctive (rule 6)
+FULL_TEXT_MATCH = 0.55  # title similarity that lets a full-text mention alone report a study (rule 6)
 CONTEXT_BEFORE, CONTEXT_AFTER = 110, 40  # characters of text kept around an identifier
 
 OWN = ("registration_id", "registration_statement", "databank", "hand_found")  # rule 3
@@ -287,13 +290,12 @@ def _contains(titles: Sequence[str], word: str) -> bool:
 
 
 def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping[str, int],
-           titles: Mapping[int, Sequence[str]], words_of: TitleWords | None = None) -> dict[int, Decision]:
+           titles: Mapping[int, Sequence[str]]) -> dict[int, Decision]:
     """The role, confidence and evidence of each study a reference names (rules 1-8 above).
 
     ``cited``: the reference's identifiers in order of first appearance, each with its evidence items;
     ``owner``: identifier -> the study owning it (identifiers no study owns are left out); ``titles``: each
-    owning study's titles (its own, its registry records'), for title matches; ``words_of``: how common
-    each word is in the register's study titles (rule 6; without it, a full-text mention is enough).
+    owning study's titles (its own, its registry records'), for title matches.
     """
     named: dict[int, tuple[str, list[dict]]] = {}
     for identifier, items in cited:
@@ -365,10 +367,10 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
     mentioned = in_text or [s for s in named if kinds[s] & {"full_text"}]
     if len(mentioned) > MAX_REPORTS:
         return {s: decide(s, "cites", "many_named") for s in named}
-    if not in_text and words_of is not None and not _reads_as_study(facts.title):
-        # Named in the full text only, by a reference whose title is not a study's: reported only when
-        # the two titles share a word few studies' titles have.
-        mentioned = [s for s in mentioned if words_of.shared(facts.title, titles.get(s, ()))]
+    if not in_text and not _reads_as_study(facts.title):
+        # Named in the full text only, by a reference whose title is not a clinical study's: reported
+        # only when the two titles are alike.
+        mentioned = [s for s in mentioned if similarity[s] >= FULL_TEXT_MATCH]
         if not mentioned:
             return {s: decide(s, "cites", "full_text_only") if kinds[s] & set(MENTION)
                     else decide(s, "cites", "listing_only") for s in named}
@@ -389,42 +391,14 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
 
 
 _STUDY_TITLE = re.compile(
-    r"\b(?:trials?|randomi[sz]ed|phase|pilot|open[- ]label|placebo|controlled|efficacy|effectiveness|safety"
-    r"|immunogenicity|protocol|cohort|case series|prospective|retrospective|experimental study"
-    r"|clinical study|single[- ]arm|multi-?cent(?:er|re))\b", re.I)
-_WORD = re.compile(r"[a-z][a-z0-9]{3,}")
+    r"\b(?:trials?|randomi[sz]ed|phase|pilot|open[- ]label|placebo|controlled|double[- ]blind|protocol"
+    r"|single[- ]arm|multi-?cent(?:er|re)|efficacy|safety|immunogenicity)\b", re.I)
 
 
 def _reads_as_study(title: str) -> bool:
-    """Whether a title says it reports a study of patients or an intervention (trial, randomised, phase,
-    pilot, open-label, placebo, efficacy, safety, cohort, protocol, ...)."""
+    """Whether a title says it reports a clinical study of an intervention (trial, randomised, phase,
+    pilot, open-label, placebo, double-blind, protocol, efficacy, safety, immunogenicity, ...)."""
     return bool(_STUDY_TITLE.search(title or ""))
-
-
-class TitleWords:
-    """How many of the register's studies have each word (4 letters or more) in their title, read once
-    when first needed (``load`` gives every study title)."""
-
-    def __init__(self, load: Callable[[], Iterable[str]]):
-        self._load = load
-        self._counts: Counter[str] | None = None
-        self._studies = 0
-
-    @staticmethod
-    def words(title: str) -> set[str]:
-        return set(_WORD.findall(default_process(title or "")))
-
-    def shared(self, title: str, others: Iterable[str]) -> set[str]:
-        """The words of ``title`` that ``others`` have too and that at most `DISTINCTIVE_SHARE` of the
-        study titles have (a drug, a device, an acronym; not "patients" or "pneumonia")."""
-        if self._counts is None:
-            self._counts = Counter()
-            for study_title in self._load():
-                self._counts.update(self.words(study_title))
-                self._studies += 1
-        common = set().union(*(self.words(o) for o in others)) if others else set()
-        limit = max(1, DISTINCTIVE_SHARE * self._studies)
-        return {w for w in self.words(title) & common if self._counts[w] <= limit}
 
 
 def _own_confidence(kinds: set[str]) -> float:

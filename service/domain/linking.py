@@ -165,7 +165,6 @@ def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[
                  'SELECT id, type, title, registration_id, publication_types FROM "reference" WHERE {where}',
                  "id", ids)}
     titles = study_titles({owner[i] for found in cited.values() for i, _ in found if i in owner})
-    words = evidence.TitleWords(lambda: (t for (t,) in database.execute_sql("SELECT title FROM study")))
     existing: dict[tuple[int, int], tuple] = {}
     links = ("SELECT id, reference_id, study_id, link, identifier, role, role_curated, confidence, evidence "
              "FROM study_reference WHERE {where}")
@@ -181,7 +180,7 @@ def relink_references(reference_ids: Iterable[int]) -> tuple[int, set[int], set[
     for reference_id in ids:
         if reference_id not in facts:
             continue
-        decisions = evidence.assess(facts[reference_id], cited[reference_id], owner, titles, words)
+        decisions = evidence.assess(facts[reference_id], cited[reference_id], owner, titles)
         for study_id, decision in decisions.items():
             pair = (reference_id, study_id)
             if pair in suppressed and pair not in existing:
