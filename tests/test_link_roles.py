@@ -110,6 +110,11 @@ def test_a_full_text_mention_alone_reports_only_a_clinical_study_title_or_a_like
     assert decided("Spironolactone: a randomised trial in ARDS").role == "reports"   # a clinical study
     why = decided("Why ARDS matters in the pandemic")                                 # neither
     assert (why.role, why.rule) == ("cites", "full_text_only")
+    # Two trials in a full text, neither ahead by its title: both discussed, neither reported.
+    two = _assess("A randomised trial of steroids", [("NCT04292899", _items("full_text")),
+                                                     ("NCT04280705", _items("full_text"))],
+                  titles={1: ["Dexamethasone in ARDS"], 2: ["Methylprednisolone in ARDS"]})
+    assert {(d.role, d.rule) for d in two.values()} == {("cites", "full_text_only")}
 
 
 # -- through the API --------------------------------------------------------------------------------------

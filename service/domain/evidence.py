@@ -48,11 +48,12 @@ reporting it. ``assess`` decides each study named by one reference, by the first
 6. ``sole_mention``: without a title match, a study the reference alone names in its title, abstract or
    notes, or (when those name none) one of at most `MAX_REPORTS` studies its full text names, is reported.
    With two or three named, each is reported unless one of them matches the title clearly better (by
-   `TITLE_MARGIN`): then only that one. A study named in the full text only (``full_text_only``) is
-   reported only when the reference's title reads as a clinical study's (trial, randomised, phase, pilot,
-   open-label, placebo, double-blind, protocol, efficacy, safety, immunogenicity) or its title similarity
-   to the study reaches `FULL_TEXT_MATCH`; else it is cited: reviews, commentaries, case reports, cohorts
-   and laboratory papers name trials in their full texts without reporting them.
+   `TITLE_MARGIN`): then only that one; when they are named in a full text only, all are then cited
+   (``full_text_only``). A study named in a full text only is reported only when the reference's title
+   reads as a clinical study's (trial, randomised, phase, pilot, open-label, placebo, double-blind,
+   protocol, efficacy, safety, immunogenicity) or its title similarity to the study reaches
+   `FULL_TEXT_MATCH`; else it is cited (``full_text_only``): reviews, commentaries, case reports,
+   cohorts and laboratory papers name trials in their full texts without reporting them.
 7. ``many_named``: a reference naming more than `MAX_REPORTS` studies (and matching none by title) cites
    them all: a review, a landscape or a commentary whatever its title says.
 8. ``listing_only``: a study whose registry record lists the reference, with nothing else (no mention, no
@@ -379,6 +380,10 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
         ahead = all(similarity[best] - similarity[o] >= TITLE_MARGIN for o in mentioned if o != best)
         if ahead:
             mentioned = [best]
+        elif not in_text:
+            # Several trials in a full text and none ahead by its title: the ones it discusses.
+            return {s: decide(s, "cites", "full_text_only") if kinds[s] & set(MENTION)
+                    else decide(s, "cites", "listing_only") for s in named}
     out = {}
     for s in named:
         if s in mentioned:
