@@ -1,5 +1,5 @@
 """Command-line tasks: `study-register db upgrade|status`, `seed`, `import`, `reindex`, `rederive`, `relink`,
-`token`."""
+`suggest`, `token`."""
 
 from __future__ import annotations
 
@@ -205,10 +205,29 @@ def rederive():
     click.echo(f"{changed} studies changed")
 
 
+@click.command("suggest")
+@click.option("--reference", "reference_ids", type=click.IntRange(1), multiple=True,
+              help="Only this reference (repeat for several); default: every reference with no "
+                   "`reports` link.")
+def suggest(reference_ids):
+    """Compute the suggested studies of references with no `reports` link again (keeping curators'
+    decisions); the write is one transaction."""
+    from .domain.suggestions import compute
+
+    with connection():
+        if migrations.current_version() < migrations.latest_version():
+            raise click.ClickException("the schema is not up to date; run `study-register db upgrade`")
+        report = compute(reference_ids or None)
+    click.echo(f"{report['references']} references: {report['open']} open suggestions for "
+               f"{report['with_suggestions']} of them ({report['created']} new, {report['updated']} updated, "
+               f"{report['removed']} removed) in {report['seconds']:.1f} s")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(import_command)
     app.cli.add_command(reindex)
     app.cli.add_command(rederive)
+    app.cli.add_command(suggest)
     app.cli.add_command(relink)
     app.cli.add_command(db_cli)
     app.cli.add_command(token_cli)

@@ -6,7 +6,7 @@ import swagger_ui_bundle
 from flask import send_from_directory
 from flask_cors import CORS
 
-from . import duplicates, imports, meta, references, registrations, stats, studies
+from . import duplicates, imports, meta, references, registrations, stats, studies, suggestions
 from .parser import BEARER
 from .problems import ProblemApi
 
@@ -55,6 +55,7 @@ def init_api(app) -> ProblemApi:
          send_wildcard=True)
     api = ProblemApi(app)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
+                      suggestions.blp,
                       meta.notices,
                       meta.vocabularies, meta.ops):
         api.register_blueprint(blueprint)
