@@ -66,7 +66,7 @@ token: migrate
 # record wins; every source is kept per registration and combined into its study); the registry
 # scrape of April 2022 after them; results and articles last, so they link as they arrive.
 DATA ?= ../shared/data
-IMPORT = $(BIN)/study-register import
+IMPORT = $(BIN)/study-register import --no-suggest
 real-data: migrate
 	$(IMPORT) $(DATA)/links/direcct_registrations.csv.gz --format direcct-registrations
 	$(IMPORT) $(DATA)/trials/ictrp_covid_who_raw_export_2020-04-15.csv.gz --format ictrp-csv
@@ -82,6 +82,7 @@ real-data: migrate
 	$(IMPORT) $(DATA)/articles/regcovid_publications_patient_registries.csv.gz --format articles-csv
 	$(IMPORT) $(DATA)/articles/litcovid_longcovid_doc_all_info.csv.gz --format articles-csv
 	$(IMPORT) $(DATA)/links/direcct_trn_search_hits_2021-02-24.csv.gz --format articles-csv
+	$(BIN)/study-register suggest
 
 # The production-like register of issue 11 (every real file but DIRECCT's results, which are the ground
 # truth), into var/linking.db, and how its links fare against DIRECCT's pairs (bench/linking_report.py).

@@ -151,7 +151,10 @@ class _Progress:
 @click.option("--trial-ids", "trial_ids", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="direcct-results only: DIRECCT's registrations file (plain or .gz), "
                                  "which maps the DIRECCT trial ids of the results to registrations.")
-def import_command(path, fmt, dry_run, encoding, quiet, trial_ids):
+@click.option("--no-suggest", "no_suggest", is_flag=True,
+              help="Do not compute suggested studies for the references written (for a series of imports "
+                   "followed by one `study-register suggest`).")
+def import_command(path, fmt, dry_run, encoding, quiet, trial_ids, no_suggest):
     """Import FILE (plain or .gz) in one transaction and print the report as JSON.
 
     Importing the same file twice changes nothing the second time. Exit status 1 when the file was
@@ -168,13 +171,13 @@ def import_command(path, fmt, dry_run, encoding, quiet, trial_ids):
             try:
                 if quiet:
                     report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
-                                         options=options)
+                                         options=options, suggest=not no_suggest)
                 else:
                     progress = _Progress(path.stat().st_size)
                     with progress.bar:
                         report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
                                              on_read=progress.read, on_rows=progress.done,
-                                             options=options)
+                                             options=options, suggest=not no_suggest)
             except ImportRefused as error:
                 raise click.ClickException(f"{path}: refused, nothing imported: {error.detail}") from None
     elapsed = time.perf_counter() - started

@@ -3,6 +3,8 @@ command), the reasons, accepting (a manual link) and rejecting (remembered), and
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from service.db import database
@@ -171,16 +173,21 @@ def test_rejected_is_never_suggested_again(client, auth, runner):
     assert preprint not in {r["id"] for r in client.get(f"/studies/{top['study_id']}/references").get_json()}
 
 
-def test_a_study_linked_in_any_role_is_not_suggested(client, auth, runner):
+def test_a_cited_study_is_suggested_unless_a_curator_set_the_role(client, auth, runner):
     made = register(client, auth)
     preprint = made["preprint"]["id"]
     steroid = made[STEROID]["id"]
     assert client.put(f"/studies/{steroid}/references/{preprint}", headers=auth).status_code == 201
-    with database.connection_context():  # the preprint cites the study but does not report it
-        StudyReference.update(role="cites").where(StudyReference.reference == preprint).execute()
+    with database.connection_context():  # as linking leaves a number found in a full text only
+        StudyReference.update(role="cites", link="auto").where(StudyReference.reference == preprint).execute()
     suggest(runner)
-    found = suggested(client, preprint)
-    assert steroid not in {s["study_id"] for s in found}
+    found = {s["study_id"]: s for s in suggested(client, preprint)}
+    assert steroid in found and "named" in {r["kind"] for r in found[steroid]["reasons"]}
+    # A curator's role is a decision: the study is no longer suggested.
+    response = client.patch(f"/studies/{steroid}/references/{preprint}", json={"role": "cites"}, headers=auth)
+    assert response.status_code == 200, response.get_json()
+    suggest(runner)
+    assert steroid not in {s["study_id"] for s in suggested(client, preprint)}
 
 
 def test_suggestions_go_when_the_reference_gets_a_reports_link(client, auth, runner):
@@ -269,3 +276,23 @@ def test_a_deleted_studys_suggestion_is_404(client, auth, runner):
         assert str(top["id"]) in body["detail"]
     assert top["id"] not in {s["id"] for s in suggested(client, made["preprint"]["id"])}
     assert top["id"] not in {s["id"] for s in queue(client, page_size=100)["items"]}
+
+
+def test_an_import_suggests_studies_for_the_references_it_writes(client, auth, runner, tmp_path):
+    made = register(client, auth)
+    line = {"type": "preprint", "title": PREPRINT_TITLE + " (version 2)",
+            "doi": "10.1101/2020.10.29.20221234", "authors": AUTHORS[:3], "study_ids": []}
+    path = tmp_path / "preprint.ndjson"
+    path.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    result = runner.invoke(args=["import", str(path), "--format", "ndjson", "--quiet"])
+    assert result.exit_code == 0, result.output
+    imported = client.get("/references?doi=10.1101/2020.10.29.20221234").get_json()["items"][0]
+    assert [s["study_id"] for s in suggested(client, imported["id"])][:1] == [made[STEROID]["id"]]
+    # --no-suggest leaves them to a later `study-register suggest`.
+    client.delete(f"/references/{imported['id']}", headers=auth)
+    result = runner.invoke(args=["import", str(path), "--format", "ndjson", "--quiet", "--no-suggest"])
+    assert result.exit_code == 0, result.output
+    again = client.get("/references?doi=10.1101/2020.10.29.20221234").get_json()["items"][0]
+    assert suggested(client, again["id"]) == []
+    suggest(runner)
+    assert [s["study_id"] for s in suggested(client, again["id"])][:1] == [made[STEROID]["id"]]

@@ -71,7 +71,7 @@ from ..models import (
 )
 from ..search import index as search_index
 from ..vocabularies import UNCLEAR
-from . import derive, linking
+from . import derive, linking, suggestions
 from .errors import DomainError
 from .references import normalise_doi
 from .scratch import IdSet, SpillingMap
@@ -117,17 +117,20 @@ class ImportReport:
 
 def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_run: bool = False,
                 on_read: Callable[[int], None] | None = None, on_rows: Callable[[int], None] | None = None,
-                batch_size: int = BATCH_SIZE, options: dict[str, Any] | None = None) -> ImportReport:
+                batch_size: int = BATCH_SIZE, options: dict[str, Any] | None = None,
+                suggest: bool = True) -> ImportReport:
     """Import ``stream`` (a file in format ``fmt``, gzip or not) in one transaction and report on it.
 
     Raises ImportRefused, with nothing written, when the file cannot be read as ``fmt``.
     ``dry_run`` does everything but commit. ``on_read`` is told the bytes read, as they are read, and
     ``on_rows`` the rows done so far after each batch. ``options`` are handed to the parser (in its
-    ``info``), e.g. ``trial_ids``: the trial-id map of ``direcct-results``.
+    ``info``), e.g. ``trial_ids``: the trial-id map of ``direcct-results``. Once committed, the references
+    it wrote that report no study get suggested studies (``suggest``; `domain.suggestions`).
     """
     started = time.perf_counter()
     report = ImportReport(format=fmt, dry_run=dry_run)
     info: dict[str, Any] = dict(options or {})
+    touched_references: list[int] = []
     line = 0
     try:
         with open_input(stream, fmt=fmt, encoding=encoding, on_read=on_read) as (text, used):
@@ -145,6 +148,7 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
                     engine.finish()
                     if not dry_run:
                         engine.refresh_search()
+                        touched_references = list(engine.reference_ids)
                 except READ_ERRORS as error:
                     raise ImportRefused(describe_read_error(error, used, line)) from None
                 finally:
@@ -154,6 +158,10 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
     except FormatError as error:
         raise ImportRefused(str(error)) from None
     report.layout = info.get("layout")
+    if suggest and not dry_run and touched_references:
+        # Candidate studies for the references it wrote that report none, once it has committed (a
+        # batch over the whole register: seconds; `study-register suggest` recomputes every reference).
+        suggestions.compute_after_import(touched_references)
     if not dry_run and is_postgres() and report.created + report.updated >= VACUUM_AFTER:
         # A freshly loaded table without statistics made an exact count 10x slower.
         for model in FILLED:

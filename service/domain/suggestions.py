@@ -22,12 +22,16 @@ A reference is compared with every study through five signals, each a reason wit
   the studies' titles and interventions, as a share of the largest); a word more than
   ``MAX_INTERVENTION_DF`` of the studies have is not distinctive.
 * **country**: the reference names (capitalised) a country where the study recruits.
+* **named**: the reference names the study's registration but linking's rules made it a citation
+  (``domain/evidence.py``: a number found only in a full text, one of several trials named): ``1 / n``
+  of the ``n`` studies it cites. Accepting makes the citing link a manual report.
 
-The score is ``1 - (1 - t)(1 - 0.6 a)(1 - 0.6 u)(1 - 0.25 i)(1 - 0.2 c)`` (``WEIGHTS``). The title
-proposes ``CANDIDATES`` studies per reference, acronyms and authors add those they name; the best
-``limit`` scoring ``MIN_SCORE`` or more are kept. A study the reference is linked to in any role is never
-suggested, nor a pair a curator accepted or rejected; a secondary reference (a review, a guideline, an
-editorial: ``evidence.is_secondary``) gets none, it reports no study.
+The score is ``1 - (1 - t)(1 - 0.6 a)(1 - 0.6 u)(1 - 0.25 i)(1 - 0.2 c)(1 - 0.5 n)`` (``WEIGHTS``).
+The title proposes ``CANDIDATES`` studies per reference, acronyms, authors and cited numbers add those
+they name; the best ``limit`` scoring ``MIN_SCORE`` or more are kept. A study the reference reports,
+or whose link a curator gave a role, is never suggested, nor a pair a curator accepted or rejected; a
+secondary reference (a review, a guideline, an editorial: ``evidence.is_secondary``) gets none, it
+reports no study.
 
 On the real data set (built without DIRECCT's results), for the 187 DIRECCT publications with no
 registration number in title or abstract (their links removed), the right study came first for 58 %
@@ -51,7 +55,7 @@ from functools import cache
 import numpy as np
 from peewee import Cast, fn
 
-from ..db import database, insert_rows, locked, select_in, update_rows, write_transaction
+from ..db import database, insert_rows, is_postgres, locked, select_in, update_rows, write_transaction
 from ..formats.direcct import PLACEHOLDER_PREFIX
 from ..formats.trialdata import COUNTRY_ALIASES
 from ..models import Reference, Study, Suggestion, utcnow
@@ -72,7 +76,7 @@ MAX_DF = 0.05
 MIN_MAX_DF = 20  # a small register still keeps its n-grams
 MAX_ACRONYM_STUDIES = 5
 MAX_INTERVENTION_DF = 0.01
-WEIGHTS = {"title": 1.0, "acronym": 0.6, "authors": 0.6, "intervention": 0.25, "country": 0.2}
+WEIGHTS = {"title": 1.0, "acronym": 0.6, "authors": 0.6, "intervention": 0.25, "country": 0.2, "named": 0.5}
 BATCH = 500  # references per similarity product (a dense batch x titles block of float32)
 TOP_TITLES = 200  # titles per reference read from the product (a study may hold several)
 
@@ -356,16 +360,22 @@ def _combine(reasons: list[dict]) -> float:
 
 
 def score_reference(target: Target, titles: list[tuple[int, float]], register: Register,
-                    excluded: set[int]) -> list[tuple[int, float, list[dict]]]:
+                    excluded: set[int], cited: set[int] = frozenset()) -> list[tuple[int, float, list[dict]]]:
     """Every candidate study of one reference as (study, score, reasons), best first (ties by id)."""
     candidates: dict[int, list[dict]] = {}
+    for study_id in sorted(cited - excluded):
+        candidates[study_id] = [{
+            "kind": "named", "score": round(1 / len(cited), 3),
+            "detail": "The reference names the study's registration (now a citing link)"
+                      + (f", one of {len(cited)} studies it names." if len(cited) > 1 else ".")}]
     for row, similarity in titles:
         study_id, written, kind, _ = register.rows[row]
-        if study_id in excluded or study_id in candidates or similarity < MIN_TITLE_SIMILARITY:
+        if study_id in excluded or similarity < MIN_TITLE_SIMILARITY or any(
+                r["kind"] == "title" for r in candidates.get(study_id, ())):
             continue
-        candidates[study_id] = [{
+        candidates.setdefault(study_id, []).append({
             "kind": "title", "score": round(similarity, 3),
-            "detail": f"Title like {KIND_LABELS[kind]}: “{written}” (similarity {similarity:.2f})."}]
+            "detail": f"Title like {KIND_LABELS[kind]}: “{written}” (similarity {similarity:.2f})."})
         if len(candidates) >= CANDIDATES:
             break
 
@@ -437,13 +447,25 @@ def _targets(reference_ids: Sequence[int] | None) -> tuple[list[Target], set[int
 
 
 def _excluded(reference_ids: Sequence[int]) -> dict[int, set[int]]:
-    """For each reference, the studies it is linked to (any role) or a curator decided on."""
+    """For each reference, the studies it reports or a curator decided on (a role set by hand, a suggestion
+    accepted or rejected)."""
     excluded: dict[int, set[int]] = defaultdict(set)
-    for sql in ("SELECT reference_id, study_id FROM study_reference WHERE {where}",
+    curated = "true" if is_postgres() else "1"
+    for sql in ("SELECT reference_id, study_id FROM study_reference "
+                f"WHERE (role = 'reports' OR role_curated = {curated}) AND {{where}}",
                 "SELECT reference_id, study_id FROM suggestion WHERE status <> 'open' AND {where}"):
         for ref_id, study_id in select_in(sql, "reference_id", reference_ids):
             excluded[ref_id].add(study_id)
     return excluded
+
+
+def _cited(reference_ids: Sequence[int]) -> dict[int, set[int]]:
+    """For each reference, the studies it is linked to as citing them (its text names their numbers)."""
+    cited: dict[int, set[int]] = defaultdict(set)
+    for ref_id, study_id in select_in("SELECT reference_id, study_id FROM study_reference "
+                                      "WHERE role = 'cites' AND {where}", "reference_id", reference_ids):
+        cited[ref_id].add(study_id)
+    return cited
 
 
 def rank(targets: list[Target], *, limit: int = LIMIT,
@@ -454,11 +476,13 @@ def rank(targets: list[Target], *, limit: int = LIMIT,
         return {}
     register = register or Register.load()
     excluded = _excluded([t.id for t in targets])
+    cited = _cited([t.id for t in targets])
     similar = nearest_titles([normalise(t.title) for t in targets], [row[3] for row in register.rows],
                              background=register.background)
     found = {}
     for target, titles in zip(targets, similar, strict=True):
-        scored = score_reference(target, titles, register, excluded.get(target.id, set()))
+        scored = score_reference(target, titles, register, excluded.get(target.id, set()),
+                                 cited.get(target.id, set()))
         found[target.id] = [s for s in scored if s[1] >= MIN_SCORE][:limit]
     return found
 
