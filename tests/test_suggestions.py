@@ -296,3 +296,15 @@ def test_an_import_suggests_studies_for_the_references_it_writes(client, auth, r
     assert suggested(client, again["id"]) == []
     suggest(runner)
     assert [s["study_id"] for s in suggested(client, again["id"])][:1] == [made[STEROID]["id"]]
+
+
+def test_the_queue_filters_by_score(client, auth, runner):
+    register(client, auth)
+    suggest(runner)
+    everything = queue(client)["items"]
+    assert everything
+    best = max(s["score"] for s in everything)
+    kept = queue(client, min_score=best)["items"]
+    assert kept and all(s["score"] >= best for s in kept) and len(kept) <= len(everything)
+    assert queue(client, min_score=1)["items"] == [] or best == 1
+    assert_problem(client.get("/suggestions?min_score=2"), 422, "min_score")

@@ -19,7 +19,7 @@ blp = Blueprint("suggestions", __name__, url_prefix="/",
 
 REFERENCE_ID = "<int(max=2147483647):reference_id>"
 SUGGESTION_ID = "<int(max=2147483647):suggestion_id>"
-KINDS = ["title", "acronym", "authors", "intervention", "country"]
+KINDS = ["title", "acronym", "authors", "intervention", "country", "named"]
 
 
 class SuggestionReasonSchema(ma.Schema):
@@ -30,7 +30,8 @@ class SuggestionReasonSchema(ma.Schema):
                        "named as a trial in its abstract) is in the study's titles; `authors`: authors of "
                        "the reference wrote another report of the study; `intervention`: distinctive words "
                        "of the reference are in the study's interventions; `country`: the reference names "
-                       "a country where the study recruits.",
+                       "a country where the study recruits; `named`: the reference names the study's "
+                       "registration, but linking left it a citation.",
         "example": "title"})
     detail = fields.String(metadata={
         "description": "The signal in words: the matched title and its similarity, the acronym, the "
@@ -74,6 +75,10 @@ SuggestionQueryArgsSchema = QueryArgsSchema.from_dict({
     "status": fields.String(load_default=domain.OPEN, validate=validate.OneOf(domain.STATUSES), metadata={
         "description": "`open` (default): not decided yet; `accepted` or `rejected`: a curator's "
                        "decisions."}),
+    "min_score": fields.Float(validate=validate.Range(0, 1), metadata={
+        "description": "Only suggestions scoring this or more (0-1). In a hand-check of 50 random top "
+                       "suggestions of the real register, those under 0.5 were never right: most references "
+                       "without a report link report no registered study.", "example": 0.5}),
     **{name: _PAGING[name] for name in ("page", "page_size", "cursor", "sort")},
 }, name="SuggestionQueryArgs")
 
@@ -90,7 +95,8 @@ class ReferenceSuggestions(MethodView):
         For a reference with no `reports` link: the studies it may report, from what the two share
         (titles, a trial acronym, authors, intervention words, a country; `reasons`), open ones best
         `score` first (at most 5, scoring 0.2 or more), then those a curator accepted or rejected,
-        latest first. Never a study the reference is already linked to in any role. Suggestions are
+        latest first. Never a study the reference reports, nor one whose link a curator gave a role (a
+        study it only cites can be: its text names the trial, reason `named`). Suggestions are
         computed by `study-register suggest` and after imports; a reference with a `reports` link has
         no open ones.
         """
@@ -112,7 +118,7 @@ class Suggestions(MethodView):
         args["sort"] = args.get("sort") or "-score"
         keys = domain.queue_keys(args["sort"])
         envelope_, headers = paginate(
-            domain.queue(args["status"]), args=args, keys=keys,
+            domain.queue(args["status"], min_score=args.get("min_score")), args=args, keys=keys,
             serialize=lambda rows: [domain.suggestion_dict(r) for r in rows], rows_of=domain.queue_rows)
         return envelope_, 200, headers
 

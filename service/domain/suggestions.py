@@ -578,9 +578,12 @@ def suggestion_dict(row) -> dict:
             "created": row.created, "decided": row.decided}
 
 
-def queue(status: str = OPEN):
-    """The suggestions with ``status`` (a query: the caller orders and pages it, ``queue_rows``)."""
-    return Suggestion.select().where(Suggestion.status == status)
+def queue(status: str = OPEN, *, min_score: float | None = None):
+    """The suggestions with ``status`` scoring ``min_score`` or more (a query: the caller orders and pages
+    it, ``queue_rows``)."""
+    query = Suggestion.select().where(Suggestion.status == status)
+    # Scores are compared in thousandths, as they are sorted (Postgres stores them as `real`).
+    return query if min_score is None else query.where(_SCORE_KEY >= round(min_score * 1000))
 
 
 def queue_rows(top):
