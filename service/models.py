@@ -9,7 +9,7 @@ from peewee import (
     CharField,
     DateField,
     DateTimeField,
-    FloatField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     TextField,
@@ -148,7 +148,7 @@ class StudyReference(BaseModel):
     # "reports" (a report of the study) or "cites" (mentions it without reporting it).
     role = CharField(max_length=10, default="reports", index=True)
     role_curated = BooleanField(default=False)  # a curator set the role: automation never changes it
-    confidence = FloatField(null=True)  # 0-1, how sure the rules are of the role (1 for a curator's)
+    confidence = DoubleField(null=True)  # 0-1, how sure the rules are of the role (1 for a curator's)
     evidence = TextField(default="[]")  # JSON array: where the identifier was found, with the text
     created = DateTimeField(default=utcnow)
 
@@ -198,7 +198,7 @@ class Suggestion(BaseModel):
     id = IdField()
     reference = ForeignKeyField(Reference, on_delete="CASCADE", index=True)
     study = ForeignKeyField(Study, on_delete="CASCADE", index=True)
-    score = FloatField()
+    score = DoubleField()
     reasons = TextField(default="[]")  # JSON array of {"kind", "detail", "score"}
     status = CharField(max_length=10, default="open", index=True)  # open, accepted, rejected
     created = DateTimeField(default=utcnow)

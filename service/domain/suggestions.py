@@ -552,8 +552,8 @@ def compute_after_import(reference_ids: Iterable[int]) -> dict | None:
 # ---- reading and deciding ---------------------------------------------------------------------------
 
 QUEUE_SORTS = {"id": Suggestion.id, "score": Suggestion.score, "created": Suggestion.created}
-# Scores in thousandths: Postgres stores the score as `real`, which a cursor's (double) value never
-# equals, so a keyset walk on the column itself would repeat rows.
+# Scores in thousandths: a cursor's value read back from JSON need not equal a stored float exactly, so a
+# keyset walk on the column itself could repeat rows.
 _SCORE_KEY = Cast(fn.ROUND(Suggestion.score * 1000), "INTEGER")
 
 
@@ -582,7 +582,7 @@ def queue(status: str = OPEN, *, min_score: float | None = None):
     """The suggestions with ``status`` scoring ``min_score`` or more (a query: the caller orders and pages
     it, ``queue_rows``)."""
     query = Suggestion.select().where(Suggestion.status == status)
-    # Scores are compared in thousandths, as they are sorted (Postgres stores them as `real`).
+    # Scores are compared in thousandths, as they are sorted.
     return query if min_score is None else query.where(_SCORE_KEY >= round(min_score * 1000))
 
 

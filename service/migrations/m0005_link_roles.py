@@ -9,7 +9,15 @@ Manual unlinks stay remembered. Search documents are rebuilt (`REINDEX_AFTER`): 
 its reports only.
 """
 
-from peewee import CharField, DateTimeField, FloatField, ForeignKeyField, Model, PostgresqlDatabase, TextField
+from peewee import (
+    CharField,
+    DateTimeField,
+    DoubleField,
+    ForeignKeyField,
+    Model,
+    PostgresqlDatabase,
+    TextField,
+)
 
 from service.db import IdField
 
@@ -34,7 +42,7 @@ def upgrade(db, migrator) -> None:
         id = IdField()
         reference = ForeignKeyField(Reference, on_delete="CASCADE", index=True)
         study = ForeignKeyField(Study, on_delete="CASCADE", index=True)
-        score = FloatField()
+        score = DoubleField()
         reasons = TextField(default="[]")
         status = CharField(max_length=10, default="open", index=True)
         created = DateTimeField()
