@@ -36,7 +36,7 @@ Figures (count / denominator and share):
 5. links by role, by kind (auto/manual), confidence in 0.1 buckets per role; references with no
    ``reports`` link, by type;
 6. hand-check samples (``--seed``): 100 ``reports`` and 50 ``cites`` links, a registry record's link to
-   its own study left out (trivially right), with the evidence text (the evidence items' ``span``s;
+   its own study left out (trivially right), with the evidence text (the evidence items' ``text``;
    for a link without evidence, as on the old schema, the identifier found in title, abstract or
    notes with ~110 characters before its end and 40 after) and the GT verdict (right, wrong, not
    judged, or no GT: not a GT reference);
