@@ -88,8 +88,8 @@ STATED = ("registration_id", "registration_statement")  # ... given by the refer
 MENTION = ("text", "full_text")
 KINDS = OWN + MENTION + ("registry_listing",)
 RULES = ("registry_record", "review", "own_registration", "listed_and_named", "other_study", "title_match",
-         "sole_mention",
-         "full_text_only", "many_named", "listing_only", "manual", "curator")
+         "sole_mention", "full_text_only", "many_named", "listing_only", "manual", "curator")
+BY_HAND = 1.0  # the confidence of a link or a role a person gave (`manual`, `curator`)
 
 # (rule, role) -> confidence; a reported study's by the strongest evidence kind it has (rule 3).
 CONFIDENCE = {
@@ -103,7 +103,6 @@ CONFIDENCE = {
     ("many_named", "cites"): 0.8,
     ("full_text_only", "cites"): 0.7,
     ("listing_only", "cites"): 0.75,
-    ("curator", "reports"): 1.0, ("curator", "cites"): 1.0,
 }
 # A report known from a full-text mention alone: in a hand-check of 100 random reports links, 20 of the 43
 # such links were right (the rest: reviews, commentaries, cohorts, laboratory papers naming the trial).
@@ -209,7 +208,7 @@ def find(values: Mapping[str, str | None]) -> list[tuple[str, str, list[dict]]]:
                                  "start": 0, "end": len(own)})
     for name in ("title", "abstract"):
         text = values.get(name) or ""
-        for hit in _all_hits(text):
+        for hit in find_identifiers(text):
             kind = "registration_statement" if _is_statement(text, hit.start) else "text"
             add(hit.identifier, hit.registry, {"kind": kind, "field": name,
                                                "text": _span(text, hit.start, hit.end),
@@ -218,7 +217,7 @@ def find(values: Mapping[str, str | None]) -> list[tuple[str, str, list[dict]]]:
     offset = 0
     for line in notes.split("\n"):
         claim = _file_claim(line)
-        for hit in _all_hits(line):
+        for hit in find_identifiers(line):
             item = {"kind": claim[0] if claim else "text", "field": "notes",
                     "text": _span(line, hit.start, hit.end) if not claim else " ".join(line.split())[:300],
                     "start": offset + hit.start, "end": offset + hit.end}
@@ -227,10 +226,6 @@ def find(values: Mapping[str, str | None]) -> list[tuple[str, str, list[dict]]]:
             add(hit.identifier, hit.registry, item)
         offset += len(line) + 1
     return [(identifier, registry, items) for identifier, (registry, items) in found.items()]
-
-
-def _all_hits(text: str):
-    return find_identifiers(text) if text else []
 
 
 def _file_claim(line: str) -> tuple[str, str, str] | None:
@@ -318,6 +313,10 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
         return Decision(role, confidence if confidence is not None else CONFIDENCE[(rule, role)], rule,
                         identifier, items)
 
+    def cite(study: int, mentioned_rule: str) -> Decision:
+        """A study not reported: ``mentioned_rule`` when the reference names it, else a listing only."""
+        return decide(study, "cites", mentioned_rule if kinds[study] & set(MENTION) else "listing_only")
+
     if facts.type == "trial_registry_record":
         secondary = CONFIDENCE[("registry_record", "secondary")]
         return {s: decide(s, "reports", "registry_record",
@@ -376,8 +375,7 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
         # only when the two titles are alike.
         mentioned = [s for s in mentioned if similarity[s] >= FULL_TEXT_MATCH]
         if not mentioned:
-            return {s: decide(s, "cites", "full_text_only") if kinds[s] & set(MENTION)
-                    else decide(s, "cites", "listing_only") for s in named}
+            return {s: cite(s, "full_text_only") for s in named}
     if len(mentioned) > 1:
         best = max(mentioned, key=lambda s: similarity[s])
         ahead = all(similarity[best] - similarity[o] >= TITLE_MARGIN for o in mentioned if o != best)
@@ -385,17 +383,9 @@ def assess(facts: Facts, cited: Sequence[tuple[str, list[dict]]], owner: Mapping
             mentioned = [best]
         elif not in_text:
             # Several trials in a full text and none ahead by its title: the ones it discusses.
-            return {s: decide(s, "cites", "full_text_only") if kinds[s] & set(MENTION)
-                    else decide(s, "cites", "listing_only") for s in named}
-    out = {}
-    for s in named:
-        if s in mentioned:
-            out[s] = decide(s, "reports", "sole_mention", None if in_text else FULL_TEXT_CONFIDENCE)
-        elif kinds[s] & set(MENTION):
-            out[s] = decide(s, "cites", "other_study")
-        else:
-            out[s] = decide(s, "cites", "listing_only")
-    return out
+            return {s: cite(s, "full_text_only") for s in named}
+    return {s: decide(s, "reports", "sole_mention", None if in_text else FULL_TEXT_CONFIDENCE)
+            if s in mentioned else cite(s, "other_study") for s in named}
 
 
 _STUDY_TITLE = re.compile(
@@ -411,11 +401,6 @@ def _reads_as_study(title: str) -> bool:
 
 def _own_confidence(kinds: set[str]) -> float:
     return OWN_CONFIDENCE[next(k for k in OWN if k in kinds)]
-
-
-def curated(role: str, evidence: list[dict]) -> Decision:
-    """A curator's role: kept as set, with the evidence the rules found (if any)."""
-    return Decision(role, CONFIDENCE[("curator", role)], "curator", "", evidence)
 
 
 def dumps(evidence: list[dict]) -> str:

@@ -71,7 +71,7 @@ from ..models import (
 )
 from ..search import index as search_index
 from ..vocabularies import UNCLEAR
-from . import derive, linking, suggestions
+from . import derive, evidence, linking, suggestions
 from .errors import DomainError
 from .references import normalise_doi
 from .scratch import IdSet, SpillingMap
@@ -273,12 +273,12 @@ class _Engine:
         # The last batch created or changed references (read by the reader thread, which then scans the
         # next batch ahead; not at first: an import of records all unchanged would scan for nothing).
         self.scanning = False
-        self.ahead: dict[int, list[tuple[str, str]]] = {}
+        self.ahead: dict[int, list[linking.Found]] = {}
         self.analyzed_at = 0  # records created when the tables were last analysed (Postgres)
 
     # -- one batch ---------------------------------------------------------------------------------------
 
-    def prepare(self, rows: list[Row]) -> dict[int, list[tuple[str, str]]]:
+    def prepare(self, rows: list[Row]) -> dict[int, list[linking.Found]]:
         """In the reader thread, for the batch after the one being written: the identifiers found in each
         reference the batch may create or change (keyed by the id of its values), while the last batch
         created or changed references (a re-import changes none: it would be work for nothing)."""
@@ -291,7 +291,7 @@ class _Engine:
                 found[id(values)] = linking.identifiers_in(reference_columns(values))
         return found
 
-    def run(self, rows: list[Row], ahead: dict[int, list[tuple[str, str]]] | None = None) -> None:
+    def run(self, rows: list[Row], ahead: dict[int, list[linking.Found]] | None = None) -> None:
         self.ahead = ahead or {}
         touched = self.report.references["created"] + self.report.references["updated"]
         registry, articles, studies, cross, status = [], [], [], [], []
@@ -309,7 +309,7 @@ class _Engine:
                 cross.append((row.line, row.record))
             elif isinstance(row.record, RegistryStatus):
                 status.append((row.line, row.record))
-        self.found: dict[int, list[tuple[str, str]]] = {}   # references whose text changed -> identifiers
+        self.found: dict[int, list[linking.Found]] = {}  # references whose text changed -> identifiers
         self.redecide: set[int] = set()  # references whose type, title or publication types changed
         self.new_identifiers: list[str] = []
         self.changed_references: set[int] = set()
@@ -745,7 +745,7 @@ class _Engine:
         """A link made by hand in the file stays manual, with the role a curator set (``role``); True when
         it was made or changed."""
         existing = StudyReference.get_or_none(study=study_id, reference=reference_id)
-        curated = {"role": role, "role_curated": True, "confidence": 1.0} if role else {}
+        curated = {"role": role, "role_curated": True, "confidence": evidence.BY_HAND} if role else {}
         if existing is not None and existing.link == "manual" and (
                 role is None or (existing.role == role and existing.role_curated)):
             return False

@@ -127,8 +127,9 @@ def study_titles(study_ids: Iterable[int]) -> dict[int, list[str]]:
     return titles
 
 
-def _stored(link_evidence: str) -> tuple[str | None, list[dict]]:
-    value = json.loads(link_evidence or "[]")
+def stored_evidence(stored: str | None) -> tuple[str | None, list[dict]]:
+    """A link's stored evidence as (rule, evidence items); a list of items alone has no rule."""
+    value = json.loads(stored or "[]")
     if isinstance(value, dict):
         return value.get("rule"), value.get("items", [])
     return None, value
@@ -225,9 +226,10 @@ def _wanted(row: tuple, decision: evidence.Decision | None) -> dict:
         target = {"identifier": decision.identifier, "role": decision.role,
                   "confidence": decision.confidence, "evidence": link_evidence(decision.rule, items)}
     elif role_curated:
-        target = {"confidence": 1.0, "evidence": link_evidence("curator", items)}
+        target = {"confidence": evidence.BY_HAND, "evidence": link_evidence("curator", items)}
     else:
         # A link made by hand is a report (its maker said so), with whatever evidence the rules find.
-        target = {"role": "reports", "confidence": 1.0, "evidence": link_evidence("manual", items)}
+        target = {"role": "reports", "confidence": evidence.BY_HAND,
+                  "evidence": link_evidence("manual", items)}
     current = {"identifier": identifier, "role": role, "confidence": confidence, "evidence": stored}
     return {name: value for name, value in target.items() if current[name] != value}

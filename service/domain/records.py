@@ -14,7 +14,7 @@ from peewee import fn
 from ..models import Reference, Registration, Study, StudyReference
 from ..vocabularies import type_label
 from .errors import PreconditionFailed
-from .linking import identifiers_found
+from .linking import identifiers_found, stored_evidence
 
 REFERENCE_FIELDS = (
     "id", "type", "title", "authors", "abstract", "source", "year", "published", "volume",
@@ -89,8 +89,7 @@ def reference_dicts(refs: Sequence[Reference]) -> list[dict]:
 def link_fields(link: str, identifier: str | None, role: str, role_curated: bool, confidence: float | None,
                 stored: str | None) -> dict:
     """What a link says of itself in the API: role, kind, identifier, confidence, rule, evidence."""
-    value = json.loads(stored or "[]")
-    rule, items = (value.get("rule"), value.get("items", [])) if isinstance(value, dict) else (None, value)
+    rule, items = stored_evidence(stored)
     return {"role": role, "role_curated": bool(role_curated), "link": link, "link_identifier": identifier,
             "confidence": confidence, "rule": "curator" if role_curated else rule, "evidence": items}
 

@@ -18,7 +18,7 @@ from ..search import index
 from ..search.query import SearchQuery
 from ..validation import CURATABLE
 from ..vocabularies import UNCLEAR
-from . import linking, records
+from . import evidence, linking, records
 from .errors import Conflict, InvalidInput, Moved, NotFound
 from .ordering import Dated
 
@@ -327,9 +327,9 @@ def study_references(study_id: int, *, role: str | None = None) -> list[dict]:
     return linked["reports"] + linked["cites"]
 
 
-def link_reference(study_id: int, reference_id: int, role: str | None = None) -> tuple[dict, bool]:
-    """Link by hand (idempotent): a report of the study, or of ``role`` when given (then a curator's
-    role); return the link and whether it was created or changed."""
+def link_reference(study_id: int, reference_id: int) -> tuple[dict, bool]:
+    """Link by hand (idempotent): a report of the study, unless a curator set its role; return the link
+    and whether it was created or changed."""
     with write_transaction():
         _get(study_id, lock=True)
         _require_reference(reference_id)
@@ -342,9 +342,6 @@ def link_reference(study_id: int, reference_id: int, role: str | None = None) ->
             # A curator confirming an automatic link makes it theirs: automation never removes it.
             existing.link, existing.identifier = "manual", None
             existing.save()
-        if role is not None and (existing.role != role or not existing.role_curated):
-            _curate_role(existing, role)
-            modified = True
         # Its evidence (a manual link without a curator's role reports); its other links may follow.
         _, others, _ = linking.relink_references([reference_id])
         if others:
@@ -360,7 +357,7 @@ def link_reference(study_id: int, reference_id: int, role: str | None = None) ->
 
 
 def _curate_role(link: StudyReference, role: str) -> None:
-    link.role, link.role_curated, link.link, link.confidence = role, True, "manual", 1.0
+    link.role, link.role_curated, link.link, link.confidence = role, True, "manual", evidence.BY_HAND
     link.save()
 
 
