@@ -108,6 +108,11 @@ class SearchQuery:
     def terms(self) -> int:
         return sum(len(g.include) + len(g.exclude) for g in self.groups)
 
+    @property
+    def normalized(self) -> str:
+        """The query as it was read, for answers to echo."""
+        return self.websearch()
+
 
 class QueryTooLong(ValueError):
     pass
