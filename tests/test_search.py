@@ -22,7 +22,7 @@ SEARCH_TABLE = [
     ("remdesivir", {"NCT04292899", "NCT04292730", "NCT04257656", "NCT04280705", "NCT04401579"}),
     ("tocilizumab OR colchicine", {"NCT04326790", "NCT04322682", "NCT04320615", "NCT04317092",
                                    "NCT04315480"}),
-    ("ivermectin or zinc", {"ISRCTN40302986", "ACTRN12620000454976"}),
+    ("ivermectin OR zinc", {"ISRCTN40302986", "ACTRN12620000454976"}),
     ("prophylaxis -hydroxychloroquine", {"NCT04283461"}),
     ('"adaptive covid-19 treatment trial"', {"NCT04280705", "NCT04401579"}),
     ("covid-19 vaccine mrna", {"NCT04283461", "NCT04470427", "NCT04368728"}),
@@ -38,9 +38,7 @@ SEARCH_TABLE = [
     ("EUCTR2020-001052-18-GB", {"NCT04280705"}),  # its EudraCT registration, as ICTRP writes it
     ("EudraCT 2020-001052-18", {"NCT04280705"}),
     ("stem \"cell exosomes\" OR baricitinib", {"ChiCTR2000030261", "NCT04401579"}),
-    ('"stem cells', {"ChiCTR2000030261"}),  # an unbalanced quote runs to the end
     ("remdesivir -severe", set()),
-    ("the of and", set()),  # only stop words: nothing to look for
 ]
 
 
@@ -211,25 +209,29 @@ BAD_Q = [
 ]
 
 
-def test_odd_queries_answer_sensibly(client, seeded):
+def test_odd_queries_answer_200_with_a_consistent_set_or_422_naming_q(client, seeded):
     for q in BAD_Q:
         for path, facet in (("/studies", "study_type"), ("/references", "type")):
             response = client.get(f"{path}?q={quote(q)}&facets={facet}")
+            if response.status_code == 422:
+                assert "At character" in assert_problem(response, 422, "q")["errors"]["q"][0] or \
+                    "nothing to look for" in response.get_json()["detail"], q
+                continue
             assert response.status_code == 200, (q, response.get_json())
             body = response.get_json()
             assert sum(v["count"] for v in body["facets"][facet]) == body["total"], q
 
 
-def test_queries_with_nothing_to_look_for_match_nothing(client, seeded):
-    for q in ["!!!", "-", "the", "-covid", "...", "\u200b", "😷"]:
-        assert client.get(f"/studies?q={quote(q)}").get_json()["total"] == 0, q
-        assert client.get(f"/references?q={quote(q)}").get_json()["total"] == 0, q
+def test_queries_with_nothing_to_look_for_are_422_naming_q(client, seeded):
+    for q in ["!!!", "-", "the", "-covid", "...", "\u200b", "😷", "the of and", "(the)"]:
+        for path in ("/studies", "/references"):
+            assert_problem(client.get(f"{path}?q={quote(q)}"), 422, "q")
 
 
 def test_too_long_or_control_characters_are_422_naming_q(client):
-    for q in ["x" * 10_000, "a" * 1001, " ".join(f"w{i}" for i in range(40)), "bad\x00byte", "bell\x07"]:
-        assert_problem(client.get(f"/studies?q={quote(q)}"), 422, "q")
-        assert_problem(client.get(f"/references?q={quote(q)}"), 422, "q")
+    for q in ["x" * 20_001, " ".join(f"w{i}" for i in range(1001)), "bad\x00byte", "bell\x07"]:
+        for path in ("/studies", "/references"):  # the test client has no request-line limit
+            assert_problem(client.get(f"{path}?q={quote(q)}"), 422, "q")
 
 
 def test_study_facets_cover_the_vocabularies_and_add_up(client, seeded):

@@ -12,6 +12,7 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..domain.errors import DomainError, Moved
+from ..search.query import QueryError
 from .schemas.common import ProblemSchema
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class ProblemApi(Api):
     def init_app(self, app, *args, **kwargs):
         super().init_app(app, *args, **kwargs)
         app.register_error_handler(DomainError, self.handle_domain_error)
+        app.register_error_handler(QueryError, self.handle_query_error)
         app.register_error_handler(OperationalError, self.handle_database_down)
         app.register_error_handler(InterfaceError, self.handle_database_down)
 
@@ -115,6 +117,11 @@ class ProblemApi(Api):
     def handle_domain_error(self, error: DomainError):
         headers = {"Location": _moved_location(error)} if isinstance(error, Moved) else None
         return problem(error.status, error.detail, errors=error.errors, headers=headers, **error.extra)
+
+    def handle_query_error(self, error: QueryError):
+        """A strategy that parsed but cannot be run on this register (a truncation standing for too
+        many of its words)."""
+        return problem(422, f"Invalid search — q: {error}", errors={"q": [str(error)]})
 
     def handle_database_down(self, error: Exception):
         logger.error("database error on %s %s: %s", request.method, request.path, error)

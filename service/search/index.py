@@ -1,17 +1,27 @@
-"""The full-text indexes of studies and references: their tables, their documents, and matching.
+r"""The full-text indexes of studies and references: their tables, their documents, the vocabulary
+truncations expand from, and matching a parsed strategy.
 
-One row per record, keyed by its id, in `study_search` and `reference_search`:
+One row per record, keyed by its id, in `study_search` and `reference_search`, with one column per
+search field (the field tags of :mod:`service.search.query`):
 
-- SQLite: FTS5 tables (porter stemmer, diacritics removed) with three columns ranked by ``bm25``
-  with weights 10 / 4 / 1.
-- Postgres: a ``tsvector`` (``english`` configuration) weighted A / B / C with a GIN index, ranked
-  by ``ts_rank`` over its A and B parts (kept apart as ``heading``).
+- SQLite: FTS5 tables (porter stemmer, diacritics removed), one column per field, ranked by
+  ``bm25`` with weights 10 / 4 / 1 / 1 for the fields of weight A / B / C / D.
+- Postgres: a ``tsvector`` per field, their weighted concatenation ``document`` (A / B / C / D) and
+  its A and B parts ``heading`` (what ``ts_rank`` reads), under one multicolumn GIN index: an
+  unfielded strategy is one match of ``document``, a field tag a match of that field's vector.
 
-A study's document is its name, title, registration identifiers and registries (A), the titles of its
-references (B) and their abstracts and the identifiers found in them (C): a study is found through
-any of its reports. A reference's is its title and own registration id (A), its authors (B), its
-abstract and the identifiers found in it (C). Both databases read the same text, prepared by
+A study's fields: its ``name``, ``title``, ``registration`` identifiers and ``registry`` names
+(A), and through its reports their titles (``report_title``, B), their abstracts with the
+identifiers found in them (``abstract``, C) and their authors (``author``, D): a study is found
+through any of its reports. A reference's: its ``title`` with its own registration id (A), its
+``author``\ s (B), its ``abstract`` with the identifiers found in it (C), its ``source``, ``doi``
+and ``pmid`` (D). Both databases read the same text, prepared by
 :func:`service.search.query.document_text`, so they split it into the same words.
+
+`search_word` holds every word the documents were written with (unstemmed, folded): a truncation
+(``vaccinat*``) is expanded from it, since the stemmed indexes hold ``vaccin`` and answer no
+prefix longer than a stem. Words are never removed (one nobody uses any more expands to a term
+that matches nothing); a rebuild starts it afresh.
 
 Writes mark what they changed (:func:`service.db.changed`); :func:`refresh` rewrites those
 documents in the same transaction, just before it commits. An import rewrites the documents of what
@@ -30,101 +40,162 @@ from peewee import SQL, Entity, Expression, Table, Value, fn
 
 from ..db import any_of, before_commit, database, is_postgres, select_in
 from ..models import Reference, Study
-from .query import SearchQuery, document_text, identifier_token
+from .query import (
+    REFERENCE_FIELDS,
+    Both,
+    Either,
+    Match,
+    Plan,
+    QueryError,
+    SearchQuery,
+    document_text,
+    identifier_token,
+)
 
 STUDY_TABLE, REFERENCE_TABLE = "study_search", "reference_search"
+WORD_TABLE = "search_word"
 SEARCH_TABLES = (STUDY_TABLE, REFERENCE_TABLE)
-BM25_WEIGHTS = (10.0, 4.0, 1.0)
+# Each table's fields in column order, with their weight.
+WEIGHTS = {
+    STUDY_TABLE: {"name": "A", "title": "A", "registration": "A", "registry": "A",
+                  "report_title": "B", "abstract": "C", "author": "D"},
+    REFERENCE_TABLE: {"title": "A", "author": "B", "abstract": "C", "source": "D", "doi": "D",
+                      "pmid": "D"},
+}
+BM25 = {"A": 10.0, "B": 4.0, "C": 1.0, "D": 1.0}
 TS_CONFIG = "english"
 BATCH = 500
+MAX_EXPANSION = 2_000  # words one truncation may stand for
+MAX_EXPANDED = 20_000  # words all of a strategy's truncations may stand for
 _FTS5_OPTIONS = "tokenize = 'porter unicode61 remove_diacritics 2'"
 HITS = "hits"
 # The relevance of a row of a query joined with `matches(...).alias(HITS)`.
 RANK = Entity(HITS, "rank")
+# The fields whose words go into the vocabulary from each table (a study's others are its
+# references' words, added when those are written).
+_OWN_WORDS = {STUDY_TABLE: ("name", "title", "registration", "registry"),
+              REFERENCE_TABLE: REFERENCE_FIELDS}
 
 
 def create_tables(db) -> None:
-    """Create both indexes (empty) on ``db``; used by the migration that introduced them."""
+    """Create both indexes and the vocabulary (empty) on ``db``; used by the migrations."""
     if is_postgres():
         for table, owner in ((STUDY_TABLE, "study"), (REFERENCE_TABLE, "reference")):
+            columns = ", ".join(f'"{f}" tsvector NOT NULL' for f in WEIGHTS[table])
             db.execute_sql(f'CREATE TABLE "{table}" (id integer PRIMARY KEY REFERENCES "{owner}" (id) '
-                           f"ON DELETE CASCADE, document tsvector NOT NULL, heading tsvector NOT NULL)")
-            db.execute_sql(f'CREATE INDEX "{table}_document" ON "{table}" USING gin (document)')
+                           f"ON DELETE CASCADE, document tsvector NOT NULL, heading tsvector NOT NULL, "
+                           f"{columns})")
+            indexed = ", ".join(f'"{f}"' for f in WEIGHTS[table])
+            db.execute_sql(f'CREATE INDEX "{table}_document" ON "{table}" USING gin (document, {indexed})')
+        db.execute_sql(f'CREATE TABLE "{WORD_TABLE}" (word text COLLATE "C" PRIMARY KEY)')
     else:
-        db.execute_sql(f'CREATE VIRTUAL TABLE "{STUDY_TABLE}" USING fts5(heading, titles, abstracts, '
-                       f"{_FTS5_OPTIONS})")
-        db.execute_sql(f'CREATE VIRTUAL TABLE "{REFERENCE_TABLE}" USING fts5(title, authors, abstract, '
-                       f"{_FTS5_OPTIONS})")
+        for table in SEARCH_TABLES:
+            db.execute_sql(f'CREATE VIRTUAL TABLE "{table}" USING fts5({", ".join(WEIGHTS[table])}, '
+                           f"{_FTS5_OPTIONS})")
+        db.execute_sql(f'CREATE TABLE "{WORD_TABLE}" (word TEXT PRIMARY KEY) WITHOUT ROWID')
+
+
+def drop_tables(db) -> None:
+    for table in (*SEARCH_TABLES, WORD_TABLE):
+        db.execute_sql(f'DROP TABLE IF EXISTS "{table}"')
 
 
 def _tokens(identifiers: Iterable[str]) -> str:
     return " ".join(identifier_token(i) for i in identifiers)
 
 
-def study_documents(study_ids: list[int]) -> dict[int, tuple[str, str, str]]:
-    """The three weighted texts of each existing study in ``study_ids`` (four queries)."""
-    heads = {i: [name, title] for i, name, title in
-             select_in("SELECT id, name, title FROM study WHERE {where}", "id", study_ids)}
+Documents = dict[int, dict[str, str]]  # record id -> field -> its text
+
+
+def study_documents(study_ids: list[int]) -> Documents:
+    """The field texts of each existing study in ``study_ids`` (four queries)."""
+    fields: dict[int, dict[str, list[str]]] = {}
+    for i, name, title in select_in("SELECT id, name, title FROM study WHERE {where}", "id", study_ids):
+        fields[i] = {"name": [name], "title": [title], "registration": [], "registry": [],
+                     "report_title": [], "abstract": [], "author": []}
     registrations = "SELECT study_id, registry, identifier, id FROM registration WHERE {where}"
     for study_id, registry, identifier, _ in sorted(select_in(registrations, "study_id", study_ids),
                                                     key=lambda row: row[3]):
-        heads[study_id] += [registry, identifier_token(identifier)]
-    titles: dict[int, list[str]] = defaultdict(list)
-    abstracts: dict[int, list[str]] = defaultdict(list)
-    for study_id, title, abstract, _ in sorted(select_in(
-            'SELECT l.study_id, r.title, r.abstract, l.id FROM study_reference AS l JOIN "reference" AS r '
-            "ON r.id = l.reference_id WHERE l.role = 'reports' AND {where}", "l.study_id", study_ids),
-            key=lambda row: row[3]):
-        titles[study_id].append(title)
-        abstracts[study_id].append(abstract)
+        fields[study_id]["registry"].append(registry)
+        fields[study_id]["registration"].append(identifier_token(identifier))
+    for study_id, title, abstract, authors, _ in sorted(select_in(
+            'SELECT l.study_id, r.title, r.abstract, r.authors, l.id FROM study_reference AS l '
+            'JOIN "reference" AS r ON r.id = l.reference_id WHERE l.role = \'reports\' AND {where}',
+            "l.study_id", study_ids), key=lambda row: row[4]):
+        fields[study_id]["report_title"].append(title)
+        fields[study_id]["abstract"].append(abstract)
+        fields[study_id]["author"] += json.loads(authors or "[]")
     for study_id, identifier, _, _ in sorted(select_in(
             "SELECT l.study_id, f.identifier, l.id, f.id FROM study_reference AS l "
             "JOIN reference_identifier AS f ON f.reference_id = l.reference_id "
             "WHERE l.role = 'reports' AND {where}",
             "l.study_id", study_ids),
             key=lambda row: row[2:]):
-        abstracts[study_id].append(identifier_token(identifier))
-    return {i: (document_text(*head), document_text(*titles[i]), document_text(*abstracts[i]))
-            for i, head in heads.items()}
+        fields[study_id]["abstract"].append(identifier_token(identifier))
+    return {i: {f: document_text(*parts) for f, parts in texts.items()} for i, texts in fields.items()}
 
 
-def reference_documents(reference_ids: list[int]) -> dict[int, tuple[str, str, str]]:
-    """The three weighted texts of each existing reference in ``reference_ids`` (two queries)."""
+def reference_documents(reference_ids: list[int]) -> Documents:
+    """The field texts of each existing reference in ``reference_ids`` (two queries)."""
     found: dict[int, list[str]] = defaultdict(list)
     for reference_id, identifier, _ in sorted(select_in(
             "SELECT reference_id, identifier, id FROM reference_identifier WHERE {where}", "reference_id",
             reference_ids), key=lambda row: row[2]):
         found[reference_id].append(identifier)
     documents = {}
-    for ref_id, title, authors, abstract, own in select_in(
-            'SELECT id, title, authors, abstract, registration_id FROM "reference" WHERE {where}', "id",
-            reference_ids):
-        documents[ref_id] = (document_text(title, _tokens([own] if own else [])),
-                             document_text(*json.loads(authors or "[]")),
-                             document_text(abstract, _tokens(found[ref_id])))
+    for ref_id, title, authors, abstract, own, source, doi, pmid in select_in(
+            'SELECT id, title, authors, abstract, registration_id, source, doi, pmid FROM "reference" '
+            "WHERE {where}", "id", reference_ids):
+        documents[ref_id] = {"title": document_text(title, _tokens([own] if own else [])),
+                             "author": document_text(*json.loads(authors or "[]")),
+                             "abstract": document_text(abstract, _tokens(found[ref_id])),
+                             "source": document_text(source), "doi": document_text(doi),
+                             "pmid": document_text(pmid)}
     return documents
 
 
-def _write(table: str, ids: list[int], documents: dict[int, tuple[str, str, str]]) -> None:
+def _write(table: str, ids: list[int], documents: Documents, vocabulary: set[str]) -> None:
+    """Replace the rows of ``ids``; add the words of their own fields to ``vocabulary``."""
     condition, params = any_of("id" if is_postgres() else "rowid", ids)
     database.execute_sql(f'DELETE FROM "{table}" WHERE {condition}', params)
     if not documents:
         return
-    rows = [(i, *texts) for i, texts in documents.items()]
+    names = list(WEIGHTS[table])
+    for texts in documents.values():
+        for name in _OWN_WORDS[table]:
+            vocabulary.update(texts[name].split())
+    rows = [(i, *(texts[n] for n in names)) for i, texts in documents.items()]
     p = database.param
     if is_postgres():
         # One array per column: the driver's interpolation of one parameter per value cost more.
+        def weighted(weights: str) -> str:
+            return " || ".join(f"setweight(v.\"{n}\", '{WEIGHTS[table][n]}')" for n in names
+                               if WEIGHTS[table][n] in weights)
+
+        quoted = ", ".join(f'"{n}"' for n in names)
+        vectors = ", ".join(f"to_tsvector('{TS_CONFIG}', w.\"{n}\") AS \"{n}\"" for n in names)
+        arrays = ", ".join([f"{p}::integer[]"] + [f"{p}::text[]"] * len(names))
         database.execute_sql(
-            f'INSERT INTO "{table}" (id, document, heading) SELECT v.id, v.heading || '
-            f"setweight(to_tsvector('{TS_CONFIG}', v.c), 'C'), v.heading FROM (SELECT id, c, "
-            f"setweight(to_tsvector('{TS_CONFIG}', a), 'A') || "
-            f"setweight(to_tsvector('{TS_CONFIG}', b), 'B') AS heading "
-            f"FROM unnest({p}::integer[], {p}::text[], {p}::text[], {p}::text[]) AS w (id, a, b, c)) AS v",
+            f'INSERT INTO "{table}" (id, document, heading, {quoted}) '
+            f"SELECT v.id, {weighted('ABCD')}, {weighted('AB')}, {quoted} FROM (SELECT w.id, {vectors} "
+            f"FROM unnest({arrays}) AS w (id, {quoted})) AS v",
             [list(column) for column in zip(*rows, strict=True)])
     else:
-        columns = "heading, titles, abstracts" if table == STUDY_TABLE else "title, authors, abstract"
         database.cursor().executemany(
-            f'INSERT INTO "{table}" (rowid, {columns}) VALUES ({p}, {p}, {p}, {p})', rows)
+            f'INSERT INTO "{table}" (rowid, {", ".join(names)}) VALUES ({", ".join([p] * (len(names) + 1))})',
+            rows)
+
+
+def _add_words(vocabulary: set[str]) -> None:
+    if not vocabulary:
+        return
+    words = sorted(vocabulary)
+    if is_postgres():
+        database.execute_sql(f'INSERT INTO "{WORD_TABLE}" (word) SELECT unnest({database.param}::text[]) '
+                             f"ON CONFLICT DO NOTHING", [words])
+    else:
+        database.cursor().executemany(
+            f'INSERT OR IGNORE INTO "{WORD_TABLE}" (word) VALUES ({database.param})', [(w,) for w in words])
 
 
 def _ascending_chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -135,15 +206,19 @@ def _ascending_chunks(ids: Iterable[int]) -> Iterator[list[int]]:
 
 def _refresh_references(reference_ids: Iterable[int], linked: Callable[[Iterable[int]], None]) -> None:
     """Rewrite the documents of ``reference_ids`` (ascending), handing ``linked`` their studies."""
+    vocabulary: set[str] = set()
     for chunk in _ascending_chunks(reference_ids):
-        _write(REFERENCE_TABLE, chunk, reference_documents(chunk))
+        _write(REFERENCE_TABLE, chunk, reference_documents(chunk), vocabulary)
         linked(s for (s,) in select_in("SELECT study_id FROM study_reference WHERE {where}",
                                        "reference_id", chunk))
+    _add_words(vocabulary)
 
 
 def _refresh_studies(study_ids: Iterable[int]) -> None:
+    vocabulary: set[str] = set()
     for chunk in _ascending_chunks(study_ids):
-        _write(STUDY_TABLE, chunk, study_documents(chunk))
+        _write(STUDY_TABLE, chunk, study_documents(chunk), vocabulary)
+    _add_words(vocabulary)
 
 
 def refresh(study_ids: Iterable[int] = (), reference_ids: Iterable[int] = ()) -> None:
@@ -162,42 +237,96 @@ def refresh_many(study_ids, reference_ids: Iterable[int]) -> None:
 
 
 def rebuild() -> tuple[int, int]:
-    """Rewrite both indexes from the records (after a migration); return (studies, references)."""
-    for table in SEARCH_TABLES:
+    """Rewrite both indexes and the vocabulary from the records (after a migration); return
+    (studies, references)."""
+    for table in (*SEARCH_TABLES, WORD_TABLE):
         database.execute_sql(f'DELETE FROM "{table}"')
     study_ids = [i for (i,) in Study.select(Study.id).tuples()]
     reference_ids = [i for (i,) in Reference.select(Reference.id).tuples()]
-    for chunk in _ascending_chunks(sorted(reference_ids)):
-        _write(REFERENCE_TABLE, chunk, reference_documents(chunk))
+    _refresh_references(sorted(reference_ids), lambda linked: None)
     _refresh_studies(sorted(study_ids))
     return len(study_ids), len(reference_ids)
+
+
+def expansions(query: SearchQuery) -> dict[str, list[str]]:
+    """The words of the register each truncation of ``query`` stands for (one query, or none),
+    kept on the query; QueryError when one stands for more than MAX_EXPANSION words."""
+    if query.expansions is not None:
+        return query.expansions
+    prefixes = sorted(query.prefixes())
+    found: dict[str, list[str]] = {p: [] for p in prefixes}
+    if prefixes:
+        p = database.param
+        ranges = " OR ".join([f"(word >= {p} AND word < {p})"] * len(prefixes))
+        bounds = [b for prefix in prefixes for b in (prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1))]
+        limit = MAX_EXPANDED + 1
+        rows = database.execute_sql(f'SELECT word FROM "{WORD_TABLE}" WHERE {ranges} ORDER BY word '
+                                    f"LIMIT {limit}", bounds).fetchall()
+        if len(rows) >= limit:
+            raise QueryError(f"the truncations stand for more than {MAX_EXPANDED:,} words of the "
+                             f"register; lengthen them")
+        for (word,) in rows:
+            for prefix in prefixes:
+                if word.startswith(prefix):
+                    found[prefix].append(word)
+        for prefix, words in found.items():
+            if len(words) > MAX_EXPANSION:
+                raise QueryError(f"`{prefix}*` stands for {len(words):,} words of the register (at "
+                                 f"most {MAX_EXPANSION:,}); lengthen it")
+    query.expansions = found
+    return found
 
 
 def _id_column(source: Table):
     return source.c.id if is_postgres() else SQL("rowid")
 
 
+def _tsquery(text: str):
+    return fn.to_tsquery(SQL(f"'{TS_CONFIG}'"), Value(text))
+
+
+def _condition(source: Table, plan: Plan):
+    """A Postgres plan as SQL: each match a vector's ``@@``, combined by AND / OR / NOT."""
+    if isinstance(plan, Match):
+        return Expression(source.c[plan.field or "document"], "@@", _tsquery(plan.text))
+    if isinstance(plan, Either):
+        condition = _condition(source, plan.options[0])
+        for option in plan.options[1:]:
+            condition = condition | _condition(source, option)
+        return condition
+    assert isinstance(plan, Both)
+    condition = _condition(source, plan.include[0])
+    for part in plan.include[1:]:
+        condition = condition & _condition(source, part)
+    for part in plan.exclude:
+        condition = condition & ~_condition(source, part)
+    return condition
+
+
 def _matching(source: Table, table: str, query: SearchQuery):
-    if query.empty:
-        return SQL("1 = 0")
+    words = expansions(query)
     if is_postgres():
-        tsquery = fn.websearch_to_tsquery(SQL(f"'{TS_CONFIG}'"), Value(query.websearch()))
-        return Expression(source.c.document, "@@", tsquery)
-    return Expression(SQL(f'"{table}"'), "MATCH", Value(query.fts5()))
+        plan = query.postgres(words)
+        return SQL("1 = 0") if plan is None else _condition(source, plan)
+    text = query.fts5(words)
+    return SQL("1 = 0") if text is None else Expression(SQL(f'"{table}"'), "MATCH", Value(text))
 
 
 def _rank(source: Table, table: str, query: SearchQuery):
-    if query.empty:
-        return Value(0.0)
+    words = expansions(query)
     if is_postgres():
-        tsquery = fn.websearch_to_tsquery(SQL(f"'{TS_CONFIG}'"), Value(query.websearch()))
+        text = query.tsquery(words)
+        if text is None:
+            return Value(0.0)
         # Ranked on the A and B parts only (`heading`: small, stored inline): ranking on the whole
         # document read every match's abstracts (900 ms for 37k matches at 50k studies). ts_rank, not
         # ts_rank_cd: the cover density cost ~1.6 µs a row whatever the vector's size, eight times
         # ts_rank (14 of the 28 ms of a page of 8,496 matches at 50k studies). float8, not float4: a
         # cursor carries the rank and must compare equal to it.
-        return fn.ts_rank(source.c.heading, tsquery).cast("double precision")
-    return 0 - fn.bm25(SQL(f'"{table}"'), *BM25_WEIGHTS)
+        return fn.ts_rank(source.c.heading, _tsquery(text)).cast("double precision")
+    if query.fts5(words) is None:
+        return Value(0.0)
+    return 0 - fn.bm25(SQL(f'"{table}"'), *(BM25[w] for w in WEIGHTS[table].values()))
 
 
 def matches(table: str, query: SearchQuery):

@@ -1,26 +1,59 @@
-"""The web-search grammar of `q`, parsed once and written out for SQLite FTS5 and Postgres.
+"""The search grammar of `q`: a systematic reviewer's strategy, parsed once into a tree, echoed as it
+was read, and written out for SQLite FTS5 and for Postgres ``to_tsquery``.
 
-Grammar (as Postgres' ``websearch_to_tsquery``): words are ANDed; ``"quoted phrase"``; ``OR``
-between two terms; ``-word`` or ``-"phrase"`` excludes. AND binds tighter than OR. Everything else
-is a separator, so no user character ever reaches FTS5 ``MATCH`` or ``to_tsquery`` syntax: the
-output holds only words made of letters and digits, with operators written by this module.
+Grammar (operators upper-case; precedence ``NOT`` > ``AND`` > ``OR``, as PubMed and Europe PMC
+document it)::
+
+    strategy := any
+    any      := all ( "OR" all )*
+    all      := not ( ["AND"] not )*            terms side by side are ANDed
+    not      := unary ( "NOT" unary )*          a NOT b NOT c  =  (a NOT b) NOT c
+    unary    := "-" primary | primary           -x  =  NOT x within its AND
+    primary  := [field ":"] ( word | word* | "phrase" | "(" any ")" )
+
+- A *word* is a run of letters and digits; in-word punctuation joins words into a phrase
+  (``covid-19`` is ``"covid 19"``, ``10.1056/nejmoa2007764`` a phrase of three). A registration
+  identifier in any written form (``NCT 04280705``, ``EUCTR2020-001909-22-FR``) is one word.
+- ``word*`` (at least 3 characters before ``*``; also the last word of ``sars-cov*``) stands for
+  every word of the register that begins so: the index layer expands it from the vocabulary
+  (``search_word``), each word then searched as a word (stemmed). Stemming indexes cannot answer
+  truncation themselves: ``vaccinat*`` on the stems (``vaccin``) finds nothing in FTS5 and Postgres
+  alike.
+- A field tag restricts a word, phrase, truncation or parenthesised group to one field (the
+  fields of studies and of references below).
+- English stop words are not searched (Postgres leaves them out of its index): alone they are
+  dropped, at a phrase's ends too; a strategy with nothing left to look for is refused. Lower-case
+  ``and``/``or``/``not`` between terms are refused rather than dropped: they read as operators and
+  would silently change the set.
+- A negation needs something to exclude from: ``NOT`` after a term, ``-x`` beside a term of the same
+  AND. Nothing else is reinterpreted: an unbalanced parenthesis or quote, a dangling operator, an
+  unknown field, a short truncation, wildcards or tags of other databases (``?``, ``$``, ``[tiab]``,
+  ``#1``), nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_TERMS` terms raise
+  :class:`QueryError` with the position (1-based) and what was expected.
 
 Both databases index text prepared by :func:`document_text` (accents folded, every run of
-non-word characters a single space), so they split words identically. English stop words are
-dropped from the query (Postgres drops them from its index). A registration identifier written in
-any form (``NCT 04280705``, ``EUCTR2020-001909-22-FR``) is replaced by one token,
-:func:`identifier_token` of its canonical form, which documents carry for the identifiers they hold.
+non-word characters a single space), so they split words identically. The output holds only words
+made of letters and digits, with operators written by this module: no user character reaches FTS5
+``MATCH`` or ``to_tsquery`` syntax.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from ..identifiers import find_identifiers
 
-MAX_TERMS = 32
+MAX_LENGTH = 20_000
+MAX_TERMS = 1_000
+MAX_DEPTH = 20  # parentheses within parentheses; published strategies nest two or three
+MIN_PREFIX = 3
+
+STUDY_FIELDS = ("title", "name", "registration", "registry", "report_title", "abstract", "author")
+REFERENCE_FIELDS = ("title", "abstract", "author", "source", "doi", "pmid")
 
 # Postgres' `english.stop` (the Snowball list): the same words are ignored on both databases.
 STOP_WORDS = frozenset("""
@@ -32,10 +65,28 @@ down in out on off over under again further then once here there when where why 
 more most other some such no nor not only own same so than too very s t can will just don should now
 """.split())
 
+OPERATORS = ("AND", "OR", "NOT")
+# Characters with a meaning in other databases' syntax that this grammar does not have: read as
+# separators they would silently change the strategy.
+_FOREIGN = {
+    "?": "`?` is a wildcard elsewhere; here only `*` truncates, at the end of a word",
+    "$": "`$` is a wildcard elsewhere; here only `*` truncates, at the end of a word",
+    "#": "line references (`#1 OR #2`) are not read; paste the lines' terms",
+    "[": "field tags in brackets (`[tiab]`) are not read; write `title:` or `abstract:` before the term",
+    "]": "field tags in brackets (`[tiab]`) are not read; write `title:` or `abstract:` before the term",
+    "{": "braces are not part of this grammar; group with parentheses",
+    "}": "braces are not part of this grammar; group with parentheses",
+    "~": "proximity (`~`) is not supported; use a phrase",
+    "|": "write `OR`",
+    "&": "write `AND`",
+    "^": "boosting (`^`) is not supported",
+    "\\": "`\\` is not part of this grammar",
+}
+
 _WORD = re.compile(r"[^\W_]+")
-# A token of the query: a quote, a minus that starts a term, or a run of word characters (joined by
-# in-word punctuation such as `covid-19` or `2.5`, which makes a phrase).
-_TOKEN = re.compile(r'"|(?<![^\s(])-(?=[\w"])|[^\W_]+(?:[^\s"\w]+[^\W_]+)*')
+_RUN = re.compile(r"[^\W_]+(?:[^\s\w\"()*?$#\[\]{}~|&^\\]+[^\W_]+)*")
+_FIELD = re.compile(r"([A-Za-z][A-Za-z_]*):")
+_SPACE = re.compile(r"\s+")
 
 
 def fold(text: str) -> str:
@@ -60,116 +111,560 @@ def document_text(*parts: str | None) -> str:
     return " ".join(w for part in parts if part for w in words(part))
 
 
+class QueryError(ValueError):
+    """A strategy that cannot be read as written; ``position`` is 1-based (0: the whole strategy)."""
+
+    def __init__(self, message: str, position: int = 0):
+        super().__init__(f"At character {position}: {message}" if position else message)
+        self.position = position
+
+
+QueryTooLong = QueryError  # the name earlier callers used
+
+
+# --- the tree ---------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Term:
-    words: tuple[str, ...]  # one word, or a phrase
+    """A word or a phrase (``words``, stop words kept inside a phrase), its last word truncated when
+    ``prefix``, restricted to ``field`` when given."""
 
-    def fts5(self) -> str:
-        return '"' + " ".join(self.words) + '"'
+    words: tuple[str, ...]
+    prefix: bool = False
+    field: str | None = None
+    display: str = dataclass_field(default="", compare=False)  # as written, for identifiers
 
-    def websearch(self) -> str:
-        return self.words[0] if len(self.words) == 1 else '"' + " ".join(self.words) + '"'
+    def echo(self) -> str:
+        if self.prefix:  # `sars-cov*`: a truncated phrase is written with in-word punctuation
+            text = "-".join(self.words) + "*"
+        else:
+            text = self.display or " ".join(self.words)
+            if len(self.words) > 1:
+                text = f'"{text}"'
+        return f"{self.field}:{text}" if self.field else text
 
 
-@dataclass
-class Group:
-    """Terms ANDed, minus the excluded ones."""
+@dataclass(frozen=True)
+class All:
+    """Every ``include`` and none of ``exclude`` (never empty of includes)."""
 
-    include: list[Term] = field(default_factory=list)
-    exclude: list[Term] = field(default_factory=list)
+    include: tuple[Node, ...]
+    exclude: tuple[Node, ...] = ()
+
+    def echo(self) -> str:
+        text = " AND ".join(_echo_operand(n) for n in self.include)
+        if self.exclude:
+            if len(self.include) > 1:
+                text = f"({text})"
+            text += "".join(" NOT " + _echo_operand(n) for n in self.exclude)
+        return text
+
+
+@dataclass(frozen=True)
+class Any:
+    """At least one of ``options``."""
+
+    options: tuple[Node, ...]
+
+    def echo(self) -> str:
+        return " OR ".join(_echo_operand(n) for n in self.options)
+
+
+Node = Term | All | Any
+
+
+def _echo_operand(node: Node) -> str:
+    return node.echo() if isinstance(node, Term) else f"({node.echo()})"
+
+
+def _terms(node: Node) -> list[Term]:
+    if isinstance(node, Term):
+        return [node]
+    children = node.options if isinstance(node, Any) else node.include + node.exclude
+    return [t for child in children for t in _terms(child)]
 
 
 @dataclass
 class SearchQuery:
-    """Groups ORed. Empty when no group has a word to look for: it matches nothing."""
+    """A parsed strategy: its tree and how it was read. ``expansions`` (the words each truncation
+    stands for) is filled by the index when it first reads the register for this query."""
 
-    groups: list[Group]
-
-    @property
-    def empty(self) -> bool:
-        return not self.groups
-
-    def fts5(self) -> str:
-        """An FTS5 MATCH expression: ``("a" AND "b c") NOT ("d") OR ...``."""
-        parts = []
-        for group in self.groups:
-            text = "(" + " AND ".join(t.fts5() for t in group.include) + ")"
-            if group.exclude:
-                text += " NOT (" + " OR ".join(t.fts5() for t in group.exclude) + ")"
-            parts.append("(" + text + ")")
-        return " OR ".join(parts)
-
-    def websearch(self) -> str:
-        """The same query for Postgres' ``websearch_to_tsquery``."""
-        return " or ".join(
-            " ".join([t.websearch() for t in g.include] + ["-" + t.websearch() for t in g.exclude])
-            for g in self.groups)
-
-    def terms(self) -> int:
-        return sum(len(g.include) + len(g.exclude) for g in self.groups)
+    root: Node
+    text: str = dataclass_field(default="", compare=False)
+    expansions: dict[str, list[str]] | None = dataclass_field(default=None, compare=False, repr=False)
 
     @property
     def normalized(self) -> str:
-        """The query as it was read, for answers to echo."""
-        return self.websearch()
+        """The strategy as it was read: every operator written, every group parenthesised, every
+        field tag on its term, stop words gone, identifiers in canonical form."""
+        return self.root.echo()
+
+    def terms(self) -> int:
+        return len(_terms(self.root))
+
+    def prefixes(self) -> set[str]:
+        """The truncated words to expand (the last word of each truncated term)."""
+        return {t.words[-1] for t in _terms(self.root) if t.prefix}
+
+    def fts5(self, expansions: Mapping[str, list[str]] | None = None) -> str | None:
+        """An FTS5 MATCH expression (columns named as the fields), or None: it matches nothing (a
+        truncation no word of the register begins with)."""
+        return _fts5(self.root, expansions or {})
+
+    def postgres(self, expansions: Mapping[str, list[str]] | None = None) -> Plan | None:
+        """The strategy for Postgres: each subtree whose terms share one field (None: every field)
+        becomes one ``to_tsquery`` text matched against that field's vector; the rest is SQL
+        AND / OR / NOT of those. None: it matches nothing."""
+        return _plan(self.root, expansions or {})
+
+    def tsquery(self, expansions: Mapping[str, list[str]] | None = None) -> str | None:
+        """One ``to_tsquery`` text of every included term, fields and exclusions left out: what
+        relevance is ranked by."""
+        return _tsquery(_unfielded(self.root), expansions or {})
 
 
-class QueryTooLong(ValueError):
-    pass
+# --- parsing ----------------------------------------------------------------------------------
 
 
-def _with_identifier_tokens(text: str) -> str:
-    """Each registration identifier in ``text`` replaced by its token (written forms vary)."""
-    hits = find_identifiers(text)
-    for hit in sorted(hits, key=lambda h: h.start, reverse=True):
-        text = text[:hit.start] + " " + identifier_token(hit.identifier) + " " + text[hit.end:]
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "(" ")" AND OR NOT - field word phrase
+    position: int  # 1-based
+    words: tuple[str, ...] = ()
+    prefix: bool = False
+    display: str = ""
+
+
+def _phrase_words(text: str, start: int, fields: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    for match in _FIELD.finditer(text):
+        if match.group(1).lower() in fields:
+            raise QueryError(f"a field tag (`{match.group(0)}`) inside a phrase; put it before the "
+                             f'phrase: `{match.group(1)}:"…"`', start + match.start() + 1)
+    for char in "*?$":
+        if char in text:
+            raise QueryError(f"`{char}` inside a phrase: truncation is only at the end of a word, "
+                             f"outside quotes", start + text.index(char) + 1)
+    found, display, last = [], [], 0
+    for hit in sorted(find_identifiers(text), key=lambda h: h.start):
+        if hit.start < last:
+            continue
+        found += words(text[last:hit.start])
+        display += words(text[last:hit.start])
+        found.append(identifier_token(hit.identifier))
+        display.append(hit.identifier)
+        last = hit.end
+    found += words(text[last:])
+    display += words(text[last:])
+    return tuple(found), " ".join(display)
+
+
+def _lex(text: str, fields: tuple[str, ...]) -> list[_Token]:
+    identifiers = {}
+    for hit in find_identifiers(text):
+        if hit.start not in identifiers:
+            identifiers[hit.start] = hit
+    tokens: list[_Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        position = i + 1
+        if char.isspace():
+            i = _SPACE.match(text, i).end()
+        elif char in "()":
+            tokens.append(_Token(char, position))
+            i += 1
+        elif char == '"':
+            end = text.find('"', i + 1)
+            if end < 0:
+                raise QueryError('a phrase opened here is not closed: expected `"`', position)
+            found, display = _phrase_words(text[i + 1:end], i + 1, fields)
+            tokens.append(_Token("phrase", position, found, display=display))
+            i = end + 1
+            if i < n and text[i] == "*":
+                raise QueryError("`*` after a phrase: truncation is only at the end of a word, "
+                                 "outside quotes", i + 1)
+        elif char == "-" and (i == 0 or text[i - 1].isspace() or text[i - 1] == "(") and i + 1 < n \
+                and (text[i + 1] in '"(' or text[i + 1].isalnum()):
+            tokens.append(_Token("-", position))
+            i += 1
+        elif char == "*":
+            raise QueryError("`*` must end a word of at least 3 characters (`random*`)", position)
+        elif char in _FOREIGN:
+            raise QueryError(_FOREIGN[char], position)
+        elif i in identifiers:
+            hit = identifiers[i]
+            tokens.append(_Token("word", position, (identifier_token(hit.identifier),),
+                                 display=hit.identifier))
+            i = hit.end
+        elif (tag := _FIELD.match(text, i)) is not None and (i == 0 or not text[i - 1].isalnum()):
+            name = tag.group(1)
+            if name not in fields:
+                hint = (f"field names are lower-case: `{name.lower()}:`" if name.lower() in fields
+                        else f"the fields here are {', '.join(f'`{f}:`' for f in fields)}")
+                raise QueryError(f"unknown field `{name}:`; {hint}", position)
+            tokens.append(_Token("field", position, (name,)))
+            i = tag.end()
+        elif (run := _RUN.match(text, i)) is not None:
+            raw = run.group(0)
+            i = run.end()
+            prefix = i < n and text[i] == "*"
+            if prefix:
+                i += 1
+                if i < n and not (text[i].isspace() or text[i] in ')"'):
+                    raise QueryError("`*` must end a word (`random*`)", i)
+            found = tuple(words(raw))
+            if prefix and len(found[-1]) < MIN_PREFIX:
+                raise QueryError(f"`{raw}*`: truncation needs at least {MIN_PREFIX} characters "
+                                 f"before `*`", position)
+            if len(found) == 1 and raw in OPERATORS:
+                tokens.append(_Token(raw, position))
+            else:
+                tokens.append(_Token("word", position, found, prefix))
+        else:  # other punctuation separates words, as it does in documents
+            i += 1
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str, fields: tuple[str, ...]):
+        self.tokens = _lex(text, fields)
+        self.at = 0
+        self.end = len(text) + 1
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.at] if self.at < len(self.tokens) else None
+
+    def where(self) -> int:
+        token = self.peek()
+        return token.position if token else self.end
+
+    def next(self) -> _Token:
+        token = self.tokens[self.at]
+        self.at += 1
+        return token
+
+    def strategy(self) -> Node | None:
+        node = self.any(0, None)
+        token = self.peek()
+        if token is not None:  # only a `)` stops `any` early
+            raise QueryError("`)` closes no parenthesis", token.position)
+        return node
+
+    def any(self, depth: int, tag: str | None) -> Node | None:
+        first, consumed = self.all(depth, tag)
+        options = [first]
+        while (token := self.peek()) is not None and token.kind == "OR":
+            if not consumed:
+                raise QueryError("`OR` with nothing before it: expected a term", token.position)
+            self.next()
+            self._operand_follows("OR")
+            node, consumed = self.all(depth, tag)
+            options.append(node)
+        kept = [o for o in options if o is not None]
+        return _any(kept) if kept else None
+
+    def all(self, depth: int, tag: str | None) -> tuple[Node | None, bool]:
+        """The terms up to the next `OR` or `)`, ANDed; and whether there were any tokens (a term
+        of stop words only reads as nothing)."""
+        include: list[Node] = []
+        exclude: list[Node] = []
+        start, first = self.at, self.where()
+        while (token := self.peek()) is not None and token.kind not in (")", "OR"):
+            if token.kind == "AND":
+                if self.at == start:
+                    raise QueryError("`AND` with nothing before it: expected a term", token.position)
+                self.next()
+                self._operand_follows("AND")
+                continue
+            if token.kind == "NOT":
+                raise QueryError("`NOT` with nothing before it: a NOT excludes from what precedes "
+                                 "it (`remdesivir NOT placebo`)", token.position)
+            node, negated = self.negation(depth, tag)
+            if node is not None:
+                (exclude if negated else include).append(node)
+        if exclude and not include:
+            raise QueryError("only exclusions here: `-x` excludes from the terms beside it "
+                             "(`covid -vaccine`)", first)
+        return (_all(include, exclude) if include else None), self.at > start
+
+    def negation(self, depth: int, tag: str | None) -> tuple[Node | None, bool]:
+        """`unary ( NOT unary )*`; returns the node and whether it is itself an exclusion (`-x`)."""
+        node, negated = self.unary(depth, tag)
+        while (token := self.peek()) is not None and token.kind == "NOT":
+            if negated:
+                raise QueryError("`NOT` after an exclusion: write `-a -b` or `NOT (a OR b)`",
+                                 token.position)
+            self.next()
+            self._operand_follows("NOT")
+            excluded, minus = self.unary(depth, tag)
+            if minus:
+                raise QueryError("`NOT -x`: a double negation; drop one", token.position)
+            if node is None:
+                raise QueryError("`NOT` with nothing to exclude from (stop words are not searched)",
+                                 token.position)
+            if excluded is not None:
+                node = _all([node], [excluded])
+        return node, negated
+
+    def unary(self, depth: int, tag: str | None) -> tuple[Node | None, bool]:
+        token = self.peek()
+        if token is not None and token.kind == "-":
+            self.next()
+            following = self.peek()
+            if following is None or following.kind not in ("word", "phrase", "(", "field"):
+                raise QueryError("`-` must be followed by a term", token.position)
+            return self.primary(depth, tag), True
+        return self.primary(depth, tag), False
+
+    def primary(self, depth: int, tag: str | None) -> Node | None:
+        token = self.next()
+        if token.kind == "field":
+            name = token.words[0]
+            if tag is not None and tag != name:
+                raise QueryError(f"`{name}:` inside `{tag}:(…)`: a term has one field",
+                                 token.position)
+            following = self.peek()
+            if following is None or following.kind not in ("word", "phrase", "("):
+                raise QueryError(f"`{name}:` must be followed by a word, a phrase or a "
+                                 f"parenthesised group", token.position)
+            node = self.primary(depth, name)
+            if node is None:
+                raise QueryError(f"`{name}:` is followed by nothing to look for (stop words are "
+                                 f"not searched)", token.position)
+            return node
+        if token.kind == "(":
+            if depth >= MAX_DEPTH:
+                raise QueryError(f"parentheses nested deeper than {MAX_DEPTH}", token.position)
+            following = self.peek()
+            if following is not None and following.kind == ")":
+                raise QueryError("empty parentheses", token.position)
+            node = self.any(depth + 1, tag)
+            closing = self.peek()
+            if closing is None:
+                raise QueryError("this parenthesis is not closed: expected `)`", token.position)
+            self.next()
+            if node is None:
+                raise QueryError("nothing to look for inside these parentheses (stop words are not "
+                                 "searched)", token.position)
+            return node
+        if token.kind in ("word", "phrase"):
+            return _term(token, tag)
+        if token.kind == ")":
+            raise QueryError("`)` where a term was expected", token.position)
+        raise QueryError(f"`{token.kind}` where a term was expected", token.position)
+
+    def _operand_follows(self, operator: str) -> None:
+        token = self.peek()
+        if token is None:
+            raise QueryError(f"`{operator}` at the end: expected a term after it", self.end)
+        if token.kind in (")", "AND", "OR", "NOT"):
+            raise QueryError(f"`{operator}` followed by `{token.kind}`: expected a term", token.position)
+
+
+def _term(token: _Token, tag: str | None) -> Term | None:
+    found = list(token.words)
+    if token.kind == "word" and len(found) == 1 and not token.prefix and not token.display:
+        if found[0] in ("and", "or", "not"):
+            raise QueryError(f"`{found[0]}` in lower case: write `{found[0].upper()}` for the "
+                             f"operator (the word itself is a stop word, not searched)", token.position)
+    # Stop words are not searched alone, nor at a phrase's ends (Postgres matches nothing there);
+    # a truncated word is never one.
+    start, end = 0, len(found)
+    while start < end and found[start] in STOP_WORDS and not (token.prefix and start == end - 1):
+        start += 1
+    while end > start and found[end - 1] in STOP_WORDS and not (token.prefix and end == len(found)):
+        end -= 1
+    kept = tuple(found[start:end])
+    if not kept:
+        return None
+    prefix = token.prefix and end == len(found)
+    display = token.display if kept == token.words else ""
+    return Term(kept, prefix, tag, display)
+
+
+def _all(include: list[Node], exclude: list[Node]) -> Node:
+    flat_in: list[Node] = []
+    flat_out: list[Node] = []
+    for node in include:
+        if isinstance(node, All):
+            flat_in += node.include
+            flat_out += node.exclude
+        else:
+            flat_in.append(node)
+    flat_out += exclude
+    if len(flat_in) == 1 and not flat_out:
+        return flat_in[0]
+    return All(tuple(flat_in), tuple(flat_out))
+
+
+def _any(options: list[Node]) -> Node:
+    flat: list[Node] = []
+    for node in options:
+        flat += node.options if isinstance(node, Any) else [node]
+    return flat[0] if len(flat) == 1 else Any(tuple(flat))
+
+
+def parse(text: str, fields: tuple[str, ...] = STUDY_FIELDS) -> SearchQuery:
+    """Parse a strategy; raise QueryError naming the position and what was expected."""
+    if len(text) > MAX_LENGTH:
+        raise QueryError(f"at most {MAX_LENGTH:,} characters; this has {len(text):,}")
+    root = _Parser(text, fields).strategy()
+    if root is None:
+        raise QueryError("nothing to look for: the strategy has no word that is searched (English "
+                         "stop words and punctuation are not)")
+    query = SearchQuery(root, text)
+    if query.terms() > MAX_TERMS:
+        raise QueryError(f"at most {MAX_TERMS:,} terms; this has {query.terms():,}")
+    return query
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _expanded(term: Term, expansions: Mapping[str, list[str]]) -> list[tuple[str, ...]]:
+    """The word sequences a term stands for: itself, or one per word its truncation expands to."""
+    if not term.prefix:
+        return [term.words]
+    return [term.words[:-1] + (word,) for word in expansions.get(term.words[-1], [])]
+
+
+def _fts5(node: Node, expansions) -> str | None:
+    if isinstance(node, Term):
+        phrases = ['"' + " ".join(w) + '"' for w in _expanded(node, expansions)]
+        if not phrases:
+            return None
+        text = phrases[0] if len(phrases) == 1 else "(" + " OR ".join(phrases) + ")"
+        return f"{node.field} : {text}" if node.field else text
+    if isinstance(node, Any):
+        parts = [p for p in (_fts5(o, expansions) for o in node.options) if p is not None]
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+    include = [_fts5(n, expansions) for n in node.include]
+    if any(p is None for p in include):
+        return None
+    exclude = [p for p in (_fts5(n, expansions) for n in node.exclude) if p is not None]
+    text = include[0] if len(include) == 1 else "(" + " AND ".join(include) + ")"
+    if exclude:
+        text = f"({text} NOT " + (exclude[0] if len(exclude) == 1 else
+                                 "(" + " OR ".join(exclude) + ")") + ")"
     return text
 
 
-def _term(raw_words: list[str], *, phrase: bool) -> Term | None:
-    kept = raw_words if phrase else [w for w in raw_words if w not in STOP_WORDS or len(raw_words) > 1]
-    if not kept or all(w in STOP_WORDS for w in kept):
+def _lexemes(words_: tuple[str, ...]) -> str:
+    """A phrase for to_tsquery: stop words left out, the distance across them kept (``<2>``)."""
+    parts, gap = [], 0
+    for word in words_:
+        gap += 1
+        if word in STOP_WORDS:
+            continue
+        if parts:
+            parts.append("<->" if gap == 1 else f"<{gap}>")
+        parts.append(f"'{word}'")
+        gap = 0
+    return " ".join(parts)
+
+
+def _tsquery(node: Node | None, expansions) -> str | None:
+    if node is None:
         return None
-    return Term(tuple(kept))
+    if isinstance(node, Term):
+        phrases = [_lexemes(w) for w in _expanded(node, expansions)]
+        phrases = [p for p in phrases if p]
+        if not phrases:
+            return None
+        return phrases[0] if len(phrases) == 1 else "(" + " | ".join(phrases) + ")"
+    if isinstance(node, Any):
+        parts = [p for p in (_tsquery(o, expansions) for o in node.options) if p is not None]
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
+    include = [_tsquery(n, expansions) for n in node.include]
+    if any(p is None for p in include):
+        return None
+    exclude = [p for p in (_tsquery(n, expansions) for n in node.exclude) if p is not None]
+    return "(" + " & ".join(include + [f"!{p}" for p in exclude]) + ")"
 
 
-def parse(text: str) -> SearchQuery:
-    """Parse ``q``; raise QueryTooLong past MAX_TERMS terms. Never fails on any other input."""
-    text = _with_identifier_tokens(text)
-    groups: list[Group] = [Group()]
-    negate = False
-    pending_or = False
-    tokens = list(_TOKEN.finditer(text))
-    i = 0
-    while i < len(tokens):
-        token = tokens[i].group()
-        i += 1
-        if token == "-":
-            negate = True
-            continue
-        if token == '"':
-            phrase: list[str] = []
-            while i < len(tokens) and tokens[i].group() != '"':
-                phrase += words(tokens[i].group())
-                i += 1
-            i += 1  # the closing quote (an unbalanced quote runs to the end)
-            term = _term(phrase, phrase=True)
-        elif token.lower() == "or":
-            if groups[-1].include or groups[-1].exclude:
-                pending_or = True
-            negate = False
-            continue
+def _unfielded(node: Node) -> Node:
+    if isinstance(node, Term):
+        return Term(node.words, node.prefix)
+    if isinstance(node, Any):
+        return Any(tuple(_unfielded(o) for o in node.options))
+    return All(tuple(_unfielded(n) for n in node.include))
+
+
+@dataclass(frozen=True)
+class Match:
+    """Postgres: the vector of ``field`` (None: the whole document) matches the to_tsquery ``text``."""
+
+    field: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Both:
+    """Postgres: every plan of ``include`` and none of ``exclude`` (SQL AND / AND NOT)."""
+
+    include: tuple[Plan, ...]
+    exclude: tuple[Plan, ...]
+
+
+@dataclass(frozen=True)
+class Either:
+    """Postgres: any plan of ``options`` (SQL OR)."""
+
+    options: tuple[Plan, ...]
+
+
+Plan = Match | Both | Either
+
+
+_MIXED = object()
+
+
+def _field_of(node: Node):
+    """The one field every term of ``node`` has (None: unfielded), or _MIXED."""
+    found = {t.field for t in _terms(node)}
+    return found.pop() if len(found) == 1 else _MIXED
+
+
+def _plan(node: Node, expansions) -> Plan | None:
+    tag = _field_of(node)
+    if tag is not _MIXED:
+        text = _tsquery(node, expansions)
+        return None if text is None else Match(tag, text)
+    if isinstance(node, Any):
+        return _merged_or([_plan_group(group, expansions, Any) for group in _by_field(node.options)])
+    include = [_plan_group(group, expansions, All) for group in _by_field(node.include)]
+    if any(p is None for p in include):
+        return None
+    exclude = [p for p in (_plan(n, expansions) for n in node.exclude) if p is not None]
+    return include[0] if len(include) == 1 and not exclude else Both(tuple(include), tuple(exclude))
+
+
+def _by_field(nodes) -> list[list[Node]]:
+    """Nodes grouped so that those of one field share a single match (mixed ones alone)."""
+    groups: dict[object, list[Node]] = {}
+    alone = []
+    for node in nodes:
+        tag = _field_of(node)
+        if tag is _MIXED:
+            alone.append([node])
         else:
-            term = _term(words(token), phrase=False)
-        if term is not None:
-            if pending_or:
-                groups.append(Group())
-                pending_or = False
-            (groups[-1].exclude if negate else groups[-1].include).append(term)
-        negate = False
-    # A group with nothing to include cannot be searched for (FTS5 has no bare NOT): it is dropped,
-    # on both databases alike.
-    query = SearchQuery([g for g in groups if g.include])
-    if query.terms() > MAX_TERMS:
-        raise QueryTooLong(f"At most {MAX_TERMS} search terms; this has {query.terms()}.")
-    return query
+            groups.setdefault(tag, []).append(node)
+    return list(groups.values()) + alone
+
+
+def _plan_group(nodes: list[Node], expansions, kind: Callable) -> Plan | None:
+    if len(nodes) == 1:
+        return _plan(nodes[0], expansions)
+    return _plan(kind(tuple(nodes)), expansions)
+
+
+def _merged_or(plans: list[Plan | None]) -> Plan | None:
+    kept = [p for p in plans if p is not None]
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else Either(tuple(kept))

@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask import request
 from marshmallow import fields, pre_load, validate
 
-from ...search.query import QueryTooLong, parse
+from ...search.query import MAX_DEPTH, MAX_LENGTH, MAX_TERMS, MIN_PREFIX, QueryError, parse
 from ...validation import Day, Instant, Text, Vocab
 
 __all__ = ["Day", "Instant", "Text", "Vocab"]  # shared with formats/ (service/validation.py)
@@ -19,30 +19,43 @@ def _choices(field: fields.Field) -> list:
 
 
 class SearchText(Text):
-    """`q` in web-search syntax, loaded as a parsed SearchQuery."""
+    """`q`: a search strategy, loaded as a parsed SearchQuery of the resource's ``fields``."""
 
-    MAX_LENGTH = 1000
+    def __init__(self, fields_: tuple[str, ...], **kwargs):
+        super().__init__(**kwargs)
+        self.search_fields = fields_
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if len(text) > self.MAX_LENGTH:
-            raise ma.ValidationError(f"At most {self.MAX_LENGTH} characters; this has {len(text)}.")
         try:
-            return parse(text)
-        except QueryTooLong as error:
+            return parse(text, self.search_fields)
+        except QueryError as error:
             raise ma.ValidationError(str(error)) from None
 
 
-def search_field(matches: str) -> SearchText:
-    return SearchText(metadata={"description": (
-        f"Full-text search of {matches}. Web-search syntax: words are ANDed, `\"quoted phrase\"`, "
-        "`OR` between two terms, `-word` or `-\"phrase\"` excludes. Case- and accent-insensitive, "
-        "English stemming (`exosomes` finds `exosome`); English stop words are ignored; other "
-        "punctuation separates words (`covid-19` is the phrase `\"covid 19\"`). A registration "
-        "identifier in any written form (`NCT 04280705`) is matched as one word. At most 1,000 "
-        "characters and 32 terms. A query with no word to look for (only punctuation, stop words "
-        "or exclusions) matches nothing. Sorts by `relevance` unless `sort` is given."),
-        "example": "nebulization exosomes"})
+def search_field(matches: str, fields_: tuple[str, ...], example: str) -> SearchText:
+    tags = ", ".join(f"`{f}:`" for f in fields_)
+    return SearchText(fields_, metadata={"description": (
+        f"A search strategy over {matches}.\n\n"
+        "**Grammar.** `AND`, `OR`, `NOT` (upper-case; lower-case `and`/`or`/`not` are refused rather "
+        "than read as words), terms side by side are ANDed; precedence `NOT` > `AND` > `OR` "
+        "(`a OR b NOT c` is `a OR (b NOT c)`), parentheses to group (nested up to "
+        f"{MAX_DEPTH} deep); `\"a phrase\"`; `-word`, `-\"phrase\"` or `-(group)` excludes from the "
+        f"terms beside it; `word*` truncates (at least {MIN_PREFIX} characters before `*`; every "
+        "word of the register that begins so, each searched as a word). Field tags before a word, "
+        f"phrase, truncation or parenthesised group: {tags}; without one a term searches every "
+        "field.\n\n"
+        "**Words.** Case- and accent-insensitive, English stemming (`exosomes` finds `exosome`); "
+        "English stop words are not searched; in-word punctuation makes a phrase (`covid-19` is "
+        "`\"covid 19\"`); a registration identifier in any written form (`NCT 04280705`) is one word.\n\n"
+        "**Nothing is silently reinterpreted**: unbalanced parentheses or quotes, a dangling "
+        "operator, an unknown field, a short truncation, another database's syntax (`?`, `$`, "
+        "`[tiab]`, `#1`), a strategy with nothing to look for, or over the limits are a 422 naming "
+        "`q`, with the character position and what was expected. Every answer carries `query`: the "
+        "strategy as it was read (operators, groups and fields made explicit), to report word for "
+        f"word. At most {MAX_LENGTH:,} characters and {MAX_TERMS:,} terms (use the POST `/search` "
+        "form for strategies longer than a URL holds). Sorts by `relevance` unless `sort` is given."),
+        "example": example})
 
 
 class FacetNames(fields.List):

@@ -8,6 +8,7 @@ from marshmallow import fields, validate
 from ...domain import evidence
 from ...domain.facets import REFERENCE_FACETS
 from ...domain.references import REFERENCE_SORTS
+from ...search.query import REFERENCE_FIELDS
 from ...validation import PartialDate, ReferenceCreateSchema, ReferencePatchSchema
 from ...vocabularies import REFERENCE_TYPES
 from .common import (
@@ -125,8 +126,9 @@ class LinkedReferenceSchema(ReferenceSchema, LinkFieldsSchema):
 
 
 ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
-    "q": search_field("the reference's title, abstract and authors (and its own registration "
-                      "identifier and those found in its text)"),
+    "q": search_field("references: their `title` (with their own registration identifier), "
+                      "`abstract` (with the identifiers found in it), authors (`author`), `source`, "
+                      "`doi` and `pmid`", REFERENCE_FIELDS, 'title:"stem cells" AND covid*'),
     "type": fields.List(Vocab(REFERENCE_TYPES), metadata={
         "description": "Reference type code. Repeat to OR."}),
     "has_results": fields.Boolean(metadata={"description": "`true`: reports results (\"Report "

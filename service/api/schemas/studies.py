@@ -7,6 +7,7 @@ from marshmallow import fields, validate
 
 from ...domain.facets import STUDY_FACETS
 from ...domain.studies import STUDY_SORTS
+from ...search.query import STUDY_FIELDS
 from ...validation import FACET_DOC, Country, RegistrationSchema, StudyCreateSchema, StudyPatchSchema
 from ...vocabularies import (
     FACETS,
@@ -107,9 +108,10 @@ def _facet_filter(name: str) -> fields.List:
 
 
 StudyQueryArgsSchema = QueryArgsSchema.from_dict({
-    "q": search_field("the study's name, title and registration identifiers, and the title and "
-                      "abstract of every linked reference (a study is found through any of its "
-                      "reports)"),
+    "q": search_field("studies: their `name`, `title`, `registration` identifiers and `registry` "
+                      "names, and the title (`report_title`), `abstract` and authors (`author`) of "
+                      "every report (a study is found through any of its reports)", STUDY_FIELDS,
+                      'remdesivir AND (placebo OR "standard care") NOT title:review'),
     "study_type": _facet_filter("study_type"),
     "study_aim": _facet_filter("study_aim"),
     "study_design": _facet_filter("study_design"),
