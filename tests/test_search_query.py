@@ -150,14 +150,22 @@ def test_limits():
 def test_output_for_each_database():
     query = parse('stem "cell exosomes" -covid OR baricitinib')
     assert query.fts5() == '((("stem" AND "cell exosomes") NOT "covid") OR "baricitinib")'
-    assert query.postgres() == Match(None, "(('stem' & 'cell' <-> 'exosomes' & !'covid') | 'baricitinib')")
+    # a phrase of two is its pair lexeme (the documents hold every adjacent pair)
+    assert query.postgres() == Match(None, "(('stem' & 'cell exosomes' & !'covid') | 'baricitinib')")
+    assert parse('"severe acute respiratory"').postgres() == Match(
+        None, "('severe acute' & 'acute respiratory' & ('severe' <-> 'acute' <-> 'respiratory'))")
     fielded = parse('title:(remdesivir OR favipiravir) covid -abstract:"stem of cells"')
     assert fielded.fts5() == ('(((title : "remdesivir" OR title : "favipiravir") AND "covid") NOT '
                               'abstract : "stem of cells")')
     assert fielded.postgres() == Both(
         (Match("title", "('remdesivir' | 'favipiravir')"), Match(None, "'covid'")),
         (Match("abstract", "'stem' <2> 'cells'"),))
-    assert fielded.tsquery() == "(('remdesivir' | 'favipiravir') & 'covid')"
+    # relevance: the distinct included words and phrases, ORed
+    assert fielded.tsquery() == "('remdesivir' | 'favipiravir' | 'covid')"
+    # a field's vector holds no pairs: the document's narrow the rows whose field is read
+    assert parse('title:"stem cells" covid').postgres() == Both(
+        (Both((Match(None, "'stem cells'"), Match("title", "'stem' <-> 'cells'")), ()),
+         Match(None, "'covid'")), ())
 
 
 def test_truncations_are_written_as_the_words_they_stand_for():
@@ -165,7 +173,7 @@ def test_truncations_are_written_as_the_words_they_stand_for():
     words = {"vaccinat": ["vaccinate", "vaccination"], "cov": ["cov", "covid"]}
     assert query.fts5(words) == '(("vaccinate" OR "vaccination") AND ("sars cov" OR "sars covid"))'
     assert query.postgres(words) == Match(
-        None, "(('vaccinate' | 'vaccination') & ('sars' <-> 'cov' | 'sars' <-> 'covid'))")
+        None, "(('vaccinate' | 'vaccination') & ('sars cov' | 'sars covid'))")
     # a truncation no word begins with matches nothing; excluded, it excludes nothing
     assert parse("vaccinat*").fts5({}) is None
     assert parse("covid -vaccinat*").fts5({}) == '"covid"'
