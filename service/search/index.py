@@ -279,11 +279,13 @@ def expansions(query: SearchQuery) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {p: [] for p in prefixes}
     if prefixes:
         p = database.param
-        ranges = " OR ".join([f"(word >= {p} AND word < {p})"] * len(prefixes))
+        # One range of the primary key per prefix (an OR of ranges had SQLite scan the table).
+        ranges = " UNION ALL ".join(
+            [f'SELECT * FROM (SELECT word FROM "{WORD_TABLE}" WHERE word >= {p} AND word < {p} '
+             f"LIMIT {MAX_EXPANSION + 1}) AS r{i}" for i in range(len(prefixes))])
         bounds = [b for prefix in prefixes for b in (prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1))]
         limit = MAX_EXPANDED + 1
-        rows = database.execute_sql(f'SELECT word FROM "{WORD_TABLE}" WHERE {ranges} ORDER BY word '
-                                    f"LIMIT {limit}", bounds).fetchall()
+        rows = database.execute_sql(f"SELECT word FROM ({ranges}) AS w LIMIT {limit}", bounds).fetchall()
         if len(rows) >= limit:
             raise QueryError(f"the truncations stand for more than {MAX_EXPANDED:,} words of the "
                              f"register; lengthen them")
@@ -293,8 +295,8 @@ def expansions(query: SearchQuery) -> dict[str, list[str]]:
                     found[prefix].append(word)
         for prefix, words in found.items():
             if len(words) > MAX_EXPANSION:
-                raise QueryError(f"`{prefix}*` stands for {len(words):,} words of the register (at "
-                                 f"most {MAX_EXPANSION:,}); lengthen it")
+                raise QueryError(f"`{prefix}*` stands for more than {MAX_EXPANSION:,} words of the "
+                                 f"register; lengthen it")
     query.expansions = found
     return found
 
