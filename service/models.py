@@ -146,7 +146,7 @@ class StudyReference(BaseModel):
     link = CharField(max_length=10, default="manual")  # "manual" or "auto"
     identifier = CharField(max_length=100, null=True)  # the registration that made an auto link
     # "reports" (a report of the study) or "cites" (mentions it without reporting it).
-    role = CharField(max_length=10, default="reports", index=True)
+    role = CharField(max_length=10, default="reports")  # asked with a study or a reference (m0006)
     role_curated = BooleanField(default=False)  # a curator set the role: automation never changes it
     confidence = DoubleField(null=True)  # 0-1, how sure the rules are of the role (1 for a curator's)
     evidence = TextField(default="[]")  # JSON array: where the identifier was found, with the text
