@@ -111,7 +111,7 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
     "q": search_field("studies: their `name`, `title`, `registration` identifiers and `registry` "
                       "names, and the title (`report_title`), `abstract` and authors (`author`) of "
                       "every report (a study is found through any of its reports)", STUDY_FIELDS,
-                      'remdesivir AND (placebo OR "standard care") NOT title:review'),
+                      'title:(exosom* OR "stem cells") NOT review'),
     "study_type": _facet_filter("study_type"),
     "study_aim": _facet_filter("study_aim"),
     "study_design": _facet_filter("study_design"),
