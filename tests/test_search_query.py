@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from service.search.query import (
     MAX_DEPTH,
     MAX_TERMS,
+    RANK_TERMS,
     REFERENCE_FIELDS,
     All,
     Any,
@@ -236,3 +237,10 @@ def test_no_operator_soup_breaks_fts5_or_reads_differently_twice(fts5, text):
                      (query.fts5({"abc": ["abcd"]}) or '"x"',)).fetchone()
         again = _parsed(query.normalized)
         assert again is not None and again.root == query.root
+
+
+def test_relevance_reads_a_bounded_query_identifiers_first():
+    assert parse('vaccinat* OR sars-cov* OR "stem cells" OR NCT04280705 -excluded').tsquery() == \
+        "('nct04280705' | 'vaccinat':* | 'sars' <-> 'cov':* | 'stem' <-> 'cells')"
+    long = parse(" OR ".join(f"w{i}" for i in range(40)))
+    assert long.tsquery().count("|") == RANK_TERMS - 1
