@@ -18,7 +18,9 @@ from .common import (
     Vocab,
     envelope,
     paging_fields,
+    search_body,
     search_field,
+    search_paging_args,
 )
 
 
@@ -172,6 +174,12 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
     }),
 }, name="ReferenceQueryArgs")
 
-ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage", facets=REFERENCE_FACETS)
+ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage", facets=REFERENCE_FACETS, searched=True)
+
+# POST /references/search: the GET's parameters as a JSON body; `page` or `cursor` in its query string.
+ReferenceSearchSchema = search_body(ReferenceQueryArgsSchema, "ReferenceSearch",
+                                    search_path="/references/search")
+ReferenceSearchPagingArgsSchema = search_paging_args("ReferenceSearchPagingArgs",
+                                                     search_path="/references/search")
 
 __all__ = ["PartialDate", "ReferenceCreateSchema", "ReferencePatchSchema"]

@@ -25,7 +25,9 @@ from .common import (
     Vocab,
     envelope,
     paging_fields,
+    search_body,
     search_field,
+    search_paging_args,
 )
 from .references import LinkedReferenceSchema, LinkFieldsSchema
 from .trial import CountrySchema, DisseminationSchema
@@ -170,7 +172,11 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
     }),
 }, name="StudyQueryArgs")
 
-StudyPageSchema = envelope(StudySchema, "StudyPage", facets=STUDY_FACETS)
+StudyPageSchema = envelope(StudySchema, "StudyPage", facets=STUDY_FACETS, searched=True)
+
+# POST /studies/search: the GET's parameters as a JSON body; `page` or `cursor` in its query string.
+StudySearchSchema = search_body(StudyQueryArgsSchema, "StudySearch", search_path="/studies/search")
+StudySearchPagingArgsSchema = search_paging_args("StudySearchPagingArgs", search_path="/studies/search")
 
 
 class LinkSchema(LinkFieldsSchema):
