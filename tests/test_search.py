@@ -227,7 +227,7 @@ def test_queries_with_nothing_to_look_for_match_nothing(client, seeded):
 
 
 def test_too_long_or_control_characters_are_422_naming_q(client):
-    for q in ["x" * 10_000, "a" * 1001, " ".join(f"w{i}" for i in range(40)), "bad\x00byte", "bell\x07"]:
+    for q in ["x" * 5_000, "a" * 1001, " ".join(f"w{i}" for i in range(40)), "bad\x00byte", "bell\x07"]:
         assert_problem(client.get(f"/studies?q={quote(q)}"), 422, "q")
         assert_problem(client.get(f"/references?q={quote(q)}"), 422, "q")
 

@@ -7,6 +7,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from service.config import MAX_REQUEST_LINE
 from tests.conftest import assert_problem
 from tests.helpers import create_reference, create_study
 
@@ -253,3 +254,13 @@ def test_a_long_strategy_is_taken_whole(client, auth):
 def test_a_body_over_the_limit_is_413(client):
     response = client.post("/studies/search", json={"q": "covid", "registration": "N" * 1_100_000})
     assert_problem(response, 413)
+
+
+def test_a_request_line_over_the_limit_is_414_pointing_to_post(client):
+    url = "/studies?q=" + "a" * (MAX_REQUEST_LINE - len("GET /studies?q= HTTP/1.1") + 1)
+    problem = assert_problem(client.get(url), 414)
+    assert "POST /studies/search" in problem["detail"]
+    problem = assert_problem(client.get("/references?q=" + "b" * 9000), 414)
+    assert "POST /references/search" in problem["detail"]
+    fits = "/studies?page_size=1&registration=" + "N" * 100 + "&q=" + "a" * 990
+    assert client.get(fits).status_code == 200

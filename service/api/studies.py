@@ -82,7 +82,7 @@ class Studies(MethodView):
         report of a study (web-search syntax) and sorts by relevance unless `sort` is given; the answer
         then says in `query` how `q` was read. `facets=` adds counts per value over the whole filtered
         set. Unknown or repeated single-value parameters are rejected with 422 naming the allowed ones.
-        A strategy too long for a URL goes to `POST /studies/search`.
+        A request line over 8,190 bytes is answered 414: send a long strategy to `POST /studies/search`.
         """
         return list_studies(args)
 

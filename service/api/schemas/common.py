@@ -8,6 +8,7 @@ import marshmallow as ma
 from flask import request
 from marshmallow import fields, pre_load, validate
 
+from ...config import MAX_REQUEST_LINE
 from ...search.query import QueryTooLong, parse
 from ...validation import Day, Instant, Text, Vocab
 
@@ -54,6 +55,18 @@ class StrategyText(SearchText):
     """`q` in a JSON body (`POST /studies/search`...): parsed as a GET's `q` is, up to 20,000 characters."""
 
     MAX_LENGTH = STRATEGY_MAX_LENGTH
+
+
+def _long_form_text(search_path: str) -> str:
+    return (f" A GET's request line (method, URL percent-encoded, protocol) may be at most "
+            f"{MAX_REQUEST_LINE:,} bytes; a longer one is answered 414: send a long strategy as JSON to "
+            f"`POST {search_path}` (`q` up to {STRATEGY_MAX_LENGTH:,} characters there).")
+
+
+def long_form_note(field: fields.Field, search_path: str) -> fields.Field:
+    """Tell a GET's `q` where a strategy too long for a URL goes (``field`` is changed and returned)."""
+    field.metadata["description"] = field.metadata.get("description", "") + _long_form_text(search_path)
+    return field
 
 
 class FacetNames(fields.List):
@@ -177,7 +190,7 @@ def search_body(query_schema: type[ma.Schema], name: str, *, search_path: str,
     members = {key: copy.deepcopy(field) for key, field in query_schema._declared_fields.items()
                if key not in without}
     if "q" in members:
-        description = members["q"].metadata.get("description", "")
+        description = members["q"].metadata.get("description", "").replace(_long_form_text(search_path), "")
         members["q"] = StrategyText(metadata={**members["q"].metadata, "description": (
             description + f" Here, in the body, up to {STRATEGY_MAX_LENGTH:,} characters: paste a whole "
                           "strategy.")})

@@ -17,6 +17,7 @@ from .common import (
     Text,
     Vocab,
     envelope,
+    long_form_note,
     paging_fields,
     search_body,
     search_field,
@@ -127,8 +128,9 @@ class LinkedReferenceSchema(ReferenceSchema, LinkFieldsSchema):
 
 
 ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
-    "q": search_field("the reference's title, abstract and authors (and its own registration "
-                      "identifier and those found in its text)"),
+    "q": long_form_note(search_field("the reference's title, abstract and authors (and its own "
+                                     "registration identifier and those found in its text)"),
+                        "/references/search"),
     "type": fields.List(Vocab(REFERENCE_TYPES), metadata={
         "description": "Reference type code. Repeat to OR."}),
     "has_results": fields.Boolean(metadata={"description": "`true`: reports results (\"Report "

@@ -24,6 +24,7 @@ from .common import (
     Text,
     Vocab,
     envelope,
+    long_form_note,
     paging_fields,
     search_body,
     search_field,
@@ -109,9 +110,9 @@ def _facet_filter(name: str) -> fields.List:
 
 
 StudyQueryArgsSchema = QueryArgsSchema.from_dict({
-    "q": search_field("the study's name, title and registration identifiers, and the title and "
-                      "abstract of every linked reference (a study is found through any of its "
-                      "reports)"),
+    "q": long_form_note(search_field("the study's name, title and registration identifiers, and the title "
+                                     "and abstract of every linked reference (a study is found through "
+                                     "any of its reports)"), "/studies/search"),
     "study_type": _facet_filter("study_type"),
     "study_aim": _facet_filter("study_aim"),
     "study_design": _facet_filter("study_design"),
