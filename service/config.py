@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///var/register.db"
 SUPPORTED_SCHEMES = ("sqlite", "postgres", "postgresql", "postgres+pool", "postgresql+pool")
+# The longest request line (method, URL, protocol) served, in bytes: the most gunicorn can read
+# (its `limit_request_line`, set so in gunicorn.conf.py). Longer is 414; long searches are POSTed.
+MAX_REQUEST_LINE = 8190
 
 
 class ConfigError(ValueError):

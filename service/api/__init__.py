@@ -7,6 +7,7 @@ from flask import send_from_directory
 from flask_cors import CORS
 
 from . import duplicates, imports, meta, references, registrations, stats, studies, suggestions
+from .limits import refuse_long_request_lines
 from .parser import BEARER
 from .problems import ProblemApi
 
@@ -53,6 +54,8 @@ def init_api(app) -> ProblemApi:
                              "Content-Disposition", "X-Total-Count"],
          allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"], max_age=3600,
          send_wildcard=True)
+    # First of all hooks: a request line too long is refused before a database connection is taken.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)
     api = ProblemApi(app)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
                       suggestions.blp,

@@ -1,18 +1,29 @@
-"""What the list endpoints share beyond paging: choosing the sort when `q` may rank the answer."""
+"""What the list endpoints share beyond paging: choosing the sort when `q` may rank the answer, the Link
+header's documentation, a POST search's paging."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..domain.errors import InvalidInput
 from ..domain.ordering import RELEVANCE
+from .paging import invalid_argument
 
 
 def resolve_sort(args: Mapping, default: str = "id") -> str:
     """The sort asked for, else `relevance` with `q`, else ``default``; `relevance` needs `q`."""
     sort, q = args.get("sort"), args.get("q")
     if sort == RELEVANCE and q is None:
-        raise InvalidInput("Invalid query parameter — sort: `relevance` ranks the matches of `q`; "
-                           "give `q` or another sort.",
-                           errors={"sort": ["`relevance` needs `q`."]})
+        raise invalid_argument("sort", "`relevance` needs `q`.",
+                               "`relevance` ranks the matches of `q`; give `q` or another sort.")
     return sort or (RELEVANCE if q is not None else default)
+
+
+LINK_HEADER = {"Link": {"description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}}
+
+
+def with_query_paging(body: dict, paging: dict) -> dict:
+    """A POST search's arguments: its body, with the query string's `page` or `cursor` in place of the
+    body's (how its `next` pages it)."""
+    if not paging:
+        return body
+    return {**{k: v for k, v in body.items() if k not in ("page", "cursor")}, **paging}

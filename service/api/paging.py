@@ -19,15 +19,37 @@ from ..domain.ordering import SortKey, keyset_after, order_by
 
 MAX_DEPTH = 10_000  # page * page_size beyond this must use a cursor
 START = "*"  # `cursor=*` starts a cursor walk at the first record
-_NOT_FILTERS = {"page", "page_size", "cursor", "format", "facets"}
+# Arguments that page or present a list without changing which records it holds, or their order.
+_NOT_FILTERS = {"page", "page_size", "cursor", "format", "facets", "include", "sort"}
+
+
+def invalid_argument(name: str, message: str, explanation: str | None = None) -> InvalidInput:
+    """A 422 naming the list argument ``name`` (a query parameter of a GET, a body member or query
+    parameter of a POST search)."""
+    kind = "query parameter" if request.method in ("GET", "HEAD") else "input"
+    return InvalidInput(f"Invalid {kind} — {name}: {explanation or message}", errors={name: [message]})
+
+
+def _canonical(value):
+    """A loaded argument as JSON that is equal for equal filters (list order and repeats ignored; a
+    search by how it was read)."""
+    if isinstance(value, list | tuple | set):
+        return sorted({json.dumps(_canonical(v), sort_keys=True) for v in value})
+    if isinstance(value, dt.date):  # datetimes too
+        return value.isoformat()
+    normalized = getattr(value, "normalized", None)  # a parsed `q`
+    if isinstance(normalized, str):
+        return {"q": normalized}
+    return value
 
 
 def _fingerprint(args: Mapping) -> str:
-    """Identifies the filters and sort a cursor was made for (a cursor is only valid with them)."""
-    keys = sorted(k for k in request.args if k not in _NOT_FILTERS)
-    canonical = [(k, sorted(request.args.getlist(k))) for k in keys if k != "sort"]
+    """Identifies the filters and sort a cursor was made for (a cursor is only valid with them): computed
+    from the arguments as loaded, so a GET's cursor and a POST search's with the same filters agree."""
+    canonical = [(k, _canonical(args[k])) for k in sorted(args)
+                 if k not in _NOT_FILTERS and args[k] is not None]
     canonical.append(("sort", args["sort"]))
-    return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _encode_value(value):
@@ -55,7 +77,7 @@ def encode_cursor(sort: str, values: Sequence, fingerprint: str) -> str:
 
 
 def _bad_cursor(message: str):
-    return InvalidInput(f"Invalid query parameter — cursor: {message}", errors={"cursor": [message]})
+    return invalid_argument("cursor", message)
 
 
 def decode_cursor(cursor: str, sort: str, keys: Sequence[SortKey], fingerprint: str) -> list:
@@ -76,6 +98,9 @@ def decode_cursor(cursor: str, sort: str, keys: Sequence[SortKey], fingerprint: 
 
 
 def _url(**changes) -> str:
+    """This request's URL with ``changes`` in place of its query parameters (None drops one). A POST
+    search's query string holds only `page` or `cursor`: its links are its own URL with the next one, for
+    the same body."""
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
     params += [(k, v) for k, v in changes.items() if v is not None]
     return request.base_url + ("?" + urlencode(params) if params else "")
@@ -85,6 +110,9 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
              rows_of: Callable[[Select], Select], total: int | None = None) -> tuple[dict, dict]:
     """Run one page of ``query`` ordered by ``keys``; return the envelope and the headers (Link).
 
+    ``args`` are the list's loaded arguments (from a query string or a body); a cursor is made for, and
+    only accepted with, the same filters and sort.
+
     The page is found on the sort keys alone, and only its rows are read whole: ``rows_of(top)``
     joins the full records (and what is counted per record) to ``top``, the subquery of the page's
     keys, in one statement. Sorting every match by relevance with whole rows (a study's reference
@@ -93,14 +121,14 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     """
     page_size, cursor, page = args["page_size"], args.get("cursor"), args.get("page")
     if cursor is not None and page is not None:
-        raise InvalidInput("Invalid query parameter — page: use either `page` or `cursor`, not both.",
-                           errors={"page": ["Not allowed together with `cursor`."]})
+        raise invalid_argument("page", "Not allowed together with `cursor`.",
+                               "use either `page` or `cursor`, not both.")
     page = page or (None if cursor else 1)
     if page is not None and page * page_size > MAX_DEPTH:
-        raise InvalidInput(
-            f"Invalid query parameter — page: `page` × `page_size` reaches at most record "
-            f"{MAX_DEPTH:,}; walk further with `cursor` (each answer's `next` carries one).",
-            errors={"page": [f"page × page_size must not exceed {MAX_DEPTH}."]})
+        raise invalid_argument(
+            "page", f"page × page_size must not exceed {MAX_DEPTH}.",
+            f"`page` × `page_size` reaches at most record {MAX_DEPTH:,}; walk further with `cursor` "
+            f"(each answer's `next` carries one).")
 
     fingerprint = _fingerprint(args)
     values = None

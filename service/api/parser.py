@@ -75,13 +75,26 @@ class Blueprint(flask_smorest.Blueprint):
                 denied = check_token(scope)
                 if denied is not None:
                     return denied
-                if json_body and request.content_length and not request.is_json:
+                if json_body and has_body() and not request.is_json:
                     return problem(415, "Send the body as application/json.")
                 return func(*args, **kwargs)
 
             return wrapper
 
         return decorator
+
+    @staticmethod
+    def json_only(func):
+        """A public operation whose body, when there is one, must be application/json (415 otherwise),
+        as ``write`` checks for writes."""
+
+        @wraps(func)
+        def wrapper(*args, **kwargs):
+            if has_body() and not request.is_json:
+                return problem(415, "Send the body as application/json.")
+            return func(*args, **kwargs)
+
+        return wrapper
 
     def body_errors(self, func):
         """Document the answers a JSON body can get besides 422."""
@@ -90,6 +103,11 @@ class Blueprint(flask_smorest.Blueprint):
                                  description="The body is larger than the configured limit.")(func)
         return self.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE",
                                  description="The body is not application/json.")(func)
+
+
+def has_body() -> bool:
+    """Whether the request carries a body (a length, or chunked)."""
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
 def check_token(scope: str):

@@ -12,7 +12,7 @@ from ..models import Reference
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .exports import export_doc, export_response
-from .listing import resolve_sort
+from .listing import LINK_HEADER, resolve_sort, with_query_paging
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import (
@@ -21,6 +21,8 @@ from .schemas.references import (
     ReferencePatchSchema,
     ReferenceQueryArgsSchema,
     ReferenceSchema,
+    ReferenceSearchPagingArgsSchema,
+    ReferenceSearchSchema,
 )
 
 blp = Blueprint("references", __name__, url_prefix="/references",
@@ -38,41 +40,48 @@ def _reference_response(reference_id: int, *, status: int = 200, headers: dict |
                            last_modified=record["updated"], status=status, headers=headers)
 
 
+def list_references(args: dict):
+    """The answer of GET /references and POST /references/search, from their loaded arguments: an
+    export, or the envelope (with `query` when `q` is given), 200 and its headers."""
+    args["sort"] = resolve_sort(args)
+    q, ranked = args.get("q"), args["sort"] == RELEVANCE
+    filters = {k: args[k] for k in _FILTERS if args.get(k) is not None}
+    query = domain.filtered_references(
+        domain.reference_conditions(q=None if ranked else q, **filters),
+        ranked_by=q if ranked else None)
+    keys = sort_keys(args["sort"], domain.REFERENCE_SORTS, Reference.id, rank=RANK,
+                     updated=Reference.updated)
+    if args.get("format", "json") != "json":  # an export: every match, unpaged (`facets` does not apply)
+        return export_response("references", args["format"], query, keys)
+    with search_plan(q is not None):
+        counts, total = {}, None
+        if args.get("facets"):  # counted first: they give the total too
+            counts, total = facets.reference_facets(args["facets"],
+                                                    domain.reference_conditions(q=q, **filters))
+        envelope, headers = paginate(query, args=args, keys=keys, total=total,
+                                     rows_of=domain.reference_rows, serialize=records.reference_dicts)
+    if args.get("facets"):
+        envelope["facets"] = counts
+    if q is not None:
+        envelope["query"] = q.normalized
+    return envelope, 200, headers
+
+
 @blp.route("")
 class References(MethodView):
     @blp.arguments(ReferenceQueryArgsSchema, location="query")
-    @blp.response(200, ReferencePageSchema, headers={"Link": {
-        "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
+    @blp.response(200, ReferencePageSchema, headers=LINK_HEADER)
     @blp.doc(responses=export_doc("references"))
     def get(self, args):
         """List and search references
 
         `linked=false` is the curation queue: references linked to no study yet. `q` searches
         titles, abstracts and authors (web-search syntax) and sorts by relevance unless `sort` is
-        given. `facets=` adds counts per value over the whole filtered set.
+        given; the answer then says in `query` how `q` was read. `facets=` adds counts per value over
+        the whole filtered set. A request line over 8,190 bytes is answered 414: send a long strategy
+        to `POST /references/search`.
         """
-        args["sort"] = resolve_sort(args)
-        q, ranked = args.get("q"), args["sort"] == RELEVANCE
-        filters = {k: args[k] for k in _FILTERS if k in args}
-        query = domain.filtered_references(
-            domain.reference_conditions(q=None if ranked else q, **filters),
-            ranked_by=q if ranked else None)
-        keys = sort_keys(args["sort"], domain.REFERENCE_SORTS, Reference.id, rank=RANK,
-                         updated=Reference.updated)
-        if args["format"] != "json":  # an export: every match, unpaged (`facets` does not apply)
-            return export_response("references", args["format"], query,
-                                   keys)
-        with search_plan(q is not None):
-            counts, total = {}, None
-            if args.get("facets"):  # counted first: they give the total too
-                counts, total = facets.reference_facets(args["facets"],
-                                                        domain.reference_conditions(q=q, **filters))
-            envelope, headers = paginate(query, args=args, keys=keys, total=total,
-                                         rows_of=domain.reference_rows,
-                                         serialize=records.reference_dicts)
-        if args.get("facets"):
-            envelope["facets"] = counts
-        return envelope, 200, headers
+        return list_references(args)
 
     @blp.write("references")
     @blp.body_errors
@@ -90,6 +99,33 @@ class References(MethodView):
         reference_id = domain.create_reference(data)
         return _reference_response(reference_id, status=201, headers={
             "Location": url_for("references.ReferenceById", reference_id=reference_id)})
+
+
+@blp.route("/search")
+class ReferenceSearch(MethodView):
+    @blp.json_only
+    @blp.body_errors
+    @blp.arguments(ReferenceSearchSchema, location="json", example={
+        "q": "remdesivir -review", "type": ["journal_article", "preprint"], "facets": ["year"]})
+    @blp.arguments(ReferenceSearchPagingArgsSchema, location="query")
+    @blp.response(200, ReferencePageSchema, headers=LINK_HEADER)
+    def post(self, body, paging):
+        """Search references with a long strategy (JSON body)
+
+        The same search as `GET /references`, for a strategy too long for a URL: the body is a JSON
+        object whose members are the GET's query parameters (not `format`), each in its JSON type: a
+        parameter the GET repeats is an array (`"type": ["journal_article", "preprint"]`), `linked` and
+        `has_results` booleans, `study_id`, `year_from`, `page` numbers; `q` may be up to 20,000
+        characters. The answer is the GET's: the same envelope, items, `total`, `facets`, `query` and
+        `Link` header. Public, like the GET. Unknown members and wrong types are refused with 422
+        naming the member.
+
+        Paging: `next` (and `prev`, and the `Link` header) is this endpoint with `?page=N` or
+        `?cursor=…`: POST the same body to it for that page. A `page` or `cursor` in the query string
+        overrides the body's. A cursor is valid for the same filters and sort, whether it came from
+        this endpoint or from `GET /references`.
+        """
+        return list_references(with_query_paging(body, paging))
 
 
 @blp.route(f"/{REFERENCE_ID}")

@@ -12,7 +12,7 @@ from ..models import Study
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .exports import export_doc, export_response
-from .listing import resolve_sort
+from .listing import LINK_HEADER, resolve_sort, with_query_paging
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import LinkedReferenceSchema
@@ -25,6 +25,8 @@ from .schemas.studies import (
     StudyQueryArgsSchema,
     StudyReferencesArgsSchema,
     StudySchema,
+    StudySearchPagingArgsSchema,
+    StudySearchSchema,
 )
 
 blp = Blueprint("studies", __name__, url_prefix="/studies",
@@ -32,10 +34,6 @@ blp = Blueprint("studies", __name__, url_prefix="/studies",
 
 STUDY_ID = "<int(max=2147483647):study_id>"
 REFERENCE_ID = "<int(max=2147483647):reference_id>"
-_FILTERS = ("study_type", "study_aim", "study_design", "intervention_assignment", "registration",
-            "registry", "reference_type", "has_results", "first_published_from",
-            "first_published_to", "updated_since", "registered_from", "registered_to", "start_from",
-            "start_to", "recruitment_status", "phase", "country", "results_in")
 
 
 def study_response(study_id: int, *, status: int = 200, headers: dict | None = None):
@@ -44,44 +42,49 @@ def study_response(study_id: int, *, status: int = 200, headers: dict | None = N
                            status=status, headers=headers)
 
 
+def list_studies(args: dict):
+    """The answer of GET /studies and POST /studies/search, from their loaded arguments: an export, or
+    the envelope (with `query` when `q` is given), 200 and its headers."""
+    args["sort"] = resolve_sort(args)
+    q, ranked = args.get("q"), args["sort"] == RELEVANCE
+    filters = {k: args[k] for k in domain.STUDY_FILTERS if args.get(k) is not None}
+    query = domain.filtered_studies(domain.study_conditions(q=None if ranked else q, **filters),
+                                    ranked_by=q if ranked else None)
+    keys = sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK, updated=Study.updated)
+    if args.get("format", "json") != "json":  # an export: every match, unpaged (`facets` does not apply)
+        return export_response("studies", args["format"], query, keys)
+    include = args.get("include", [])
+    with search_plan(q is not None):
+        counts, total = {}, None
+        if args.get("facets"):  # counted first: they give the total too
+            counts, total = facets.study_facets(args["facets"], domain.study_conditions(q=q, **filters))
+        envelope, headers = paginate(
+            query, args=args, keys=keys, total=total, rows_of=domain.study_rows,
+            serialize=lambda rows: records.study_dicts(rows, include_references="references" in include,
+                                                       include_sources="facet_sources" in include,
+                                                       include_citing="citing" in include))
+    if args.get("facets"):
+        envelope["facets"] = counts
+    if q is not None:
+        envelope["query"] = q.normalized
+    return envelope, 200, headers
+
+
 @blp.route("")
 class Studies(MethodView):
     @blp.arguments(StudyQueryArgsSchema, location="query")
-    @blp.response(200, StudyPageSchema, headers={"Link": {
-        "description": "RFC 8288 links: next, prev, first.", "schema": {"type": "string"}}})
+    @blp.response(200, StudyPageSchema, headers=LINK_HEADER)
     @blp.doc(responses=export_doc("studies"))
     def get(self, args):
         """List and search studies
 
         Filters are exact: values of one filter are OR-ed, filters are AND-ed. `q` searches every
-        report of a study (web-search syntax) and sorts by relevance unless `sort` is given.
-        `facets=` adds counts per value over the whole filtered set. Unknown or repeated
-        single-value parameters are rejected with 422 naming the allowed ones.
+        report of a study (web-search syntax) and sorts by relevance unless `sort` is given; the answer
+        then says in `query` how `q` was read. `facets=` adds counts per value over the whole filtered
+        set. Unknown or repeated single-value parameters are rejected with 422 naming the allowed ones.
+        A request line over 8,190 bytes is answered 414: send a long strategy to `POST /studies/search`.
         """
-        args["sort"] = resolve_sort(args)
-        q, ranked = args.get("q"), args["sort"] == RELEVANCE
-        filters = {k: args[k] for k in _FILTERS if k in args}
-        query = domain.filtered_studies(domain.study_conditions(q=None if ranked else q, **filters),
-                                        ranked_by=q if ranked else None)
-        keys = sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK, updated=Study.updated)
-        if args["format"] != "json":  # an export: every match, unpaged (`facets` does not apply)
-            return export_response("studies", args["format"], query,
-                                   keys)
-        with_refs = "references" in args.get("include", [])
-        with_sources = "facet_sources" in args.get("include", [])
-        with_citing = "citing" in args.get("include", [])
-        with search_plan(q is not None):
-            counts, total = {}, None
-            if args.get("facets"):  # counted first: they give the total too
-                counts, total = facets.study_facets(args["facets"], domain.study_conditions(q=q, **filters))
-            envelope, headers = paginate(
-                query, args=args, keys=keys, total=total, rows_of=domain.study_rows,
-                serialize=lambda rows: records.study_dicts(rows, include_references=with_refs,
-                                                           include_sources=with_sources,
-                                                           include_citing=with_citing))
-        if args.get("facets"):
-            envelope["facets"] = counts
-        return envelope, 200, headers
+        return list_studies(args)
 
     @blp.write("studies")
     @blp.body_errors
@@ -101,6 +104,33 @@ class Studies(MethodView):
         study_id = domain.create_study(data)
         return study_response(study_id, status=201, headers={
             "Location": url_for("studies.StudyById", study_id=study_id)})
+
+
+@blp.route("/search")
+class StudySearch(MethodView):
+    @blp.json_only
+    @blp.body_errors
+    @blp.arguments(StudySearchSchema, location="json", example={
+        "q": '"mesenchymal stem cells" OR exosomes', "study_type": ["Interventional"],
+        "facets": ["study_aim"], "page_size": 20})
+    @blp.arguments(StudySearchPagingArgsSchema, location="query")
+    @blp.response(200, StudyPageSchema, headers=LINK_HEADER)
+    def post(self, body, paging):
+        """Search studies with a long strategy (JSON body)
+
+        The same search as `GET /studies`, for a strategy too long for a URL: the body is a JSON object
+        whose members are the GET's query parameters (not `format`), each in its JSON type: a parameter
+        the GET repeats is an array (`"study_type": ["Interventional", "Observational"]`), `has_results`
+        a boolean, `page` and `page_size` numbers; `q` may be up to 20,000 characters. The answer is the
+        GET's: the same envelope, items, `total`, `facets`, `query` and `Link` header. Public, like the
+        GET. Unknown members and wrong types are refused with 422 naming the member.
+
+        Paging: `next` (and `prev`, and the `Link` header) is this endpoint with `?page=N` or
+        `?cursor=…`: POST the same body to it for that page. A `page` or `cursor` in the query string
+        overrides the body's. A cursor is valid for the same filters and sort, whether it came from
+        this endpoint or from `GET /studies`.
+        """
+        return list_studies(with_query_paging(body, paging))
 
 
 @blp.route(f"/{STUDY_ID}")

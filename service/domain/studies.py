@@ -33,6 +33,11 @@ STUDY_SORTS = {
 RESULTS_COLUMNS = {"registry": Study.results_registry, "article": Study.results_article,
                    "preprint": Study.results_preprint}
 FACET_FIELDS = ("study_type", "study_aim", "study_design", "intervention_assignment")
+# The filters of a study list (study_conditions' arguments but `q`).
+STUDY_FILTERS = (*FACET_FIELDS, "registration", "registry", "reference_type", "has_results",
+                 "first_published_from", "first_published_to", "updated_since", "registered_from",
+                 "registered_to", "start_from", "start_to", "recruitment_status", "phase", "country",
+                 "results_in")
 
 
 def study_conditions(

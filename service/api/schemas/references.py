@@ -18,8 +18,11 @@ from .common import (
     Text,
     Vocab,
     envelope,
+    long_form_note,
     paging_fields,
+    search_body,
     search_field,
+    search_paging_args,
 )
 
 
@@ -126,9 +129,10 @@ class LinkedReferenceSchema(ReferenceSchema, LinkFieldsSchema):
 
 
 ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
-    "q": search_field("references: their `title` (with their own registration identifier), "
-                      "`abstract` (with the identifiers found in it), authors (`author`), `source`, "
-                      "`doi` and `pmid`", REFERENCE_FIELDS, 'title:"stem cells" AND covid*'),
+    "q": long_form_note(search_field(
+        "references: their `title` (with their own registration identifier), `abstract` (with the "
+        "identifiers found in it), authors (`author`), `source`, `doi` and `pmid`", REFERENCE_FIELDS,
+        'title:"stem cells" AND covid*'), "/references/search"),
     "type": fields.List(Vocab(REFERENCE_TYPES), metadata={
         "description": "Reference type code. Repeat to OR."}),
     "has_results": fields.Boolean(metadata={"description": "`true`: reports results (\"Report "
@@ -174,6 +178,12 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
     }),
 }, name="ReferenceQueryArgs")
 
-ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage", facets=REFERENCE_FACETS)
+ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage", facets=REFERENCE_FACETS, searched=True)
+
+# POST /references/search: the GET's parameters as a JSON body; `page` or `cursor` in its query string.
+ReferenceSearchSchema = search_body(ReferenceQueryArgsSchema, "ReferenceSearch",
+                                    search_path="/references/search")
+ReferenceSearchPagingArgsSchema = search_paging_args("ReferenceSearchPagingArgs",
+                                                     search_path="/references/search")
 
 __all__ = ["PartialDate", "ReferenceCreateSchema", "ReferencePatchSchema"]

@@ -25,8 +25,11 @@ from .common import (
     Text,
     Vocab,
     envelope,
+    long_form_note,
     paging_fields,
+    search_body,
     search_field,
+    search_paging_args,
 )
 from .references import LinkedReferenceSchema, LinkFieldsSchema
 from .trial import CountrySchema, DisseminationSchema
@@ -108,10 +111,11 @@ def _facet_filter(name: str) -> fields.List:
 
 
 StudyQueryArgsSchema = QueryArgsSchema.from_dict({
-    "q": search_field("studies: their `name`, `title`, `registration` identifiers and `registry` "
-                      "names, and the title (`report_title`), `abstract` and authors (`author`) of "
-                      "every report (a study is found through any of its reports)", STUDY_FIELDS,
-                      'title:(exosom* OR "stem cells") NOT review'),
+    "q": long_form_note(search_field(
+        "studies: their `name`, `title`, `registration` identifiers and `registry` names, and the "
+        "title (`report_title`), `abstract` and authors (`author`) of every report (a study is found "
+        "through any of its reports)", STUDY_FIELDS, 'title:(exosom* OR "stem cells") NOT review'),
+        "/studies/search"),
     "study_type": _facet_filter("study_type"),
     "study_aim": _facet_filter("study_aim"),
     "study_design": _facet_filter("study_design"),
@@ -172,7 +176,11 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
     }),
 }, name="StudyQueryArgs")
 
-StudyPageSchema = envelope(StudySchema, "StudyPage", facets=STUDY_FACETS)
+StudyPageSchema = envelope(StudySchema, "StudyPage", facets=STUDY_FACETS, searched=True)
+
+# POST /studies/search: the GET's parameters as a JSON body; `page` or `cursor` in its query string.
+StudySearchSchema = search_body(StudyQueryArgsSchema, "StudySearch", search_path="/studies/search")
+StudySearchPagingArgsSchema = search_paging_args("StudySearchPagingArgs", search_path="/studies/search")
 
 
 class LinkSchema(LinkFieldsSchema):

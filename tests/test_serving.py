@@ -1,0 +1,137 @@
+"""The service as gunicorn serves it (the repo's gunicorn.conf.py): request lines too long are a problem."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from service.api.limits import too_long_detail
+from service.api.problems import problem
+from service.config import MAX_REQUEST_LINE
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _send(port: int, request_line: bytes, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """One raw HTTP/1.1 exchange (a request line no HTTP client library would send); the answer's status,
+    headers (lower-cased names) and body."""
+    with socket.create_connection((HOST, port), timeout=10) as conn:
+        conn.sendall(request_line + b"\r\nHost: " + HOST.encode() + b"\r\nConnection: close\r\n"
+                     + (f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+                        if body else b"") + b"\r\n" + body)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, content = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in
+               (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, content
+
+
+@contextlib.contextmanager
+def _gunicorn(tmp_path: Path, **env: str):
+    """gunicorn with the repo's gunicorn.conf.py on a free loopback port, over a migrated SQLite
+    register; stopped (its whole process group) on the way out."""
+    port = _free_port()
+    environ = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}", "LOG_LEVEL": "WARNING",
+               "GUNICORN_BIND": f"{HOST}:{port}", "WEB_CONCURRENCY": "1", **env}
+    subprocess.run([str(BIN / "study-register"), "db", "upgrade"], env=environ, cwd=ROOT, check=True,
+                   capture_output=True)
+    log = open(tmp_path / f"gunicorn-{port}.log", "w+b")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "service.wsgi:app"],
+                               cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "gunicorn exited"
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if _send(port, b"GET /health HTTP/1.1")[0] == 200:
+                    break
+            assert time.monotonic() < deadline, "gunicorn did not answer /health within 30 s"
+            time.sleep(0.2)
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+        log.seek(0)
+        said = log.read().decode(errors="replace")
+        log.close()
+        assert "Traceback" not in said, said[-3000:]
+
+
+def _line(target: str) -> bytes:
+    return f"GET {target} HTTP/1.1".encode()
+
+
+def _assert_414(status: int, headers: dict, content: bytes, *, names: str) -> None:
+    assert status == 414
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(content)
+    assert problem["status"] == 414 and problem["title"] == "Request-URI Too Long"
+    assert names in problem["detail"] and "8,190" in problem["detail"]
+
+
+@pytest.mark.parametrize("threads", ["2", "1"], ids=["gthread", "sync"])
+def test_gunicorn_answers_a_long_request_line_with_a_problem(tmp_path, threads):
+    with _gunicorn(tmp_path, GUNICORN_THREADS=threads) as port:
+        # Lines over gunicorn's default limit (4,094 bytes) and up to 8,190 reach the app.
+        repeated = "&".join(["study_type=Interventional"] * 290)
+        target = "/studies?page_size=1&" + repeated
+        assert 4094 < len(_line(target)) <= MAX_REQUEST_LINE
+        status, headers, content = _send(port, _line(target))
+        assert status == 200 and json.loads(content)["total"] == 0
+        # One byte more: gunicorn refuses it, as a problem pointing to the POST searches.
+        target = "/studies?q=" + "a" * (MAX_REQUEST_LINE - len(_line("/studies?q=")) + 1)
+        assert len(_line(target)) == MAX_REQUEST_LINE + 1
+        _assert_414(*_send(port, _line(target)), names="POST /studies/search")
+        for size in (10_000, 100_000):
+            target = "/references?q=" + "remdesivir+" * (size // 11)
+            status, headers, content = _send(port, _line(target)[:size])
+            _assert_414(status, headers, content, names="POST /references/search")
+            assert headers["access-control-allow-origin"] == "*"
+        # The way round it: the same search as a body.
+        strategy = '"' + " ".join(["remdesivir"] * 1500) + '" OR remdesivir'
+        status, _, content = _send(port, b"POST /references/search HTTP/1.1",
+                                   json.dumps({"q": strategy}).encode())
+        assert status == 200 and json.loads(content)["query"].endswith("OR remdesivir")
+
+
+def test_the_app_and_gunicorn_say_the_same(monkeypatch):
+    monkeypatch.delenv("GUNICORN_THREADS", raising=False)
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert conf["limit_request_line"] == MAX_REQUEST_LINE
+    app_says = json.loads(problem(414, too_long_detail()).get_data())
+    assert json.loads(conf["_TOO_LONG"]) == app_says
+    assert conf["worker_class"] is conf["ProblemThreadWorker"]
+    from gunicorn.config import Config
+
+    cfg = Config()
+    cfg.set("worker_class", conf["worker_class"])
+    cfg.set("threads", 2)
+    assert cfg.worker_class is conf["ProblemThreadWorker"]  # used as given, not swapped for gthread
