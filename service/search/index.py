@@ -80,14 +80,38 @@ _OWN_WORDS = {STUDY_TABLE: ("name", "title", "registration", "registry"),
 # Every two lexemes adjacent in a vector as one lexeme, `'stem cell'` (a lexeme of the parser never
 # holds a space): a phrase of two is then answered by the GIN index alone, where `'stem' <-> 'cell'`
 # had Postgres read the document of every row holding both words (212 ms for `"intensive care"`
-# on 150,000 references). Positions as the vector keeps them: what `<->` reads.
+# on 150,000 references). Positions as the vector keeps them: what `<->` reads. plpgsql: an SQL
+# self-join of the positions took 1.6 times as long (bench/README.md, phrase pairs).
 _PAIRS_FUNCTION = """
 CREATE OR REPLACE FUNCTION search_pairs(v tsvector) RETURNS tsvector
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT coalesce(array_to_tsvector(array_agg(DISTINCT a.lexeme || ' ' || b.lexeme)), ''::tsvector)
-  FROM (SELECT lexeme, unnest(positions) AS p FROM unnest(v)) AS a
-  JOIN (SELECT lexeme, unnest(positions) AS p FROM unnest(v)) AS b ON b.p = a.p + 1
-$$"""
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  words text[] := '{}';
+  lexeme text;
+  positions smallint[];
+  p integer;
+  pairs text[] := '{}';
+BEGIN
+  FOR lexeme, positions IN SELECT u.lexeme, u.positions FROM unnest(v) AS u LOOP
+    FOREACH p IN ARRAY coalesce(positions, '{}') LOOP
+      words[p] := lexeme;
+    END LOOP;
+  END LOOP;
+  IF array_lower(words, 1) IS NULL THEN
+    RETURN ''::tsvector;
+  END IF;
+  FOR p IN array_lower(words, 1) .. array_upper(words, 1) - 1 LOOP
+    IF words[p] IS NOT NULL AND words[p + 1] IS NOT NULL THEN
+      pairs := pairs || (words[p] || ' ' || words[p + 1]);
+    END IF;
+  END LOOP;
+  RETURN array_to_tsvector(pairs);
+END $$"""
+
+
+def _create_index(db, table: str) -> None:
+    indexed = ", ".join(f'"{f}"' for f in WEIGHTS[table])
+    db.execute_sql(f'CREATE INDEX "{table}_document" ON "{table}" USING gin (document, {indexed})')
 
 
 def create_tables(db) -> None:
@@ -98,8 +122,7 @@ def create_tables(db) -> None:
             db.execute_sql(f'CREATE TABLE "{table}" (id integer PRIMARY KEY REFERENCES "{owner}" (id) '
                            f"ON DELETE CASCADE, document tsvector NOT NULL, heading tsvector NOT NULL, "
                            f"{columns})")
-            indexed = ", ".join(f'"{f}"' for f in WEIGHTS[table])
-            db.execute_sql(f'CREATE INDEX "{table}_document" ON "{table}" USING gin (document, {indexed})')
+            _create_index(db, table)
         db.execute_sql(f'CREATE TABLE "{WORD_TABLE}" (word text COLLATE "C" PRIMARY KEY)')
         db.execute_sql(_PAIRS_FUNCTION)
     else:
@@ -263,10 +286,18 @@ def rebuild() -> tuple[int, int]:
     (studies, references)."""
     for table in (*SEARCH_TABLES, WORD_TABLE):
         database.execute_sql(f'DELETE FROM "{table}"')
+    if is_postgres():
+        # Written into a table without its GIN index, which is then built once: 150,000 references
+        # took 230 s written into the index, 22 s + 50 s so (bench/README.md, phrase pairs).
+        for table in SEARCH_TABLES:
+            database.execute_sql(f'DROP INDEX "{table}_document"')
     study_ids = [i for (i,) in Study.select(Study.id).tuples()]
     reference_ids = [i for (i,) in Reference.select(Reference.id).tuples()]
     _refresh_references(sorted(reference_ids), lambda linked: None)
     _refresh_studies(sorted(study_ids))
+    if is_postgres():
+        for table in SEARCH_TABLES:
+            _create_index(database.obj, table)
     return len(study_ids), len(reference_ids)
 
 
