@@ -261,8 +261,8 @@ class FacetCountSchema(ma.Schema):
                                      "example": 12})
 
 
-QUERY_DOC = ("Only with `q`: the strategy as parsed, normalised (operators, fields and precedence made "
-             "explicit), to report word for word (PRISMA-S).")
+QUERY_DOC = ("The strategy as parsed, normalised (operators, fields and precedence made explicit), to "
+             "report word for word (PRISMA-S); absent without `q`.")
 
 
 def envelope(item_schema, name: str, *, facets: tuple[str, ...] = (), searched: bool = False,
