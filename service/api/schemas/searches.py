@@ -11,7 +11,8 @@ from marshmallow import fields, validate, validates, validates_schema
 from ...domain.facets import STUDY_FACETS
 from ...domain.searches import SEARCH_SORTS
 from ...domain.studies import STUDY_FILTERS, STUDY_SORTS
-from .common import Instant, QueryArgsSchema, SearchBodySchema, Text, envelope, paging_fields
+from .common import Instant, QueryArgsSchema, Text, envelope, paging_fields
+from .search_body import SearchBodySchema
 from .studies import StudyQueryArgsSchema, StudySchema, StudySearchSchema
 
 LAST_RUN = "last_run"
