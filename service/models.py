@@ -1,4 +1,5 @@
-"""The register's tables: studies, references, the links between them, registrations, notices, API tokens."""
+"""The register's tables: studies, references, the links between them, registrations, saved searches,
+notices, API tokens."""
 
 from __future__ import annotations
 
@@ -208,6 +209,29 @@ class Suggestion(BaseModel):
         indexes = ((("reference", "study"), True),)
 
 
+class SavedSearch(BaseModel):
+    """A review's search strategy kept by name, to be run again (a living review's weekly search): `q` as
+    its author wrote it, and the study filters as validated (JSON, values in their canonical form)."""
+
+    id = IdField()
+    name = CharField(max_length=200)
+    q = TextField()
+    filters = TextField(default="{}")  # JSON object: filter name -> value, as GET /studies takes them
+    created = DateTimeField(default=utcnow)
+    updated = DateTimeField(default=utcnow)
+
+
+class SearchRun(BaseModel):
+    """One run of a saved search (the first page of its results): when, the studies it answered, and the
+    `since` it asked for (null: every match)."""
+
+    id = IdField()
+    search = ForeignKeyField(SavedSearch, backref="runs", on_delete="CASCADE", index=True)
+    run_at = DateTimeField(default=utcnow, index=True)
+    total = IntegerField()
+    since = DateTimeField(null=True)
+
+
 class Notice(BaseModel):
     id = IdField()
     message = TextField()
@@ -229,4 +253,5 @@ class ApiToken(BaseModel):
 
 
 MODELS = [Study, Reference, StudyReference, Registration, ReferenceIdentifier, LinkSuppression,
-          Notice, ApiToken, StudyCountry, SourceRecord, MergedStudy, DuplicateDecision, Suggestion]
+          Notice, ApiToken, StudyCountry, SourceRecord, MergedStudy, DuplicateDecision, Suggestion,
+          SavedSearch, SearchRun]

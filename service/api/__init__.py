@@ -6,7 +6,7 @@ import swagger_ui_bundle
 from flask import send_from_directory
 from flask_cors import CORS
 
-from . import duplicates, imports, meta, references, registrations, stats, studies, suggestions
+from . import duplicates, imports, meta, references, registrations, searches, stats, studies, suggestions
 from .limits import refuse_long_request_lines
 from .parser import BEARER
 from .problems import ProblemApi
@@ -58,7 +58,7 @@ def init_api(app) -> ProblemApi:
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)
     api = ProblemApi(app)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
-                      suggestions.blp,
+                      suggestions.blp, searches.blp,
                       meta.notices,
                       meta.vocabularies, meta.ops):
         api.register_blueprint(blueprint)

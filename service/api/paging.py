@@ -97,21 +97,24 @@ def decode_cursor(cursor: str, sort: str, keys: Sequence[SortKey], fingerprint: 
                       "filters and sort, or start again without `cursor`.")
 
 
-def _url(**changes) -> str:
-    """This request's URL with ``changes`` in place of its query parameters (None drops one). A POST
-    search's query string holds only `page` or `cursor`: its links are its own URL with the next one, for
-    the same body."""
+def _url(link_args: Mapping, **changes) -> str:
+    """This request's URL with ``changes`` (and ``link_args``) in place of its query parameters (None
+    drops one). A POST search's query string holds only `page` or `cursor`: its links are its own URL
+    with the next one, for the same body."""
+    changes = {**link_args, **changes}
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
     params += [(k, v) for k, v in changes.items() if v is not None]
     return request.base_url + ("?" + urlencode(params) if params else "")
 
 
 def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callable[[list], list],
-             rows_of: Callable[[Select], Select], total: int | None = None) -> tuple[dict, dict]:
+             rows_of: Callable[[Select], Select], total: int | None = None,
+             link_args: Mapping[str, str | None] | None = None) -> tuple[dict, dict]:
     """Run one page of ``query`` ordered by ``keys``; return the envelope and the headers (Link).
 
     ``args`` are the list's loaded arguments (from a query string or a body); a cursor is made for, and
-    only accepted with, the same filters and sort.
+    only accepted with, the same filters and sort. ``link_args`` replace query parameters in the links
+    (a saved search's `since=last_run` becomes the instant it stood for).
 
     The page is found on the sort keys alone, and only its rows are read whole: ``rows_of(top)``
     joins the full records (and what is counted per record) to ``top``, the subquery of the page's
@@ -120,6 +123,7 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     the caller already knows it.
     """
     page_size, cursor, page = args["page_size"], args.get("cursor"), args.get("page")
+    link_args = link_args or {}
     if cursor is not None and page is not None:
         raise invalid_argument("page", "Not allowed together with `cursor`.",
                                "use either `page` or `cursor`, not both.")
@@ -150,19 +154,19 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     next_url = prev_url = None
     if more:
         if page is not None and (page + 1) * page_size <= MAX_DEPTH:
-            next_url = _url(page=page + 1, cursor=None)
+            next_url = _url(link_args, page=page + 1, cursor=None)
         else:
             last = rows[-1]
-            next_url = _url(page=None, cursor=encode_cursor(
+            next_url = _url(link_args, page=None, cursor=encode_cursor(
                 args["sort"], [getattr(last, k.attr) for k in keys], fingerprint))
     if page is not None and page > 1 and total:
-        prev_url = _url(page=min(page - 1, math.ceil(total / page_size)), cursor=None)
+        prev_url = _url(link_args, page=min(page - 1, math.ceil(total / page_size)), cursor=None)
 
     links = [f'<{next_url}>; rel="next"'] if next_url else []
     if prev_url:
         links.append(f'<{prev_url}>; rel="prev"')
     if cursor is None:
-        links.append(f'<{_url(page=1, cursor=None)}>; rel="first"')
+        links.append(f'<{_url(link_args, page=1, cursor=None)}>; rel="first"')
     envelope = {"items": serialize(rows), "total": total, "page": page, "page_size": page_size,
                 "next": next_url, "prev": prev_url}
     return envelope, {"Link": ", ".join(links)}

@@ -42,12 +42,13 @@ def study_response(study_id: int, *, status: int = 200, headers: dict | None = N
                            status=status, headers=headers)
 
 
-def list_studies(args: dict):
-    """The answer of GET /studies and POST /studies/search, from their loaded arguments: an export, or
-    the envelope (with `query` when `q` is given), 200 and its headers."""
+def list_studies(args: dict, *, link_args: dict | None = None):
+    """The answer of GET /studies, POST /studies/search and a saved search's results, from their loaded
+    arguments: an export, or the envelope (with `query` when `q` is given), 200 and its headers.
+    ``link_args`` replace query parameters in the answer's links."""
     args["sort"] = resolve_sort(args)
     q, ranked = args.get("q"), args["sort"] == RELEVANCE
-    filters = {k: args[k] for k in domain.STUDY_FILTERS if args.get(k) is not None}
+    filters = {k: args[k] for k in (*domain.STUDY_FILTERS, "changed_since") if args.get(k) is not None}
     query = domain.filtered_studies(domain.study_conditions(q=None if ranked else q, **filters),
                                     ranked_by=q if ranked else None)
     keys = sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK, updated=Study.updated)
@@ -59,7 +60,7 @@ def list_studies(args: dict):
         if args.get("facets"):  # counted first: they give the total too
             counts, total = facets.study_facets(args["facets"], domain.study_conditions(q=q, **filters))
         envelope, headers = paginate(
-            query, args=args, keys=keys, total=total, rows_of=domain.study_rows,
+            query, args=args, keys=keys, total=total, rows_of=domain.study_rows, link_args=link_args,
             serialize=lambda rows: records.study_dicts(rows, include_references="references" in include,
                                                        include_sources="facet_sources" in include,
                                                        include_citing="citing" in include))

@@ -33,7 +33,7 @@ STUDY_SORTS = {
 RESULTS_COLUMNS = {"registry": Study.results_registry, "article": Study.results_article,
                    "preprint": Study.results_preprint}
 FACET_FIELDS = ("study_type", "study_aim", "study_design", "intervention_assignment")
-# The filters of a study list (study_conditions' arguments but `q`).
+# The filters of a study list (study_conditions' arguments but `q` and `changed_since`).
 STUDY_FILTERS = (*FACET_FIELDS, "registration", "registry", "reference_type", "has_results",
                  "first_published_from", "first_published_to", "updated_since", "registered_from",
                  "registered_to", "start_from", "start_to", "recruitment_status", "phase", "country",
@@ -62,8 +62,14 @@ def study_conditions(
     phase: Sequence[str] = (),
     country: Sequence[str] = (),
     results_in: Sequence[str] = (),
+    changed_since: dt.datetime | None = None,
 ) -> list:
-    """Conditions on Study for every given filter (values OR-ed within a filter, filters AND-ed)."""
+    """Conditions on Study for every given filter (values OR-ed within a filter, filters AND-ed).
+
+    ``changed_since`` keeps the studies that appeared or changed at or after that instant (`created`, or
+    `updated`: a study's record, its registrations or its set of references changed): what a saved
+    search's `since` asks.
+    """
     conditions = []
     if q is not None:
         conditions.append(Study.id.in_(index.matching_ids(index.STUDY_TABLE, q)))
@@ -94,6 +100,8 @@ def study_conditions(
         conditions.append(Study.first_published <= first_published_to)
     if updated_since is not None:
         conditions.append(Study.updated >= updated_since)
+    if changed_since is not None:
+        conditions.append((Study.updated >= changed_since) | (Study.created >= changed_since))
     for column, low, high in ((Study.registered, registered_from, registered_to),
                               (Study.start_date, start_from, start_to)):
         if low is not None:

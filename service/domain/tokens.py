@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from ..db import write_transaction
 from ..models import ApiToken, utcnow
 
-SCOPES = ("studies", "references", "notices", "imports")
+# `searches`: saved searches only (a review team's token that changes no record).
+SCOPES = ("studies", "references", "notices", "imports", "searches")
 TOKEN_PREFIX = "sr_"
 
 

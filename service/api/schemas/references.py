@@ -18,12 +18,10 @@ from .common import (
     Text,
     Vocab,
     envelope,
-    long_form_note,
     paging_fields,
-    search_body,
     search_field,
-    search_paging_args,
 )
+from .search_body import long_form_note, search_body, search_paging_args
 
 
 class ReferenceSchema(ma.Schema):

@@ -25,13 +25,11 @@ from .common import (
     Text,
     Vocab,
     envelope,
-    long_form_note,
     paging_fields,
-    search_body,
     search_field,
-    search_paging_args,
 )
 from .references import LinkedReferenceSchema, LinkFieldsSchema
+from .search_body import long_form_note, search_body, search_paging_args
 from .trial import CountrySchema, DisseminationSchema
 
 
