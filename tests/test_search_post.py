@@ -234,7 +234,7 @@ def test_a_long_strategy_is_taken_whole(client, auth):
     create_reference(client, auth, title="Ivermectin in outpatients", abstract="A randomised trial.",
                      study_ids=[study["id"]])
     # A strategy of 20,000 characters (pasted with its line breaks); the body is over 25,000.
-    lines = [f'"{"zzq" * 40} {n}"' for n in range(30)] + ["convalescent", "plasma"]
+    lines = [f'"{"zzq" * 30} {"zzq" * 10} {n}"' for n in range(30)] + ["convalescent", "plasma"]
     strategy = " OR\n".join(lines[:30]) + " OR (convalescent plasma)"
     strategy += " " * (20_000 - len(strategy))
     assert len(strategy) == 20_000
@@ -262,5 +262,5 @@ def test_a_request_line_over_the_limit_is_414_pointing_to_post(client):
     assert "POST /studies/search" in problem["detail"]
     problem = assert_problem(client.get("/references?q=" + "b" * 9000), 414)
     assert "POST /references/search" in problem["detail"]
-    fits = "/studies?page_size=1&registration=" + "N" * 100 + "&q=" + "a" * 990
+    fits = "/studies?page_size=1&registration=" + "N" * 100 + "&q=" + "abcdefghi " * 99
     assert client.get(fits).status_code == 200

@@ -115,6 +115,8 @@ def test_the_tree():
     ("the of", 0, "nothing to look for"),
     ("the NOT covid", 5, "nothing to exclude from"),
     ("title:the", 1, "nothing to look for"),
+    ("x " + "a" * 101, 3, "more than 100 characters"),
+    ('x "' + "a" * 101 + '"', 3, "more than 100 characters"),
 ])
 def test_errors_name_the_position_and_what_was_expected(text, position, says):
     if position is None:

@@ -51,6 +51,7 @@ MAX_LENGTH = 20_000
 MAX_TERMS = 1_000
 MAX_DEPTH = 20  # parentheses within parentheses; published strategies nest two or three
 MIN_PREFIX = 3
+MAX_WORD = 100  # characters: Postgres drops a query word over 2,047 with a notice, FTS5 matches it
 RANK_TERMS = 16  # operands of the tsquery relevance is ranked by on Postgres
 
 STUDY_FIELDS = ("title", "name", "registration", "registry", "report_title", "abstract", "author")
@@ -287,6 +288,8 @@ def _phrase_words(text: str, start: int, fields: tuple[str, ...]) -> tuple[tuple
         last = hit.end
     found += words(text[last:])
     display += words(text[last:])
+    if any(len(w) > MAX_WORD for w in found):
+        raise QueryError(f"a word of more than {MAX_WORD} characters in this phrase", start)
     return tuple(found), " ".join(display)
 
 
@@ -345,6 +348,8 @@ def _lex(text: str, fields: tuple[str, ...]) -> list[_Token]:
                 if i < n and not (text[i].isspace() or text[i] in ')"'):
                     raise QueryError("`*` must end a word (`random*`)", i)
             found = tuple(words(raw))
+            if any(len(w) > MAX_WORD for w in found):
+                raise QueryError(f"a word of more than {MAX_WORD} characters", position)
             if prefix and len(found[-1]) < MIN_PREFIX:
                 raise QueryError(f"`{raw}*`: truncation needs at least {MIN_PREFIX} characters "
                                  f"before `*`", position)
