@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import http.client
 import json
 import os
@@ -219,6 +220,39 @@ def prepare(code: Path, url: str, n: int, seed: int, data: Path) -> dict:
     return info
 
 
+def fill_inputs(code: Path) -> str:
+    """A digest of what decides a filled database's content: every file of service/ (models,
+    migrations, search indexes) and bench/fill.py and bench/run.py (the fill, its prepare step)."""
+    digest = hashlib.sha256()
+    files = [p for p in sorted((code / "service").rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    for path in [*files, code / "bench" / "fill.py", code / "bench" / "run.py"]:
+        if path.exists():
+            digest.update(str(path.relative_to(code)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def copy_database(backend: str, source: str, target: str, pg_base: str) -> None:
+    """Make ``target`` (empty, from database_for) a copy of the filled ``source``."""
+    if backend == "sqlite":
+        source_path = Path(source.removeprefix("sqlite:///"))
+        target_path = Path(target.removeprefix("sqlite:///"))
+        for leftover in source_path.parent.glob(source_path.name + "*"):
+            shutil.copyfile(leftover, target_path.parent / leftover.name.replace(source_path.name,
+                                                                                 target_path.name))
+        return
+    import psycopg2
+
+    conn = psycopg2.connect(f"{pg_base}/postgres", connect_timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            name, template = target.rsplit("/", 1)[1], source.rsplit("/", 1)[1]
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+    finally:
+        conn.close()
+
+
 def git_state(code: Path) -> dict:
     def git(*args):
         done = subprocess.run(["git", *args], cwd=code, capture_output=True, text=True, timeout=10)
@@ -396,6 +430,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
                         help="the real files the fill draws text from")
     parser.add_argument("--pg-base", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--fill-each", action="store_true", help="fill the baseline's databases anew "
+                        "even when its fill inputs are the same files as --code's (default: copy them)")
     parser.add_argument("--json", type=Path, help="default: bench/results/search-<UTC timestamp>.json")
     args = parser.parse_args()
 
@@ -409,6 +445,7 @@ def main() -> None:
         if not (path / "service" / "wsgi.py").exists() or not (path / "bench" / "fill.py").exists():
             sys.exit(f"{path} is not a checkout of study-register (service/wsgi.py, bench/fill.py)")
     strategy = " ".join(args.strategy.read_text().split())
+    digests = {label: fill_inputs(path) for label, path in codes.items()}
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
 
@@ -418,7 +455,8 @@ def main() -> None:
     results = {"n": args.n, "rounds": args.rounds, "requests": args.requests, "warmup": args.warmup,
                "workers": args.workers, "threads": args.threads, "seed": args.seed,
                "started": started.isoformat(), "strategy_file": str(args.strategy), "strategy": strategy,
-               "codes": {label: git_state(path) for label, path in codes.items()},
+               "codes": {label: {**git_state(path), "fill_inputs": digests[label]}
+                         for label, path in codes.items()},
                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "loadavg_start": os.getloadavg()},
                "databases": {}, "servers": {}, "figures": [], "rows": []}
@@ -427,21 +465,36 @@ def main() -> None:
     error = None
     try:
         with contextlib.ExitStack() as stack:
+            filled = []  # (label, backend, url, folder, info)
             for backend in backends:
                 for label, path in codes.items():
                     folder = tmp / f"{label}-{backend}"
                     folder.mkdir()
                     url = stack.enter_context(database_for(
                         backend, folder, args.pg_base, f"search_bench_{stamp.lower()}_{label}"))
-                    log(f"{label}/{backend}: fill {args.n:,} studies with {path}/bench/fill.py")
-                    info = prepare(path, url, args.n, args.seed, args.data)
+                    twin = next((f for f in filled if f[1] == backend
+                                 and digests[f[0]] == digests[label]), None)
+                    if twin is not None and not args.fill_each:
+                        # The same files would fill it (deterministic for a seed): copy instead.
+                        began = time.perf_counter()
+                        copy_database(backend, twin[2], url, args.pg_base)
+                        info = {**twin[4], "copied_from": f"{twin[0]}/{backend}",
+                                "copy_s": round(time.perf_counter() - began, 1)}
+                        log(f"{label}/{backend}: copied the {twin[0]}/{backend} database in "
+                            f"{info['copy_s']} s (identical fill inputs; --fill-each to fill it anew)")
+                    else:
+                        log(f"{label}/{backend}: fill {args.n:,} studies with {path}/bench/fill.py")
+                        info = prepare(path, url, args.n, args.seed, args.data)
+                        log(f"{label}/{backend}: filled in {info.get('fill_s')} s, indexed in "
+                            f"{info.get('index_s')} s, {info.get('size_mb')} MB")
                     results["databases"][f"{label}/{backend}"] = info
-                    log(f"{label}/{backend}: filled in {info.get('fill_s')} s, indexed in "
-                        f"{info.get('index_s')} s, {info.get('size_mb')} MB")
-                    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": ""}
-                    port, pid = stack.enter_context(gunicorn(path, env, args.workers, args.threads, folder))
-                    servers.append(Server(label, backend, port, info))
-                    results["servers"][f"{label}/{backend}"] = {"port": port, "pid": pid}
+                    filled.append((label, backend, url, folder, info))
+            for label, backend, url, folder, info in filled:
+                env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": ""}
+                port, pid = stack.enter_context(gunicorn(codes[label], env, args.workers, args.threads,
+                                                         folder))
+                servers.append(Server(label, backend, port, info))
+                results["servers"][f"{label}/{backend}"] = {"port": port, "pid": pid}
             stack.callback(lambda: [s.close() for s in servers])
             identifier = pick_identifier(servers[0], args.n)
             figs = figures(identifier)
@@ -471,7 +524,8 @@ def main() -> None:
     codes_line = "; ".join(f"{label} = {s['path']} at {s['commit']}"
                            + (" (modified)" if s["modified"] else "")
                            for label, s in results["codes"].items())
-    fills = ", ".join(f"{k} {i.get('fill_s')} + {i.get('index_s')} s"
+    fills = ", ".join(f"{k} copied in {i['copy_s']} s" if "copied_from" in i else
+                      f"{k} {i.get('fill_s')} + {i.get('index_s')} s"
                       for k, i in results["databases"].items())
     print(f"\nN = {args.n:,} studies × 3 references; {codes_line}; gunicorn {args.workers} workers × "
           f"{args.threads} threads; one client; {args.rounds} rounds × {args.requests} requests per "
