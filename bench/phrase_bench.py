@@ -46,7 +46,7 @@ BUILD = [
      "has_results boolean, updated timestamp) WITH (toast_tuple_target = 128)"),
     ("storage", f"ALTER TABLE {SCHEMA}.reference_search ALTER COLUMN document SET STORAGE EXTERNAL, "
      "ALTER COLUMN heading SET STORAGE MAIN"),
-    ("insert 150k rows with their pairs", f"INSERT INTO {SCHEMA}.reference_search SELECT s.id, "
+    ("insert the rows with their pairs", f"INSERT INTO {SCHEMA}.reference_search SELECT s.id, "
      f"s.document || {SCHEMA}.tsvector_pairs(s.document), s.heading, r.type, r.year, r.has_results, "
      'r.updated FROM public.reference_search AS s JOIN public."reference" AS r ON r.id = s.id ORDER BY s.id'),
     ("create the GIN index", f"CREATE INDEX reference_search_document ON {SCHEMA}.reference_search "
