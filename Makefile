@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench docker-build compose-up clean
+.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench bench-search docker-build compose-up clean
 
 help:
 	@echo "make run      set up, migrate, seed an empty register, serve on http://$(HOST):$(PORT)"
@@ -17,6 +17,7 @@ help:
 	@echo "make real-data  import every real file of ../shared/data (DATA=...), one command per file"
 	@echo "make linking-report  the real data but DIRECCT's results, links judged against them"
 	@echo "make bench    load benchmark (bench/README.md)"
+	@echo "make bench-search  search latency, this checkout beside BASE=<another checkout> (bench/README.md)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
@@ -96,6 +97,11 @@ linking-report: install
 bench: install-dev
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Search latency, one client (bench/search_bench.py): this checkout, and beside it BASE (another
+# checkout, e.g. `git worktree add /work/bench-base <commit>`) when given.
+bench-search: install-dev
+	$(BIN)/python bench/search_bench.py $(if $(BASE),--baseline-code $(BASE)) $(BENCH_ARGS)
 
 docker-build:
 	docker build -t study-register .
