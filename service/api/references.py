@@ -75,9 +75,10 @@ class References(MethodView):
     def get(self, args):
         """List and search references
 
-        `linked=false` is the curation queue: references linked to no study yet. `q` searches
-        titles, abstracts and authors (web-search syntax) and sorts by relevance unless `sort` is
-        given; the answer then says in `query` how `q` was read. `facets=` adds counts per value over
+        `linked=false` is the curation queue: references linked to no study yet. `q`, a search
+        strategy (see `q`), searches titles, abstracts, authors, sources, DOIs and PMIDs and sorts
+        by relevance unless `sort` is given; the answer then says in `query` how `q` was read.
+        `facets=` adds counts per value over
         the whole filtered set. A request line over 8,190 bytes is answered 414: send a long strategy
         to `POST /references/search`.
         """

@@ -79,10 +79,11 @@ class Studies(MethodView):
     def get(self, args):
         """List and search studies
 
-        Filters are exact: values of one filter are OR-ed, filters are AND-ed. `q` searches every
-        report of a study (web-search syntax) and sorts by relevance unless `sort` is given; the answer
-        then says in `query` how `q` was read. `facets=` adds counts per value over the whole filtered
-        set. Unknown or repeated single-value parameters are rejected with 422 naming the allowed ones.
+        Filters are exact: values of one filter are OR-ed, filters are AND-ed. `q`, a search
+        strategy (boolean operators, parentheses, field tags, truncation: see `q`), searches every
+        report of a study and sorts by relevance unless `sort` is given; the answer then says in
+        `query` how `q` was read. `facets=` adds counts per value over the whole filtered set.
+        Unknown or repeated single-value parameters are rejected with 422 naming the allowed ones.
         A request line over 8,190 bytes is answered 414: send a long strategy to `POST /studies/search`.
         """
         return list_studies(args)

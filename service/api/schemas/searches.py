@@ -34,8 +34,8 @@ class SavedSearchPatchSchema(ma.Schema):
         "description": "What the review calls the search.",
         "example": "Living review: convalescent plasma, weekly"})
     q = Text(metadata={
-        "description": "The strategy, as `q` of `POST /studies/search` takes it (web-search syntax, up "
-                       "to 20,000 characters); kept as written, and validated as that body's `q` is: "
+        "description": "The strategy, as `q` of `POST /studies/search` takes it (a boolean strategy, "
+                       "up to 20,000 characters); kept as written, and validated as that body's `q` is: "
                        "a strategy the search would refuse is refused here (422) and nothing is "
                        "stored.",
         "example": '"convalescent plasma" OR "hyperimmune globulin"'})
