@@ -360,3 +360,14 @@ def test_exports_apply_q_and_its_relevance_order(client, seeded):
     assert [row["name"] for row in csv.DictReader(io.StringIO(by_name))] == sorted(listed)
     ris = client.get("/references?q=nebulization&format=ris").get_data(as_text=True)
     assert ris.count("ER  -") == client.get("/references?q=nebulization").get_json()["total"] >= 1
+
+
+def test_a_ranked_page_counts_every_match_as_the_unranked_list_does(client, seeded):
+    for q in ("covid OR trial", "remdesivir", "placebo* OR random*"):
+        by_id = client.get(f"/studies?q={quote(q)}&sort=id&page_size=2").get_json()["total"]
+        ranked = client.get(f"/studies?q={quote(q)}&page_size=2").get_json()
+        assert ranked["total"] == by_id > 0, q
+        past_the_end = client.get(f"/studies?q={quote(q)}&page_size=2&page=500").get_json()
+        assert past_the_end["total"] == by_id and past_the_end["items"] == []
+        refs = client.get(f"/references?q={quote(q)}&sort=id").get_json()["total"]
+        assert client.get(f"/references?q={quote(q)}").get_json()["total"] == refs

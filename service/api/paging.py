@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlencode
 
 from flask import request
-from peewee import Field, Select
+from peewee import SQL, Field, Select, fn
 
 from ..domain.errors import InvalidInput
 from ..domain.ordering import SortKey, keyset_after, order_by
 
 MAX_DEPTH = 10_000  # page * page_size beyond this must use a cursor
 START = "*"  # `cursor=*` starts a cursor walk at the first record
+_TOTAL = "total_of_matches"  # the page statement's count of every match (count_with_page)
 # Arguments that page or present a list without changing which records it holds, or their order.
 _NOT_FILTERS = {"page", "page_size", "cursor", "format", "facets", "include", "sort"}
 
@@ -109,7 +110,8 @@ def _url(link_args: Mapping, **changes) -> str:
 
 def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callable[[list], list],
              rows_of: Callable[[Select], Select], total: int | None = None,
-             link_args: Mapping[str, str | None] | None = None) -> tuple[dict, dict]:
+             link_args: Mapping[str, str | None] | None = None,
+             count_with_page: bool = False) -> tuple[dict, dict]:
     """Run one page of ``query`` ordered by ``keys``; return the envelope and the headers (Link).
 
     ``args`` are the list's loaded arguments (from a query string or a body); a cursor is made for, and
@@ -120,7 +122,9 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     joins the full records (and what is counted per record) to ``top``, the subquery of the page's
     keys, in one statement. Sorting every match by relevance with whole rows (a study's reference
     count, a reference's abstract) cost more than finding the page. ``total`` is counted unless
-    the caller already knows it.
+    the caller already knows it: with ``count_with_page`` (a search sorted by relevance, which
+    ranks every match anyway) by the page's own statement, ``count(*) OVER ()``, so the strategy
+    is matched once and not twice.
     """
     page_size, cursor, page = args["page_size"], args.get("cursor"), args.get("page")
     link_args = link_args or {}
@@ -138,17 +142,25 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     values = None
     if cursor is not None and cursor != START:
         values = decode_cursor(cursor, args["sort"], keys, fingerprint)
-    if total is None:
+    counted_here = total is None and count_with_page and values is None
+    if total is None and not counted_here:
         total = query.select(keys[-1].expr).count()
     rows_query = query.order_by(*order_by(keys))
     if values is not None:
         rows_query = rows_query.where(keyset_after(keys, values))
     elif page is not None:
         rows_query = rows_query.offset((page - 1) * page_size)
-    top = rows_query.limit(page_size + 1).select(*[k.expr.alias(k.attr) for k in keys]).alias("top")
+    selected = [k.expr.alias(k.attr) for k in keys]
+    if counted_here:
+        selected.append(fn.COUNT(SQL("*")).over().alias(_TOTAL))
+    top = rows_query.limit(page_size + 1).select(*selected).alias("top")
     computed = [top.c[k.attr].alias(k.attr) for k in keys if not isinstance(k.expr, Field)]
+    if counted_here:
+        computed.append(top.c[_TOTAL].alias(_TOTAL))
     rows = list(rows_of(top).select_extend(*computed).order_by(
         *[top.c[k.attr].desc() if k.descending else top.c[k.attr].asc() for k in keys]).objects())
+    if counted_here:  # past the last match no row carries it
+        total = getattr(rows[0], _TOTAL) if rows else query.select(keys[-1].expr).count()
     more, rows = len(rows) > page_size, rows[:page_size]
 
     next_url = prev_url = None

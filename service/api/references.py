@@ -58,7 +58,7 @@ def list_references(args: dict):
         if args.get("facets"):  # counted first: they give the total too
             counts, total = facets.reference_facets(args["facets"],
                                                     domain.reference_conditions(q=q, **filters))
-        envelope, headers = paginate(query, args=args, keys=keys, total=total,
+        envelope, headers = paginate(query, args=args, keys=keys, total=total, count_with_page=ranked,
                                      rows_of=domain.reference_rows, serialize=records.reference_dicts)
     if args.get("facets"):
         envelope["facets"] = counts

@@ -61,6 +61,7 @@ def list_studies(args: dict, *, link_args: dict | None = None):
             counts, total = facets.study_facets(args["facets"], domain.study_conditions(q=q, **filters))
         envelope, headers = paginate(
             query, args=args, keys=keys, total=total, rows_of=domain.study_rows, link_args=link_args,
+            count_with_page=ranked,
             serialize=lambda rows: records.study_dicts(rows, include_references="references" in include,
                                                        include_sources="facet_sources" in include,
                                                        include_citing="citing" in include))
