@@ -57,22 +57,25 @@ def main() -> int:
                         help="a file holding a strategy, searched on studies and references")
     args = parser.parse_args()
     extra = [Path(f).read_text(encoding="utf-8") for f in args.strategy]
-    clients = [create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}).test_client()
-               for url in (args.sqlite, args.postgres)]
+    searches = [(path, q) for path, strategies in (("/studies", STUDY_STRATEGIES),
+                                                   ("/references", REFERENCE_STRATEGIES))
+                for q in strategies + extra]
+    # One database after the other: the service's database is one per process (the last app made).
+    answers = []
+    for url in (args.sqlite, args.postgres):
+        client = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}).test_client()
+        answers.append([found(client, path, q) for path, q in searches])
     differ = 0
-    for path, strategies in (("/studies", STUDY_STRATEGIES), ("/references", REFERENCE_STRATEGIES)):
-        for q in strategies + extra:
-            lite, pg = (found(client, path, q) for client in clients)
-            label = " ".join(q.split())[:60]
-            same = lite == pg
-            if isinstance(lite, int) or isinstance(pg, int):
-                print(f"{path:12} {label:62} status sqlite={lite if isinstance(lite, int) else 200} "
-                      f"postgres={pg if isinstance(pg, int) else 200}")
-            else:
-                print(f"{path:12} {label:62} sqlite={len(lite):6,} postgres={len(pg):6,} "
-                      f"only sqlite={len(lite - pg):,} only postgres={len(pg - lite):,}")
-            differ += not same
-    print(f"{differ} of {len(STUDY_STRATEGIES) + len(REFERENCE_STRATEGIES) + 2 * len(extra)} differ")
+    for (path, q), lite, pg in zip(searches, *answers, strict=True):
+        label = " ".join(q.split())[:60]
+        if isinstance(lite, int) or isinstance(pg, int):
+            print(f"{path:12} {label:62} status sqlite={lite if isinstance(lite, int) else 200} "
+                  f"postgres={pg if isinstance(pg, int) else 200}")
+        else:
+            print(f"{path:12} {label:62} sqlite={len(lite):6,} postgres={len(pg):6,} "
+                  f"only sqlite={len(lite - pg):,} only postgres={len(pg - lite):,}")
+        differ += lite != pg
+    print(f"{differ} of {len(searches)} differ")
     return 1 if differ else 0
 
 

@@ -14,7 +14,7 @@ from service.db import close_all, database
 from service.domain import scratch
 from service.domain.tokens import create_token
 from service.models import MODELS
-from service.search.index import SEARCH_TABLES
+from service.search.index import SEARCH_TABLES, WORD_TABLE
 from service.seeding import load_seeds, seed_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,9 +70,10 @@ def _reset(url: str) -> None:
         tables = [m._meta.table_name for m in MODELS]
         if url.startswith("postgres"):
             database.execute_sql(
-                "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+                "TRUNCATE " + ", ".join(f'"{t}"' for t in [*tables, WORD_TABLE])
+                + " RESTART IDENTITY CASCADE")
         else:
-            for table in [*SEARCH_TABLES, *reversed(tables)]:
+            for table in [*SEARCH_TABLES, WORD_TABLE, *reversed(tables)]:
                 database.execute_sql(f'DELETE FROM "{table}"')
             database.execute_sql("DELETE FROM sqlite_sequence")
 
