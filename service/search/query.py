@@ -121,9 +121,6 @@ class QueryError(ValueError):
         self.position = position
 
 
-QueryTooLong = QueryError  # the name earlier callers used
-
-
 # --- the tree ---------------------------------------------------------------------------------
 
 
@@ -194,7 +191,6 @@ class SearchQuery:
     first reads the register for this query."""
 
     root: Node
-    text: str = dataclass_field(default="", compare=False)
     expansions: dict[str, list[str]] | None = dataclass_field(default=None, compare=False, repr=False)
     lexemes: dict[str, tuple[str, ...]] | None = dataclass_field(default=None, compare=False, repr=False)
 
@@ -549,7 +545,7 @@ def parse(text: str, fields: tuple[str, ...] = STUDY_FIELDS) -> SearchQuery:
     if root is None:
         raise QueryError("nothing to look for: the strategy has no word that is searched (English "
                          "stop words and punctuation are not)")
-    query = SearchQuery(root, text)
+    query = SearchQuery(root)
     if query.terms() > MAX_TERMS:
         raise QueryError(f"at most {MAX_TERMS:,} terms; this has {query.terms():,}")
     return query
@@ -656,7 +652,7 @@ def _pg_any(parts: list[str | None]) -> str | None:
     return kept[0] if len(kept) == 1 else "(" + " | ".join(kept) + ")"
 
 
-def _tsquery(node: Node | None, pg: _Pg, *, top: bool = True) -> str | None:
+def _tsquery(node: Node | None, pg: _Pg) -> str | None:
     """``node`` as tsquery text. None: it matches nothing (or, as a prefilter: no condition)."""
     if node is None:
         return None
@@ -666,11 +662,11 @@ def _tsquery(node: Node | None, pg: _Pg, *, top: bool = True) -> str | None:
             return None  # a truncation's words may sit in any field
         return _pg_any([_pg_phrase(w, pg) for w in sequences])
     if isinstance(node, Any):
-        parts = [_tsquery(o, pg, top=False) for o in node.options]
+        parts = [_tsquery(o, pg) for o in node.options]
         if pg.mode == "prefilter" and any(p is None for p in parts):
             return None  # an option without a condition: the whole OR has none
         return _pg_any(parts)
-    include = [_tsquery(n, pg, top=False) for n in node.include]
+    include = [_tsquery(n, pg) for n in node.include]
     if pg.mode == "prefilter":
         include = [p for p in include if p is not None]
         return None if not include else include[0] if len(include) == 1 else \
@@ -678,7 +674,7 @@ def _tsquery(node: Node | None, pg: _Pg, *, top: bool = True) -> str | None:
     if any(p is None for p in include):
         return None
     exclude = [] if pg.mode == "rank" else [
-        p for p in (_tsquery(n, pg, top=False) for n in node.exclude) if p is not None]
+        p for p in (_tsquery(n, pg) for n in node.exclude) if p is not None]
     parts = include + [f"!{p}" for p in exclude]
     return parts[0] if len(parts) == 1 else "(" + " & ".join(parts) + ")"
 
