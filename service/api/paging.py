@@ -142,9 +142,12 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     values = None
     if cursor is not None and cursor != START:
         values = decode_cursor(cursor, args["sort"], keys, fingerprint)
+    def count_all() -> int:
+        return query.select(keys[-1].expr).count()
+
     counted_here = total is None and count_with_page and values is None
     if total is None and not counted_here:
-        total = query.select(keys[-1].expr).count()
+        total = count_all()
     rows_query = query.order_by(*order_by(keys))
     if values is not None:
         rows_query = rows_query.where(keyset_after(keys, values))
@@ -160,7 +163,7 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     rows = list(rows_of(top).select_extend(*computed).order_by(
         *[top.c[k.attr].desc() if k.descending else top.c[k.attr].asc() for k in keys]).objects())
     if counted_here:  # past the last match no row carries it
-        total = getattr(rows[0], _TOTAL) if rows else query.select(keys[-1].expr).count()
+        total = getattr(rows[0], _TOTAL) if rows else count_all()
     more, rows = len(rows) > page_size, rows[:page_size]
 
     next_url = prev_url = None
