@@ -86,24 +86,33 @@ def search_dicts(searches: Sequence[SavedSearch]) -> list[dict]:
     return [search_dict(s, last_run=latest.get(s.id), run_count=counts.get(s.id, 0)) for s in searches]
 
 
+def _filters_json(filters: dict | None) -> str:
+    return json.dumps(filters or {}, sort_keys=True)
+
+
+def _current(search_id: int, if_match: list[str] | None) -> None:
+    """The saved search exists and ``if_match`` (when given) names its current version."""
+    search = _get(search_id)
+    records.check_precondition(f"Saved search {search_id}",
+                               lambda: search_dict(search, _runs(search_id)), if_match)
+
+
 def create_search(data: dict[str, Any]) -> int:
     """Store a saved search (``data``: its `name`, `q` as written and `filters` as validated); its id."""
     now = utcnow()
     with write_transaction():
         return SavedSearch.insert(name=data["name"], q=data["q"],
-                                  filters=json.dumps(data.get("filters") or {}, sort_keys=True),
+                                  filters=_filters_json(data.get("filters")),
                                   created=now, updated=now).execute()
 
 
 def update_search(search_id: int, data: dict[str, Any], *, if_match: list[str] | None = None) -> None:
     """Change its name, `q` or filters (the filters given replace the stored ones); its runs stay."""
     with write_transaction():
-        search = _get(search_id)
-        records.check_precondition(f"Saved search {search_id}",
-                                   lambda: search_dict(search, _runs(search_id)), if_match)
+        _current(search_id, if_match)
         values: dict[str, Any] = {k: data[k] for k in ("name", "q") if k in data}
         if "filters" in data:
-            values["filters"] = json.dumps(data["filters"] or {}, sort_keys=True)
+            values["filters"] = _filters_json(data["filters"])
         values["updated"] = utcnow()
         SavedSearch.update(values).where(SavedSearch.id == search_id).execute()
 
@@ -111,9 +120,7 @@ def update_search(search_id: int, data: dict[str, Any], *, if_match: list[str] |
 def delete_search(search_id: int, *, if_match: list[str] | None = None) -> None:
     """Delete a saved search and its run history."""
     with write_transaction():
-        search = _get(search_id)
-        records.check_precondition(f"Saved search {search_id}",
-                                   lambda: search_dict(search, _runs(search_id)), if_match)
+        _current(search_id, if_match)
         SearchRun.delete().where(SearchRun.search == search_id).execute()
         SavedSearch.delete().where(SavedSearch.id == search_id).execute()
 
