@@ -78,9 +78,8 @@ class References(MethodView):
         `linked=false` is the curation queue: references linked to no study yet. `q`, a search
         strategy (see `q`), searches titles, abstracts, authors, sources, DOIs and PMIDs and sorts
         by relevance unless `sort` is given; the answer then says in `query` how `q` was read.
-        `facets=` adds counts per value over
-        the whole filtered set. A request line over 8,190 bytes is answered 414: send a long strategy
-        to `POST /references/search`.
+        `facets=` adds counts per value over the whole filtered set. A request line over 8,190 bytes
+        is answered 414: send a long strategy to `POST /references/search`.
         """
         return list_references(args)
 
