@@ -247,3 +247,11 @@ def test_relevance_reads_a_bounded_query_identifiers_first():
         "('nct04280705' | 'vaccinat':* | 'sars' <-> 'cov':* | 'stem' <-> 'cells')"
     long = parse(" OR ".join(f"w{i}" for i in range(40)))
     assert long.tsquery().count("|") == RANK_TERMS - 1
+
+
+def test_every_field_tag_has_its_index_column():
+    from service.search.index import REFERENCE_TABLE, STUDY_TABLE, WEIGHTS
+    from service.search.query import STUDY_FIELDS
+
+    assert set(WEIGHTS[STUDY_TABLE]) == set(STUDY_FIELDS)
+    assert set(WEIGHTS[REFERENCE_TABLE]) == set(REFERENCE_FIELDS)
