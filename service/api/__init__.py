@@ -51,8 +51,9 @@ def init_api(app) -> ProblemApi:
     )
     # Browsers on other origins (evidence maps, dashboards) may call the API; writes still need a token.
     CORS(app, expose_headers=["ETag", "Last-Modified", "Link", "Location", "Retry-After",
-                             "Content-Disposition", "X-Total-Count"],
-         allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"], max_age=3600,
+                             "Content-Disposition", "X-Total-Count", "Idempotent-Replayed"],
+         allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key"],
+         max_age=3600,
          send_wildcard=True)
     # First of all hooks: a request line too long is refused before a database connection is taken.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)
