@@ -16,7 +16,7 @@ from service.api import paging
 from service.db import database
 from service.models import RegisterState
 from tests.conftest import assert_problem
-from tests.helpers import create_study
+from tests.helpers import create_study, reference_body
 from tests.test_suggestions import register, suggest
 
 
@@ -226,3 +226,19 @@ def test_a_register_without_a_secret_key_keeps_the_one_it_made(seeded, database_
     # The stored key can be named as a fallback when a SECRET_KEY is first configured.
     moved = _app(database_url, SECRET_KEY="configured", SECRET_KEY_FALLBACKS=stored).test_client()
     assert moved.get(_with_cursor(path, cursor)).status_code == 200
+
+
+def test_a_cursor_after_a_long_title_can_be_followed(client, auth):
+    words = " ".join(f"word{n}" for n in range(250))  # 2,000 characters
+    for n in range(3):
+        assert client.post("/references", json=reference_body(title=f"{n} {words}", abstract=None),
+                           headers=auth).status_code == 201
+    page = client.get("/references?sort=title&page_size=1&cursor=*").get_json()
+    seen = [page["items"][0]["id"]]
+    while page["next"]:
+        assert len(_cursor(page["next"])) <= paging.MAX_CURSOR_LENGTH
+        response = client.get(page["next"])
+        assert response.status_code == 200, response.get_json()
+        page = response.get_json()
+        seen += [item["id"] for item in page["items"]]
+    assert len(seen) == len(set(seen)) == 3
