@@ -20,6 +20,7 @@ DOC = (HEADER, (
     "nothing; the same key with another request (method, path, query or body) is 422, and while the "
     "first request is still running, 409. Only successful answers are kept (an error writes nothing, "
     "so a retry runs again); keys expire after `IDEMPOTENCY_KEY_HOURS` (default 24)."))
+DOC_SCHEMA = {"minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"}
 # Not kept with an answer: computed again when it is sent.
 _NOT_KEPT = {"content-length", "date", "server", "connection", "transfer-encoding"}
 

@@ -47,15 +47,15 @@ class Blueprint(flask_smorest.Blueprint):
         return doc
 
     @staticmethod
-    def header(name_and_description: tuple[str, str]):
+    def header(name_and_description: tuple[str, str], schema: dict | None = None):
         """Document a request header the operation reads."""
         name, description = name_and_description
 
         def decorator(func):
             func._apidoc = deepcopy(getattr(func, "_apidoc", {}))
             func._apidoc.setdefault("header_params", []).append({
-                "in": "header", "name": name, "required": False, "schema": {"type": "string"},
-                "description": description})
+                "in": "header", "name": name, "required": False,
+                "schema": {"type": "string", **(schema or {})}, "description": description})
             return func
 
         return decorator
@@ -71,7 +71,11 @@ class Blueprint(flask_smorest.Blueprint):
                 f"The token lacks the `{scope}` scope."))(func)
             func = self.doc(security=[{BEARER: [scope]}])(func)
             if func.__name__ == "post":  # a MethodView's POST: retried safely with an Idempotency-Key
-                func = self.header(idempotency.DOC)(func)
+                func = self.header(idempotency.DOC, idempotency.DOC_SCHEMA)(func)
+                func = self.alt_response(409, response="CONFLICT", description=(
+                    "The first request with this `Idempotency-Key` has not answered yet."))(func)
+                func = self.alt_response(422, response="UNPROCESSABLE_ENTITY", description=(
+                    "The `Idempotency-Key` is malformed, or was first sent with another request."))(func)
 
             @wraps(func)
             def wrapper(*args, **kwargs):
