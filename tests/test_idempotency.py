@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
+import io
 import socket
 import threading
 import time
@@ -193,6 +194,19 @@ def test_an_import_retried_with_its_key_imports_nothing_again(client, auth):
     assert count(client, "/studies") == 1
     different = client.post("/imports?dry_run=true", data=csv, headers=headers)
     assert_problem(different, 422, "Idempotency-Key")
+    same_length = csv.replace(b",3100,", b",3200,")
+    assert len(same_length) == len(csv) and same_length != csv
+    assert_problem(client.post("/imports", data=same_length, headers=headers), 422, "Idempotency-Key")
+    upload = {"file": (io.BytesIO(csv), "trials.csv")}
+    assert client.post("/imports", data=upload, headers={**auth, "Idempotency-Key": "multipart"}
+                       ).status_code == 200
+    replayed = client.post("/imports", data={"file": (io.BytesIO(csv), "trials.csv")},
+                           headers={**auth, "Idempotency-Key": "multipart"})
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    other_file = client.post("/imports", data={"file": (io.BytesIO(same_length), "trials.csv")},
+                             headers={**auth, "Idempotency-Key": "multipart"})
+    assert_problem(other_file, 422, "Idempotency-Key")
+    assert count(client, "/studies") == 1
 
 
 def test_every_post_write_documents_the_header(client):

@@ -36,16 +36,60 @@ def _bad_key(message: str) -> Response:
     return problem(422, f"Invalid header — {HEADER}: {message}", errors={HEADER: [message]})
 
 
-def _request_hash(with_body: bool) -> str:
-    """What a retry must repeat: method, path, query and the body (an upload, read as it streams into
-    the import, by its type and length)."""
-    digest = hashlib.sha256()
-    for part in (request.method, request.path, request.query_string.decode("latin-1"),
-                 request.mimetype, str(request.content_length)):
-        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
-    if with_body:
-        digest.update(request.get_data(cache=True))
-    return digest.hexdigest()
+class _HashingInput:
+    """The WSGI input, hashed as it is read (an upload streams into its import, never held whole)."""
+
+    def __init__(self, stream, digest):
+        self._stream, self._digest = stream, digest
+
+    def read(self, *args):
+        data = self._stream.read(*args)
+        self._digest.update(data)
+        return data
+
+    def readline(self, *args):
+        data = self._stream.readline(*args)
+        self._digest.update(data)
+        return data
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+
+class _RequestHash:
+    """What a retry must repeat: method, path, query, media type and body. A JSON body is hashed at once;
+    an upload as the import reads it (or, on a retry that may replay, by reading it through)."""
+
+    def __init__(self, with_body: bool):
+        self._digest = hashlib.sha256()
+        self._update(request.method, request.path, request.query_string.decode("latin-1"), request.mimetype)
+        self._upload = False
+        if with_body:
+            self._digest.update(request.get_data(cache=True))
+        elif request.mimetype == "multipart/form-data":
+            # By its parts, not its bytes: a client encoding the retry again picks another boundary.
+            request.max_content_length = current_app.config["MAX_IMPORT_BYTES"]
+            for name, value in sorted(request.form.items(multi=True)):
+                self._update(name, value)
+            for name, upload in sorted(request.files.items(multi=True), key=lambda part: part[0]):
+                self._update(name, upload.filename or "")
+                for chunk in iter(lambda upload=upload: upload.stream.read(1 << 16), b""):
+                    self._digest.update(chunk)
+                upload.stream.seek(0)
+        else:
+            self._upload = True
+            request.environ["wsgi.input"] = _HashingInput(request.environ["wsgi.input"], self._digest)
+
+    def _update(self, *parts: str) -> None:
+        for part in parts:
+            self._digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+
+    def __call__(self) -> str:
+        if self._upload:  # read what the import left (all of it, when it has not run)
+            request.max_content_length = current_app.config["MAX_IMPORT_BYTES"]
+            while request.stream.read(1 << 16):
+                pass
+        return self._digest.hexdigest()
 
 
 def idempotent(view: Callable[[], object], *, with_body: bool) -> Response | object:
@@ -57,7 +101,8 @@ def idempotent(view: Callable[[], object], *, with_body: bool) -> Response | obj
         return _bad_key(f"Give 1 to {idempotency.MAX_KEY_LENGTH} characters.")
     if not all(" " <= c <= "~" for c in key):
         return _bad_key("Only visible ASCII characters and spaces.")
-    begun = idempotency.begin(g.api_token.id, key, _request_hash(with_body),
+    request_hash = _RequestHash(with_body)
+    begun = idempotency.begin(g.api_token.id, key, request_hash,
                               hours=current_app.config["IDEMPOTENCY_KEY_HOURS"])
     if begun.outcome == "mismatch":
         return problem(422, f"This {HEADER} was first sent with another request (method, path, query or "
@@ -81,7 +126,8 @@ def idempotent(view: Callable[[], object], *, with_body: bool) -> Response | obj
             if not 200 <= response.status_code < 300 or response.is_streamed:
                 raise _Discard(response)
             headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _NOT_KEPT]
-            idempotency.finish(row, response.status_code, headers, response.get_data(as_text=True))
+            idempotency.finish(row, request_hash(), response.status_code, headers,
+                               response.get_data(as_text=True))
     except _Discard as discarded:
         idempotency.abandon(row)
         return discarded.response

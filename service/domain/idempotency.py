@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from peewee import IntegrityError
@@ -27,16 +28,15 @@ class Begun:
     row: IdempotencyKey | None = None
 
 
-def begin(token_id: int, key: str, request_hash: str, *, hours: int) -> Begun:
-    """Look the key up for this token; when it is new, note (committed) that its request is running."""
+def begin(token_id: int, key: str, request_hash: Callable[[], str], *, hours: int) -> Begun:
+    """Look the key up for this token; when it is new, note (committed) that its request is running.
+    ``request_hash`` is asked only when the key has an answer to compare with (an upload is read for it)."""
     for _ in range(3):
         now = utcnow()
         row = IdempotencyKey.get_or_none((IdempotencyKey.token == token_id) & (IdempotencyKey.key == key))
         if row is not None and row.created >= now - dt.timedelta(hours=hours):
-            if row.request_hash != request_hash:
-                return Begun("mismatch", row)
             if row.status is not None:
-                return Begun("replay", row)
+                return Begun("replay" if row.request_hash == request_hash() else "mismatch", row)
             if row.created >= now - LEASE:
                 return Begun("running", row)
             with write_transaction():  # abandoned: take it over, unless another retry just did
@@ -52,17 +52,19 @@ def begin(token_id: int, key: str, request_hash: str, *, hours: int) -> Begun:
                 # Expired keys go (every token's: they are no use to anyone), this one's among them.
                 expired = IdempotencyKey.created < now - dt.timedelta(hours=hours)
                 IdempotencyKey.delete().where(expired).execute()
-                row = IdempotencyKey.create(token=token_id, key=key, request_hash=request_hash, created=now)
+                # The request's hash is written with its answer (an upload's is known once it is read).
+                row = IdempotencyKey.create(token=token_id, key=key, request_hash="", created=now)
             return Begun("new", row)
         except IntegrityError:  # the same key began at the same moment: look again
             continue
     return Begun("running")
 
 
-def finish(row: IdempotencyKey, status: int, headers: list[tuple[str, str]], body: str) -> None:
+def finish(row: IdempotencyKey, request_hash: str, status: int, headers: list[tuple[str, str]],
+           body: str) -> None:
     """Keep the answer; called inside the write's transaction, so both commit or neither does."""
-    IdempotencyKey.update(status=status, headers=json.dumps(headers), body=body).where(
-        IdempotencyKey.id == row.id).execute()
+    IdempotencyKey.update(request_hash=request_hash, status=status, headers=json.dumps(headers),
+                          body=body).where(IdempotencyKey.id == row.id).execute()
 
 
 def abandon(row: IdempotencyKey) -> None:
