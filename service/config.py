@@ -50,6 +50,11 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _int(environ, "MAX_BODY_BYTES", 1_048_576, 1024, 1 << 31),
         # POST /imports has its own, larger limit (files of registry records run to hundreds of MB).
         "MAX_IMPORT_BYTES": _int(environ, "MAX_IMPORT_BYTES", 200 * 1_048_576, 1024, 1 << 40),
+        # Signs cursors; unset, the register makes one and keeps it in its database (register_state).
         "SECRET_KEY": environ.get("SECRET_KEY") or None,
+        # Earlier keys, newest first, comma-separated: cursors they signed are still accepted.
+        "SECRET_KEY_FALLBACKS": [k.strip() for k in (environ.get("SECRET_KEY_FALLBACKS") or "").split(",")
+                                 if k.strip()],
+        "IDEMPOTENCY_KEY_HOURS": _int(environ, "IDEMPOTENCY_KEY_HOURS", 24, 1, 24 * 365),
         "GIT_COMMIT": environ.get("GIT_COMMIT") or None,
     }

@@ -252,6 +252,31 @@ class ApiToken(BaseModel):
     revoked = DateTimeField(null=True)
 
 
+class RegisterState(BaseModel):
+    """Settings the register keeps for itself (the cursor-signing key made when no SECRET_KEY is set),
+    so every worker and every restart agrees on them."""
+
+    name = CharField(max_length=100, primary_key=True)
+    value = TextField()
+
+
+class IdempotencyKey(BaseModel):
+    """A write's `Idempotency-Key` (per token): the request it was first sent with and, once that
+    answered, its status, headers and body (stored in the write's own transaction)."""
+
+    id = IdField()
+    token = ForeignKeyField(ApiToken, on_delete="CASCADE")
+    key = CharField(max_length=255)
+    request_hash = CharField(max_length=64)  # sha256 hex of method, path, query and body
+    created = DateTimeField(default=utcnow, index=True)
+    status = IntegerField(null=True)  # null while the first request is running
+    headers = TextField(null=True)  # JSON list of [name, value]
+    body = TextField(null=True)
+
+    class Meta:
+        indexes = ((("token", "key"), True),)
+
+
 MODELS = [Study, Reference, StudyReference, Registration, ReferenceIdentifier, LinkSuppression,
           Notice, ApiToken, StudyCountry, SourceRecord, MergedStudy, DuplicateDecision, Suggestion,
-          SavedSearch, SearchRun]
+          SavedSearch, SearchRun, RegisterState, IdempotencyKey]

@@ -21,7 +21,9 @@ trial registry records, journal articles and preprints.
 * Errors are `application/problem+json` (RFC 9457) with an `errors` map for validation failures.
 * Lists answer with an envelope (`items`, exact `total`, `page`, `page_size`, `next`, `prev`) and
   an RFC 8288 `Link` header; page with `page` (up to record 10,000) or with the opaque `cursor`
-  from `next` (no depth limit).
+  from `next` (no depth limit; signed: an altered cursor is 422).
+* A `POST` that writes takes an `Idempotency-Key` header: a retry with the same key answers the
+  first answer (`Idempotent-Replayed: true`) and writes nothing.
 * Lists also export: `format=csv|ndjson` (and `ris` on `/references`) streams every matching
   record, unpaged, in the order asked, as a download with its exact count in `X-Total-Count`.
 * Single-resource reads send `ETag`/`Last-Modified`; `If-None-Match` gives 304 and `If-Match` on
@@ -51,8 +53,9 @@ def init_api(app) -> ProblemApi:
     )
     # Browsers on other origins (evidence maps, dashboards) may call the API; writes still need a token.
     CORS(app, expose_headers=["ETag", "Last-Modified", "Link", "Location", "Retry-After",
-                             "Content-Disposition", "X-Total-Count"],
-         allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"], max_age=3600,
+                             "Content-Disposition", "X-Total-Count", "Idempotent-Replayed"],
+         allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key"],
+         max_age=3600,
          send_wildcard=True)
     # First of all hooks: a request line too long is refused before a database connection is taken.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
@@ -11,11 +9,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlencode
 
-from flask import request
+from flask import current_app, request
+from itsdangerous import BadData, URLSafeSerializer
 from peewee import SQL, Field, Select, fn
 
 from ..domain.errors import InvalidInput
 from ..domain.ordering import SortKey, keyset_after, order_by
+from ..domain.register_state import signing_keys
 
 MAX_DEPTH = 10_000  # page * page_size beyond this must use a cursor
 START = "*"  # `cursor=*` starts a cursor walk at the first record
@@ -53,28 +53,64 @@ def _fingerprint(args: Mapping) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _encode_value(value):
-    if isinstance(value, dt.datetime):
-        return {"t": value.isoformat()}
-    if isinstance(value, dt.date):
-        return {"d": value.isoformat()}
+# A cursor longer than this is refused before it is read (the ones issued are a few hundred characters).
+MAX_CURSOR_LENGTH = 4096
+_CURSOR_VERSION = 3
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_KINDS_AS_TEXT = {"date": ("d", dt.date), "datetime": ("t", dt.datetime)}
+
+
+def _encode_value(value, key: SortKey):
+    """A key's value as JSON: dates and instants tagged text (an expression's may come back as text)."""
+    if key.kind in _KINDS_AS_TEXT:
+        tag, kind = _KINDS_AS_TEXT[key.kind]
+        if isinstance(value, str):
+            value = kind.fromisoformat(value)
+        return {tag: value.isoformat()}
     return value
 
 
 def _decode_value(value, key: SortKey):
-    if isinstance(value, dict):
-        (kind, text), = value.items()
-        parse = dt.datetime.fromisoformat if kind == "t" else dt.date.fromisoformat
-        return parse(text)
-    if key.typed is not None or isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("cursor value does not fit the sort key")
-    return value
+    """A cursor's value for ``key``, or ValueError when it is not one the key could have."""
+    kind = key.kind
+    if kind in _KINDS_AS_TEXT:
+        tag, parsed = _KINDS_AS_TEXT[kind]
+        if not isinstance(value, dict) or list(value) != [tag] or not isinstance(value[tag], str):
+            raise ValueError("not a date")
+        result = parsed.fromisoformat(value[tag])
+        if kind == "date" and isinstance(result, dt.datetime) or (
+                kind == "datetime" and result.tzinfo is not None):
+            raise ValueError("not a date of this kind")
+        return result
+    if isinstance(value, bool):
+        raise ValueError("a boolean")
+    if kind == "int" and isinstance(value, int) and _INT64[0] <= value <= _INT64[1]:
+        return value
+    if kind == "float" and isinstance(value, int | float) and math.isfinite(value) and abs(value) < 1e300:
+        return float(value)
+    if kind == "str" and isinstance(value, str) and "\0" not in value:
+        value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
+        return value
+    raise ValueError("cursor value does not fit the sort key")
 
 
-def encode_cursor(sort: str, values: Sequence, fingerprint: str) -> str:
-    payload = json.dumps({"v": 2, "s": sort, "k": [_encode_value(v) for v in values],
-                          "f": fingerprint}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+def _serializer() -> URLSafeSerializer:
+    """Signs and checks cursors with SECRET_KEY (earlier keys in SECRET_KEY_FALLBACKS still check), salted
+    with the list they page: a cursor serves only the list it came from (a GET list and its POST
+    search are the same list)."""
+    keys = current_app.extensions.get("cursor_keys")
+    if keys is None:
+        config = current_app.config
+        keys = signing_keys(config.get("SECRET_KEY"), config.get("SECRET_KEY_FALLBACKS", ()))
+        current_app.extensions["cursor_keys"] = keys
+    rule = request.url_rule.rule.removesuffix("/search") if request.url_rule else request.path
+    view_args = json.dumps(request.view_args or {}, sort_keys=True, default=str)
+    return URLSafeSerializer(keys, salt=f"study-register cursor {rule} {view_args}")
+
+
+def encode_cursor(sort: str, values: Sequence, keys: Sequence[SortKey], fingerprint: str) -> str:
+    return _serializer().dumps({"v": _CURSOR_VERSION, "s": sort, "f": fingerprint,
+                                "k": [_encode_value(v, k) for v, k in zip(values, keys, strict=True)]})
 
 
 def _bad_cursor(message: str):
@@ -82,17 +118,25 @@ def _bad_cursor(message: str):
 
 
 def decode_cursor(cursor: str, sort: str, keys: Sequence[SortKey], fingerprint: str) -> list:
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise _bad_cursor(f"Longer than {MAX_CURSOR_LENGTH:,} characters: not a cursor this API issued; "
+                          "start again without `cursor`.")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-        if payload.get("v") != 2 or not isinstance(payload.get("k"), list):
+        payload = _serializer().loads(cursor)
+    except BadData:
+        raise _bad_cursor("Not a cursor this API issued for this list (altered, cut short, or from "
+                          "another list); start again without `cursor`.") from None
+    # Signed by this register, so only an older version or another sort or filters can be wrong; the
+    # values are checked all the same.
+    try:
+        if not isinstance(payload, dict) or payload.get("v") != _CURSOR_VERSION:
             raise ValueError("unknown cursor version")
-        made_for, made_with = payload["s"], payload["f"]
+        made_for, made_with, values = payload["s"], payload["f"], payload["k"]
         if made_for == sort and made_with == fingerprint:
-            if len(payload["k"]) != len(keys):
+            if not isinstance(values, list) or len(values) != len(keys):
                 raise ValueError("cursor does not fit the sort")
-            return [_decode_value(v, k) for v, k in zip(payload["k"], keys, strict=True)]
-    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error, UnicodeDecodeError):
+            return [_decode_value(v, k) for v, k in zip(values, keys, strict=True)]
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
         raise _bad_cursor("Not a cursor this API issued; start again without `cursor`.") from None
     raise _bad_cursor("This cursor was made for other filters or another sort; give the same "
                       "filters and sort, or start again without `cursor`.")
@@ -173,7 +217,7 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
         else:
             last = rows[-1]
             next_url = _url(link_args, page=None, cursor=encode_cursor(
-                args["sort"], [getattr(last, k.attr) for k in keys], fingerprint))
+                args["sort"], [getattr(last, k.attr) for k in keys], keys, fingerprint))
     if page is not None and page > 1 and total:
         prev_url = _url(link_args, page=min(page - 1, math.ceil(total / page_size)), cursor=None)
 

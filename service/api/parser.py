@@ -6,11 +6,12 @@ from copy import deepcopy
 from functools import wraps
 
 import flask_smorest
-from flask import request
+from flask import g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort
 
 from ..domain.tokens import find_token
+from . import idempotency
 from .problems import problem
 
 BEARER = "bearerAuth"
@@ -46,15 +47,15 @@ class Blueprint(flask_smorest.Blueprint):
         return doc
 
     @staticmethod
-    def header(name_and_description: tuple[str, str]):
+    def header(name_and_description: tuple[str, str], schema: dict | None = None):
         """Document a request header the operation reads."""
         name, description = name_and_description
 
         def decorator(func):
             func._apidoc = deepcopy(getattr(func, "_apidoc", {}))
             func._apidoc.setdefault("header_params", []).append({
-                "in": "header", "name": name, "required": False, "schema": {"type": "string"},
-                "description": description})
+                "in": "header", "name": name, "required": False,
+                "schema": {"type": "string", **(schema or {})}, "description": description})
             return func
 
         return decorator
@@ -69,6 +70,12 @@ class Blueprint(flask_smorest.Blueprint):
             func = self.alt_response(403, response="FORBIDDEN", description=(
                 f"The token lacks the `{scope}` scope."))(func)
             func = self.doc(security=[{BEARER: [scope]}])(func)
+            if func.__name__ == "post":  # a MethodView's POST: retried safely with an Idempotency-Key
+                func = self.header(idempotency.DOC, idempotency.DOC_SCHEMA)(func)
+                func = self.alt_response(409, response="CONFLICT", description=(
+                    "The first request with this `Idempotency-Key` has not answered yet."))(func)
+                func = self.alt_response(422, response="UNPROCESSABLE_ENTITY", description=(
+                    "The `Idempotency-Key` is malformed, or was first sent with another request."))(func)
 
             @wraps(func)
             def wrapper(*args, **kwargs):
@@ -77,7 +84,7 @@ class Blueprint(flask_smorest.Blueprint):
                     return denied
                 if json_body and has_body() and not request.is_json:
                     return problem(415, "Send the body as application/json.")
-                return func(*args, **kwargs)
+                return idempotency.idempotent(lambda: func(*args, **kwargs), with_body=json_body)
 
             return wrapper
 
@@ -126,4 +133,5 @@ def check_token(scope: str):
         return problem(403, f"The token lacks the `{scope}` scope needed here.",
                        headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
                                 + ', error="insufficient_scope"'})
+    g.api_token = record
     return None

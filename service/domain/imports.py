@@ -162,7 +162,9 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
         # Candidate studies for the references it wrote that report none, once it has committed (a
         # batch over the whole register: seconds; `study-register suggest` recomputes every reference).
         suggestions.compute_after_import(touched_references)
-    if not dry_run and is_postgres() and report.created + report.updated >= VACUUM_AFTER:
+    # Not inside a caller's transaction (a POST with an Idempotency-Key): VACUUM cannot run in one.
+    if (not dry_run and is_postgres() and report.created + report.updated >= VACUUM_AFTER
+            and not database.in_transaction()):
         # A freshly loaded table without statistics made an exact count 10x slower.
         for model in FILLED:
             database.execute_sql(f'VACUUM ANALYZE "{model._meta.table_name}"')

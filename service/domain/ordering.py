@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from functools import reduce
 from operator import and_, or_
 
-from peewee import DateField, DateTimeField, Field, Node, fn
+from peewee import (
+    AutoField,
+    BooleanField,
+    DateField,
+    DateTimeField,
+    Field,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Node,
+    fn,
+)
 
 RELEVANCE = "relevance"
 
@@ -25,15 +36,28 @@ class SortKey:
     expr: Node
     descending: bool
     attr: str
+    # What a value of the key is (`int`, `float`, `str`, `date`, `datetime`): told by a column itself,
+    # given for an expression. A cursor's values are checked against it.
+    value_kind: str | None = None
 
     @property
-    def typed(self) -> type | None:
-        """The Python type of a date or timestamp key (a cursor carries those as text)."""
-        if isinstance(self.expr, DateTimeField):
-            return dt.datetime
-        if isinstance(self.expr, DateField):
-            return dt.date
-        return None
+    def kind(self) -> str:
+        if self.value_kind is not None:
+            return self.value_kind
+        expr = self.expr
+        if isinstance(expr, DateTimeField):
+            return "datetime"
+        if isinstance(expr, DateField):
+            return "date"
+        if isinstance(expr, BooleanField):
+            return "bool"
+        if isinstance(expr, AutoField | IntegerField | ForeignKeyField):
+            return "int"
+        if isinstance(expr, FloatField):
+            return "float"
+        if isinstance(expr, Field):
+            return "str"
+        raise TypeError(f"sort key {self.attr}: an expression needs its value_kind")
 
 
 @dataclass(frozen=True)
@@ -53,12 +77,12 @@ def sort_keys(sort: str, sorts: Mapping[str, Field], id_field: Field, *, rank: N
     ident = SortKey(id_field, False, id_field.name)
     if sort == RELEVANCE:
         # Most relevant first; equally relevant: most recently updated, then by id.
-        return [SortKey(rank, True, "rank"), SortKey(updated, True, updated.name), ident]
+        return [SortKey(rank, True, "rank", "float"), SortKey(updated, True, updated.name), ident]
     column = sorts[sort.lstrip("-")]
     if isinstance(column, Dated):
         descending = sort.startswith("-")
         expr = fn.COALESCE(column.field, EARLIEST if descending else LATEST)
-        return [SortKey(expr, descending, f"{column.field.name}_key"), ident]
+        return [SortKey(expr, descending, f"{column.field.name}_key", "date"), ident]
     if column is id_field:
         return [SortKey(id_field, sort.startswith("-"), id_field.name)]
     return [SortKey(column, sort.startswith("-"), column.name), ident]

@@ -560,7 +560,8 @@ _SCORE_KEY = Cast(fn.ROUND(Suggestion.score * 1000), "INTEGER")
 def queue_keys(sort: str) -> list[SortKey]:
     """The order of the queue for ``sort`` (`score`, `created`, `id`, `-` descending), ending with the id."""
     if sort.lstrip("-") == "score":
-        return [SortKey(_SCORE_KEY, sort.startswith("-"), "score_key"), SortKey(Suggestion.id, False, "id")]
+        return [SortKey(_SCORE_KEY, sort.startswith("-"), "score_key", "int"),
+                SortKey(Suggestion.id, False, "id")]
     return sort_keys(sort, QUEUE_SORTS, Suggestion.id)
 
 

@@ -8,6 +8,7 @@ from marshmallow import fields, pre_load, validate
 
 from ...search.query import MAX_DEPTH, MAX_LENGTH, MAX_TERMS, MIN_PREFIX, QueryError, parse
 from ...validation import Day, Instant, Text, Vocab
+from ..paging import MAX_CURSOR_LENGTH
 
 __all__ = ["Day", "Instant", "Text", "Vocab"]  # shared with formats/ (service/validation.py)
 
@@ -158,12 +159,14 @@ def paging_fields(sorts, default_sort: str, *, relevance: bool = False,
             load_default=20, validate=validate.Range(1, 100),
             metadata={"description": "Records per page, 1–100."}),
         "cursor": Text(
-            validate=validate.Length(1, 500),
+            validate=validate.Length(1, MAX_CURSOR_LENGTH),
             metadata={"description": "Keyset paging for machines walking the whole register: "
                                      "`*` starts at the first record; then follow `next`, whose "
                                      "opaque cursor is stable while records change and has no "
                                      "depth limit. Keep the same filters and sort. Not with "
-                                     "`page`."}),
+                                     "`page`. Cursors are signed and serve only the list (and "
+                                     "filters and sort) they came from; an altered one is 422. "
+                                     f"At most {MAX_CURSOR_LENGTH:,} characters."}),
         "sort": fields.String(validate=validate.OneOf(choices), metadata={"description": sort_doc}),
         "format": fields.String(
             load_default="json", validate=validate.OneOf(["json", *formats]),
