@@ -2,7 +2,7 @@
 
 Everything tunable comes from the environment, so the same file serves a
 laptop (`gunicorn -c gunicorn.conf.py service.wsgi:app`) and the container
-(boot.sh; the image sets GUNICORN_BIND=0.0.0.0:8000).
+(boot.sh sets GUNICORN_BIND: 127.0.0.1:8001 behind nginx, 0.0.0.0:$PORT with SERVE_WITH=gunicorn).
 
     GUNICORN_BIND      address(es) to bind, comma-separated   default 127.0.0.1:8000
     WEB_CONCURRENCY    worker processes                       default 2
@@ -14,7 +14,7 @@ laptop (`gunicorn -c gunicorn.conf.py service.wsgi:app`) and the container
 A request line (method, URL, protocol) of up to 8,190 bytes reaches the app, the most gunicorn reads
 (service/config.py's MAX_REQUEST_LINE is the same number); a longer one is answered 414 as
 application/problem+json by the workers below, pointing to the POST searches, instead of gunicorn's
-HTML page.
+HTML page (and so are gunicorn's other refusals: 400, 417, 431, 501).
 """
 
 import http as _http

@@ -289,8 +289,8 @@ def main() -> None:
     for serve_with in ("nginx", "gunicorn"):
         mine = [r for r in rounds if r["serve_with"] == serve_with]
         medians[serve_with] = {
-            phase: {path: {key: statistics.median(r[phase if phase == "idle" else "latency"][path][key]
-                                                  for r in mine)
+            phase: {path: {key: round(statistics.median(r[phase if phase == "idle" else "latency"][path][key]
+                                                        for r in mine), 1)
                            for key in ("p50_ms", "p99_ms", "failed", "requests")}
                     for path in ("/health", "/studies/{id}")}
             for phase in ("idle", "under_attack")}
