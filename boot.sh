@@ -17,6 +17,15 @@ set -eu
 
 cd "$(dirname "$0")"
 
+# A helper process that dies takes the service down with it: gunicorn (PID $$ once exec'd below) is
+# stopped, so the container exits and its restart policy starts it again, rather than running on
+# without its proxy (gunicorn's arbiter reaps the dead child, so `kill -0` sees it gone).
+watch() { # $1 pid, $2 name
+    while kill -0 "$1" 2>/dev/null; do sleep 2; done
+    echo "boot: $2 exited; stopping gunicorn" >&2
+    kill -TERM $$
+}
+
 echo "boot: study-register db upgrade"
 study-register db upgrade
 
@@ -45,6 +54,7 @@ case "${SERVE_WITH:-nginx}" in
             GUNICORN_BIND="$long_bind" WEB_CONCURRENCY="${LONG_WORKERS:-1}" \
                 GUNICORN_THREADS="${LONG_THREADS:-4}" GUNICORN_TIMEOUT="${LONG_TIMEOUT:-300}" \
                 nice -n "${LONG_NICE:-10}" gunicorn -c gunicorn.conf.py --no-control-socket "$@" service.wsgi:app &
+            watch $! "the gunicorn for exports and imports" &
         fi
         run_dir="${NGINX_RUN_DIR:-/tmp/nginx}"
         mkdir -p "$run_dir"
@@ -53,6 +63,7 @@ case "${SERVE_WITH:-nginx}" in
             --run-dir "$run_dir"
         echo "boot: starting nginx on :$PORT in front of gunicorn on $GUNICORN_BIND"
         nginx -c "$run_dir/nginx.conf" -e stderr &
+        watch $! nginx &
         ;;
     *)
         echo "boot: SERVE_WITH must be nginx or gunicorn, got ${SERVE_WITH}" >&2

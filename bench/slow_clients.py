@@ -64,9 +64,11 @@ def get(port: int, path: str, timeout: float = TIMEOUT) -> tuple[int, bytes]:
 
 
 @contextlib.contextmanager
-def stack(database_url: str, *, serve_with: str = "nginx", log_dir: Path, **env: str):
-    """boot.sh on a free loopback port (nginx + gunicorn, or gunicorn alone); yields the port clients use.
-    Stopped (its whole process group) on the way out."""
+def stack(database_url: str, *, serve_with: str = "nginx", log_dir: Path, info: dict | None = None,
+          **env: str):
+    """boot.sh on a free loopback port (nginx + gunicorn, or gunicorn alone); yields the port clients use
+    (``info`` gets boot.sh's process and nginx's run folder). Stopped (its whole process group) on the
+    way out."""
     port, upstream = free_port(), free_port()
     run_dir = Path(tempfile.mkdtemp(prefix="nginx-run-"))  # under /tmp: nginx's workers can reach it
     run_dir.chmod(0o755)
@@ -91,6 +93,8 @@ def stack(database_url: str, *, serve_with: str = "nginx", log_dir: Path, **env:
             if time.monotonic() > deadline:
                 raise RuntimeError("the stack did not answer /health within 60 s")
             time.sleep(0.2)
+        if info is not None:
+            info.update(process=process, run_dir=run_dir)
         yield port
     finally:
         with contextlib.suppress(ProcessLookupError):

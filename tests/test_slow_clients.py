@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -137,6 +138,16 @@ def test_nginx_answers_502_as_a_problem_when_gunicorn_is_down(tmp_path):
         nginx.terminate()
         nginx.wait(timeout=10)
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_the_service_stops_when_nginx_dies(filled):
+    """boot.sh watches nginx: without it gunicorn is stopped (the container exits and is restarted)."""
+    folder, url = filled
+    info: dict = {}
+    with stack(url, serve_with="nginx", log_dir=folder, info=info):
+        master = int((info["run_dir"] / "nginx.pid").read_text())
+        os.kill(master, signal.SIGTERM)
+        info["process"].wait(timeout=30)  # gunicorn, PID of boot.sh after its exec, has left
 
 
 def test_gunicorn_alone_is_what_slow_clients_take_down(filled):
