@@ -304,6 +304,7 @@ def main() -> None:
               "slow_clients": counts, "duration_s": args.duration, "rounds": args.rounds,
               "workers": os.environ.get("WEB_CONCURRENCY", "2"),
               "threads": os.environ.get("GUNICORN_THREADS", "2"), "timeout_s": TIMEOUT,
+              "long_workers": os.environ.get("LONG_WORKERS", "1"),
               "medians": medians, "each_round": rounds}
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"slow-{stamp}.json"
