@@ -49,8 +49,19 @@ LABEL org.opencontainers.image.title="study-register" \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    GUNICORN_BIND=0.0.0.0:8000 \
+    PORT=8000 \
+    SERVE_WITH=nginx \
     SEED_ON_START=1
+
+# nginx, the buffering proxy in front of gunicorn (boot.sh): a Debian package, the one thing the final
+# stage installs (the offline base has it already: docker/build-local-images.sh). Not pinned: the
+# version is the base's Debian release's, with its security updates.
+# hadolint ignore=DL3008
+RUN if ! command -v nginx >/dev/null 2>&1; then \
+        apt-get update \
+     && apt-get install -y --no-install-recommends nginx \
+     && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 # Numeric UID/GID so that `runAsNonRoot`-style checks can verify it without /etc/passwd.
 RUN groupadd --gid 10001 app \
@@ -62,6 +73,7 @@ RUN groupadd --gid 10001 app \
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
 COPY gunicorn.conf.py boot.sh ./
+COPY docker/nginx.conf ./docker/nginx.conf
 COPY seeds/ ./seeds/
 
 USER 10001:10001
@@ -70,9 +82,9 @@ EXPOSE 8000
 # Slim images have no curl: probe /health with the venv's Python. urlopen raises
 # on a non-2xx answer (503 when the database is down), so the exit code is 1.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; port = os.environ.get('GUNICORN_BIND', '0.0.0.0:8000').split(',')[0].rsplit(':', 1)[-1]; urllib.request.urlopen('http://127.0.0.1:%s/health' % port, timeout=4)"]
+    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; port = os.environ.get('PORT', '8000'); urllib.request.urlopen('http://127.0.0.1:%s/health' % port, timeout=4)"]
 
-# boot.sh: `study-register db upgrade`, `seed --if-empty` when SEED_ON_START=1,
-# then `exec gunicorn -c gunicorn.conf.py --no-control-socket service.wsgi:app`.
+# boot.sh: `study-register db upgrade`, `seed --if-empty` when SEED_ON_START=1, nginx on PORT in front
+# (SERVE_WITH=gunicorn: none), then `exec gunicorn -c gunicorn.conf.py --no-control-socket service.wsgi:app`.
 # Any other command runs as given, e.g. `docker run IMAGE study-register token create --name ci`.
 CMD ["/app/boot.sh"]

@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench bench-search docker-build compose-up clean
+.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench bench-search bench-slow docker-build compose-up clean
 
 help:
 	@echo "make run      set up, migrate, seed an empty register, serve on http://$(HOST):$(PORT)"
@@ -18,6 +18,7 @@ help:
 	@echo "make linking-report  the real data but DIRECCT's results, links judged against them"
 	@echo "make bench    load benchmark (bench/README.md)"
 	@echo "make bench-search  search latency, this checkout beside BASE=<another checkout> (bench/README.md)"
+	@echo "make bench-slow  slow clients: nginx + gunicorn beside gunicorn alone (bench/slow_clients.py)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
@@ -111,3 +112,9 @@ compose-up:
 
 clean:
 	rm -rf $(VENV) var/*.db* .pytest_cache
+
+# Slow clients (64 slow headers, 64 slow bodies, 16 slow readers) against the container's stack (boot.sh:
+# nginx in front of gunicorn) and gunicorn alone; needs nginx (apt-get install nginx).
+bench-slow: install
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { echo "bench-slow needs nginx: apt-get install -y nginx"; exit 1; }
+	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/slow_clients.py $(BENCH_ARGS)

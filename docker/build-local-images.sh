@@ -86,7 +86,7 @@ PY
 
 build_python() {
     if have_image "$PY_IMAGE"; then log "$PY_IMAGE exists (FORCE=1 rebuilds)"; return; fi
-    bootstrap_import "$PY_IMAGE" python3,python3-venv,ca-certificates rootfs-python \
+    bootstrap_import "$PY_IMAGE" python3,python3-venv,ca-certificates,nginx rootfs-python \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
         --change 'CMD ["python3"]'

@@ -9,6 +9,7 @@ from flask import Flask
 
 from .config import load_config
 from .db import init_database, register_request_hooks
+from .forwarded import TrustedProxies
 from .logging import configure_logging
 
 
@@ -28,4 +29,5 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     app.extensions["problem_api"] = init_api(app)
     register_commands(app)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings["TRUSTED_PROXIES"])
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,27 @@ def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: in
     return value
 
 
+def _public_url(environ: Mapping[str, str]) -> str | None:
+    raw = (environ.get("PUBLIC_URL") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"PUBLIC_URL must be an http(s) URL with a host and no query, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _networks(environ: Mapping[str, str], name: str) -> tuple:
+    networks = []
+    for item in (environ.get(name) or "").replace(" ", ",").split(","):
+        if item:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigError(f"{name} must list IP addresses or CIDR networks, got {item!r}") from None
+    return tuple(networks)
+
+
 def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
     """Return the service settings read from ``environ``; raise ConfigError on a bad value."""
     url = environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -57,4 +79,9 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
                                  if k.strip()],
         "IDEMPOTENCY_KEY_HOURS": _int(environ, "IDEMPOTENCY_KEY_HOURS", 24, 1, 24 * 365),
         "GIT_COMMIT": environ.get("GIT_COMMIT") or None,
+        # Links (`next`, `Link`, `Location`, `results`) are absolute on this base URL; relative without.
+        "PUBLIC_URL": _public_url(environ),
+        # Peers whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are honoured; from any other they are
+        # dropped.
+        "TRUSTED_PROXIES": _networks(environ, "TRUSTED_PROXIES"),
     }

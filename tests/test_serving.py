@@ -135,3 +135,43 @@ def test_the_app_and_gunicorn_say_the_same(monkeypatch):
     cfg.set("worker_class", conf["worker_class"])
     cfg.set("threads", 2)
     assert cfg.worker_class is conf["ProblemThreadWorker"]  # used as given, not swapped for gthread
+
+
+def _raw(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` as it is; the answer's status, headers (lower-cased names) and body."""
+    with socket.create_connection((HOST, port), timeout=10) as conn:
+        conn.sendall(data)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(65536):
+                answer += chunk
+    head, _, content = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in
+               (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, content
+
+
+GUNICORN_REFUSALS = {
+    "bad request line": (b"GARBAGE\r\n\r\n", 400, "Invalid"),
+    "bad HTTP version": (b"GET /health HTTP/9.x\r\nHost: h\r\n\r\n", 400, "HTTP"),
+    "bad header name": (b"GET /health HTTP/1.1\r\nHost: h\r\nBad Header: 1\r\n\r\n", 400, "Bad Header"),
+    "a header too large": (b"GET /health HTTP/1.1\r\nHost: h\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n", 431,
+                           "8,190 bytes"),
+    "too many headers": (b"GET /health HTTP/1.1\r\nHost: h\r\n"
+                         + b"".join(b"X-H%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431, "100 header"),
+    "an unknown expectation": (b"POST /studies HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n"
+                               b"Content-Length: 2\r\n\r\n{}", 417, "200-ok"),
+    "an unknown transfer coding": (b"POST /studies HTTP/1.1\r\nHost: h\r\n"
+                                   b"Transfer-Encoding: zstd, chunked\r\n\r\n0\r\n\r\n", 501, "zstd"),
+}
+
+
+def test_gunicorn_answers_its_own_refusals_as_problems(tmp_path):
+    with _gunicorn(tmp_path) as port:
+        for name, (data, status, says) in GUNICORN_REFUSALS.items():
+            got, headers, content = _raw(port, data)
+            assert (got, headers.get("content-type")) == (status, "application/problem+json"), name
+            body = json.loads(content)
+            assert body["status"] == status and body["title"] and says in body["detail"], (name, body)
+            assert int(headers["content-length"]) == len(content), name

@@ -7,7 +7,7 @@ import math
 from urllib.parse import urlencode
 
 import marshmallow as ma
-from flask import request, url_for
+from flask import request
 from flask.views import MethodView
 from marshmallow import fields, validate
 
@@ -15,6 +15,7 @@ from ..domain import merging
 from ..domain.ordering import SortKey
 from ..models import MergedStudy
 from .caching import if_match
+from .links import link, link_for
 from .paging import paginate
 from .parser import IF_MATCH, Blueprint
 from .schemas.common import Instant, QueryArgsSchema, Text, envelope, paging_fields
@@ -129,7 +130,7 @@ MergedQueryArgsSchema = QueryArgsSchema.from_dict({
 
 def _page_url(page: int) -> str:
     params = [(k, v) for k, v in request.args.items(multi=True) if k != "page"] + [("page", page)]
-    return request.base_url + "?" + urlencode(params)
+    return link(request.path) + "?" + urlencode(params)
 
 
 @blp.route("/duplicates")
@@ -248,4 +249,4 @@ class StudySplit(MethodView):
         """
         new_id = merging.split_study(study_id, data["registrations"], if_match=if_match())
         return study_response(new_id, status=201, headers={
-            "Location": url_for("studies.StudyById", study_id=new_id)})
+            "Location": link_for("studies.StudyById", study_id=new_id)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import version as package_version
 
-from flask import current_app, url_for
+from flask import current_app
 from flask.views import MethodView
 
 from .. import vocabularies as vocab
@@ -14,6 +14,7 @@ from ..domain.ordering import sort_keys
 from ..migrations import current_version
 from ..models import Notice
 from .caching import if_match, record_response
+from .links import link_for
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .problems import problem
@@ -135,7 +136,7 @@ class Notices(MethodView):
         """Create a notice"""
         notice_id = domain.create_notice(data)
         return _notice_response(notice_id, status=201, headers={
-            "Location": url_for("notices.NoticeById", notice_id=notice_id)})
+            "Location": link_for("notices.NoticeById", notice_id=notice_id)})
 
 
 @notices.route(f"/{NOTICE_ID}")

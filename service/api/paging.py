@@ -16,6 +16,7 @@ from peewee import SQL, Field, Select, fn
 from ..domain.errors import InvalidInput
 from ..domain.ordering import SortKey, keyset_after, order_by
 from ..domain.register_state import signing_keys
+from .links import link
 
 MAX_DEPTH = 10_000  # page * page_size beyond this must use a cursor
 START = "*"  # `cursor=*` starts a cursor walk at the first record
@@ -149,7 +150,7 @@ def _url(link_args: Mapping, **changes) -> str:
     changes = {**link_args, **changes}
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
     params += [(k, v) for k, v in changes.items() if v is not None]
-    return request.base_url + ("?" + urlencode(params) if params else "")
+    return link(request.path) + ("?" + urlencode(params) if params else "")
 
 
 def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callable[[list], list],

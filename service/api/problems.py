@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..domain.errors import DomainError, Moved
 from ..search.query import QueryError
+from .links import link
 from .schemas.common import ProblemSchema
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def _moved_location(error: Moved) -> str:
     path = request.path
     location = new + path[len(old):] if path == old or path.startswith(old + "/") else new
     query = request.query_string.decode("latin-1")
-    return f"{location}?{query}" if query else location
+    return link(f"{location}?{query}" if query else location)
 
 
 class ProblemApi(Api):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import url_for
 from flask.views import MethodView
 
 from ..domain import facets, records
@@ -12,6 +11,7 @@ from ..models import Reference
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .exports import export_doc, export_response
+from .links import link_for
 from .listing import LINK_HEADER, resolve_sort, with_query_paging
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
@@ -98,7 +98,7 @@ class References(MethodView):
         """
         reference_id = domain.create_reference(data)
         return _reference_response(reference_id, status=201, headers={
-            "Location": url_for("references.ReferenceById", reference_id=reference_id)})
+            "Location": link_for("references.ReferenceById", reference_id=reference_id)})
 
 
 @blp.route("/search")

@@ -4,7 +4,7 @@ new since the last run)."""
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import request, url_for
+from flask import request
 from flask.views import MethodView
 
 from ..domain import searches as domain
@@ -12,6 +12,7 @@ from ..domain.errors import Conflict
 from ..domain.ordering import sort_keys
 from ..models import SavedSearch, utcnow
 from .caching import if_match, record_response
+from .links import link_for
 from .listing import LINK_HEADER
 from .paging import START, paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
@@ -52,7 +53,7 @@ def _read(q: str) -> str | None:
 
 def _presented(record: dict) -> dict:
     return {**record, "query": _read(record["q"]),
-            "results": url_for("searches.SavedSearchResults", search_id=record["id"], _external=True)}
+            "results": link_for("searches.SavedSearchResults", search_id=record["id"])}
 
 
 def _search_response(search_id: int, *, status: int = 200, headers: dict | None = None):
@@ -105,7 +106,7 @@ class SavedSearches(MethodView):
         """
         search_id = domain.create_search(_stored(data))
         return _search_response(search_id, status=201, headers={
-            "Location": url_for("searches.SavedSearchById", search_id=search_id)})
+            "Location": link_for("searches.SavedSearchById", search_id=search_id)})
 
 
 @blp.route(f"/{SEARCH_ID}")

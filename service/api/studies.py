@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import url_for
 from flask.views import MethodView
 
 from ..domain import facets, records
@@ -12,6 +11,7 @@ from ..models import Study
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .exports import export_doc, export_response
+from .links import link_for
 from .listing import LINK_HEADER, resolve_sort, with_query_paging
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
@@ -106,7 +106,7 @@ class Studies(MethodView):
         """
         study_id = domain.create_study(data)
         return study_response(study_id, status=201, headers={
-            "Location": url_for("studies.StudyById", study_id=study_id)})
+            "Location": link_for("studies.StudyById", study_id=study_id)})
 
 
 @blp.route("/search")

@@ -1,0 +1,160 @@
+"""The container's stack (boot.sh: nginx in front of gunicorn) under slow clients, and nginx's own answers.
+
+bench/slow_clients.py measures the full counts (64 slow headers, 64 slow bodies, 16 slow readers) beside
+gunicorn alone; here fewer, with a generous bound, through the real stack over a filled SQLite register.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.slow_clients import HOST, get, probe, stack, under_attack
+from service.proxy import render_nginx_conf
+from tests.conftest import ROOT
+
+N_STUDIES = 1500
+MAX_BODY = 2_000_000
+
+if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("nginx is not installed; CI needs it (.ci/run installs it)")
+    pytest.skip("nginx is not installed (apt-get install nginx; .ci/run does)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("slow-clients")
+    database = folder / "register.db"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "fill.py"), "--database-url", f"sqlite:///{database}",
+                    "--n", str(N_STUDIES), "--migrate"], cwd=ROOT, check=True, capture_output=True)
+    return folder, f"sqlite:///{database}"
+
+
+@pytest.fixture(scope="module")
+def proxied(filled):
+    folder, url = filled
+    with stack(url, serve_with="nginx", log_dir=folder, MAX_IMPORT_BYTES=str(MAX_BODY)) as port:
+        yield port
+
+
+def _raw(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    with socket.create_connection((HOST, port), timeout=10) as conn:
+        conn.sendall(data)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(65536):
+                answer += chunk
+    head, _, content = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in
+               (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, content
+
+
+def test_slow_clients_do_not_starve_others(proxied):
+    counts = {"header": 16, "body": 16, "reader": 4}
+    seen = under_attack(proxied, counts, seconds=6, n_studies=N_STUDIES)
+    for kind, n in counts.items():
+        assert seen["slow_clients"][kind]["opened"] >= n, seen["slow_clients"]
+    assert seen["slow_clients"]["reader"]["read"] > 0  # the exports were answered, slowly read
+    for path, figures in seen["latency"].items():
+        assert figures["requests"] >= 20 and figures["failed"] == 0, (path, figures)
+        assert figures["p99_ms"] < 200, (path, figures)
+
+
+NGINX_REFUSALS = {
+    "bad request line": (b"GARBAGE\r\n\r\n", 400),
+    "request line too long": (b"GET /studies?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414),
+    "a header too large": (b"GET /health HTTP/1.1\r\nHost: h\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n", 431),
+    "a body too large": (b"POST /imports?format=ris HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n"
+                         % (MAX_BODY + 1), 413),
+}
+
+
+@pytest.mark.parametrize("case", NGINX_REFUSALS)
+def test_nginx_answers_its_own_refusals_as_problems(proxied, case):
+    data, status = NGINX_REFUSALS[case]
+    got, headers, content = _raw(proxied, data)
+    assert (got, headers.get("content-type")) == (status, "application/problem+json")
+    body = json.loads(content)
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert "nginx" not in content.decode() and "nginx/" not in headers.get("server", "")  # no version
+
+
+def test_the_apps_own_problems_pass_through(proxied):
+    status, headers, content = _raw(proxied, b"GET /studies?page_size=abc HTTP/1.1\r\nHost: h\r\n"
+                                              b"Connection: close\r\n\r\n")
+    assert (status, headers["content-type"]) == (422, "application/problem+json")
+    assert "page_size" in json.loads(content)["errors"]
+
+
+def test_links_through_nginx_ignore_what_the_client_claims(proxied):
+    status, _, content = _raw(proxied, b"GET /studies?page_size=1 HTTP/1.1\r\nHost: evil.example\r\n"
+                                       b"X-Forwarded-Host: evil.example\r\nX-Forwarded-Prefix: /evil\r\n"
+                                       b"Connection: close\r\n\r\n")
+    assert status == 200
+    assert json.loads(content)["next"].startswith("/studies?page_size=1")
+
+
+def test_nginx_answers_502_as_a_problem_when_gunicorn_is_down(tmp_path):
+    run_dir = Path(tempfile.mkdtemp(prefix="nginx-run-"))
+    run_dir.chmod(0o755)
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        closed = s.getsockname()[1]  # nothing listens here once this socket is closed
+    conf = run_dir / "nginx.conf"
+    conf.write_text(render_nginx_conf(listen=f"{HOST}:{port}", upstream=f"{HOST}:{closed}", run_dir=run_dir,
+                                      max_body=MAX_BODY, workers="1"))
+    nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-e", "stderr"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                status, content = get(port, "/health", timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.1)
+        assert status == 502 and json.loads(content)["status"] == 502
+        status, headers, _ = _raw(port, b"GET /health HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        assert headers["content-type"] == "application/problem+json"
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_the_service_stops_when_nginx_dies(filled):
+    """boot.sh watches nginx: without it gunicorn is stopped (the container exits and is restarted)."""
+    folder, url = filled
+    info: dict = {}
+    with stack(url, serve_with="nginx", log_dir=folder, info=info):
+        master = int((info["run_dir"] / "nginx.pid").read_text())
+        os.kill(master, signal.SIGTERM)
+        info["process"].wait(timeout=30)  # gunicorn, PID of boot.sh after its exec, has left
+
+
+def test_gunicorn_alone_is_what_slow_clients_take_down(filled):
+    """The baseline, as the issue found it: gunicorn serving alone (SERVE_WITH=gunicorn) has 2 x 2
+    threads; the same slow clients hold them all and /health stops answering."""
+    folder, url = filled
+    with stack(url, serve_with="gunicorn", log_dir=folder) as port:
+        assert probe(port, 1, N_STUDIES)["/health"]["failed"] == 0
+        seen = under_attack(port, {"header": 16, "body": 16, "reader": 4}, seconds=6, n_studies=N_STUDIES)
+    assert seen["latency"]["/health"]["failed"] > 0
