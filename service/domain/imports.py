@@ -269,7 +269,9 @@ class _Engine:
         self.dates = SpillingMap()  # (table, id) -> the `updated` a record carries, restored at the end
         # Records this import created with `updated` = now: touching them again would change nothing.
         self.fresh: dict[type, IdSet] = {Study: IdSet(), Reference: IdSet()}
-        self.created_references = IdSet()
+        # References the current batch created: they have no identifiers stored yet (those of earlier
+        # batches have, and are replaced when their text changes again).
+        self.created_references: set[int] = set()
         # The last batch created or changed references (read by the reader thread, which then scans the
         # next batch ahead; not at first: an import of records all unchanged would scan for nothing).
         self.scanning = False
@@ -313,6 +315,7 @@ class _Engine:
         self.redecide: set[int] = set()  # references whose type, title or publication types changed
         self.new_identifiers: list[str] = []
         self.changed_references: set[int] = set()
+        self.created_references = set()
         if registry:
             self._registry_records(registry)
         if cross:
