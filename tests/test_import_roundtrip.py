@@ -33,6 +33,11 @@ def references(draw, number: int) -> dict:
                  "abstract": " ".join([draw(TEXT), *(f"Registered as {i}." for i in named)]),
                  "year": draw(st.integers(2019, 2023)), "has_results": draw(st.booleans())}
     if draw(st.booleans()):
+        reference["authors"] = draw(st.lists(TEXT, max_size=3))
+    if draw(st.booleans()):
+        reference.update(source=draw(TEXT), volume=str(draw(st.integers(1, 99))), notes=draw(TEXT),
+                         url=f"https://example.org/{number}")
+    if draw(st.booleans()):
         reference["doi"] = f"10.5555/ref.{number}"
     if draw(st.booleans()):
         reference["pmid"] = str(33000000 + number)
@@ -89,8 +94,9 @@ def snapshot() -> dict:
             registrations[r.study_id] = (*registrations.get(r.study_id, ()), r.identifier)
         studies = {s.id: registrations.get(s.id, (s.name,)) for s in Study.select()}
         references = {ref.id: tuple((name, getattr(ref, name)) for name in (
-            "type", "title", "authors", "abstract", "year", "doi", "pmid", "registration_id", "has_results",
-            "publication_types", "notes", "first_published", "updated")) for ref in Reference.select()}
+            "type", "title", "authors", "abstract", "source", "year", "volume", "url", "doi", "pmid",
+            "registration_id", "has_results", "publication_types", "notes", "first_published", "updated"))
+            for ref in Reference.select()}
         return {
             "studies": sorted((studies[s.id], tuple((name, getattr(s, name)) for name in (
                 "name", "title", *FACETS, "first_published", "updated", "curated")))
