@@ -262,3 +262,44 @@ def test_a_worksheet_broken_after_its_header_is_a_422(client, auth):
                            data=rewritten(WORKBOOK.read_bytes(), {sheet: cut}), content_type=XLSX)
     assert "malformed" in assert_problem(response, 422)["detail"]
     assert client.get("/studies").get_json()["total"] == 0
+
+
+# -- JSON the parser cannot take, numbers no column holds ---------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_json_lines_nested_too_deeply_or_with_huge_numbers_are_rejected_rows(client, auth):
+    lines = [reference_line(1), '{"type": "journal_article", "title": "x", "abstract": ' + DEEP + "}",
+             reference_line(3).replace('"abstract": ""', '"year": ' + "9" * 5000), reference_line(4)]
+    response = client.post("/imports?format=ndjson", headers=auth, data="\n".join(lines).encode(),
+                           content_type="application/x-ndjson")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    report = response.get_json()
+    assert [r["line"] for r in report["rejected"]] == [2, 3] and report["created"] == 2
+    assert "nested too deeply" in report["rejected"][0]["reason"]
+    assert "4300 digits" in report["rejected"][1]["reason"]
+
+
+def ctgov_study(identifier: str, **design) -> dict:
+    return {"protocolSection": {"identificationModule": {"nctId": identifier, "briefTitle": "A trial"},
+                                "designModule": design}}
+
+
+@pytest.mark.parametrize("count", [3_000_000_000, 10**20])
+def test_a_claim_too_large_for_its_study_column_is_a_rejected_row(client, auth, count):
+    lines = [json.dumps(ctgov_study("NCT04280705")),
+             json.dumps(ctgov_study("NCT04280706", enrollmentInfo={"count": count}))]
+    response = client.post("/imports?format=ctgov-json", headers=auth, data="\n".join(lines).encode(),
+                           content_type="application/json")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    report = response.get_json()
+    assert [r["line"] for r in report["rejected"]] == [2] and report["created"] == 1, report
+    assert "target_size" in report["rejected"][0]["reason"]
+
+
+def test_a_json_document_nested_too_deeply_is_refused_whole(client, auth):
+    body = ('{"studies": ' + DEEP + "}").encode()
+    response = client.post("/imports?format=ctgov-json", headers=auth, data=body,
+                           content_type="application/json")
+    assert "nested too deeply" in assert_problem(response, 422)["detail"]

@@ -207,6 +207,7 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
 
 
 INT_LIMIT = 2_147_483_647  # an IntegerField is 32 bits on Postgres
+INT64 = 2**63 - 1  # the largest integer SQLite, Postgres (bigint) and orjson take
 
 
 def _column_problem(model, name: str, value: Any) -> str | None:
@@ -222,8 +223,11 @@ def _column_problem(model, name: str, value: Any) -> str | None:
 
 
 def _text_problem(value: Any, where: str) -> str | None:
-    """Why some text inside ``value`` (nested dicts, lists, dataclasses) cannot be stored: a NUL character
-    (Postgres refuses it), or a lone surrogate (not encodable as UTF-8), or None."""
+    """Why some value inside ``value`` (nested dicts, lists, dataclasses) cannot be stored: text with a NUL
+    character (Postgres refuses it) or a lone surrogate (not encodable as UTF-8), an integer past 64 bits;
+    or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value <= INT64:
+        return f"`{where}` is out of range (a number of {len(str(abs(value)))} digits)."
     if isinstance(value, str):
         if "\x00" in value:
             return f"`{where}` holds a NUL character."
@@ -274,7 +278,8 @@ def row_problem(record: Any) -> str | None:
         registrations += record.identifiers
     elif isinstance(record, RegistryStatus):
         registrations.append((record.identifier, record.registry))
-    for values in studies:
+    claims = getattr(record, "claims", None) or {}
+    for values in [*studies, {name: claim.value for name, claim in claims.items()}]:
         for name, value in values.items():
             if found := _column_problem(Study, name, value):
                 return found

@@ -7,15 +7,16 @@ import codecs
 import csv
 import gzip
 import io
+import json
 import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from . import FormatError
+from . import FormatError, RowError
 
 csv.field_size_limit(16 * 1024 * 1024)
 
@@ -152,6 +153,19 @@ def open_text(stream: BinaryIO, *, encoding: str | None = None,
     text = io.TextIOWrapper(raw, encoding=codec, errors="strict", newline="")
     yield text, ("utf-8" if codec == "utf-8" else "utf-8 (with BOM)" if codec == "utf-8-sig"
                  else "windows-1252")
+
+
+def load_json(text: str) -> Any:
+    """``json.loads``, with Python's own limits reported as a ``RowError`` (the record is rejected, not the
+    file): nesting deeper than the recursion limit, an integer of more than 4,300 digits."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise RowError("is nested too deeply to be read.") from None
+    except ValueError as error:  # int_max_str_digits
+        raise RowError(f"cannot be read: {str(error).split(';')[0]}.") from None
 
 
 def describe_read_error(error: Exception, encoding: str, line: int) -> str:
