@@ -138,7 +138,9 @@ def open_text(stream: BinaryIO, *, encoding: str | None = None,
     counted = _Counted(head, stream, on_read)
     raw: BinaryIO = io.BufferedReader(counted, buffer_size=SAMPLE_BYTES)
     if head[:2] == b"\x1f\x8b":
-        unpacked = io.BufferedReader(_Unpacked(gzip.GzipFile(fileobj=raw, mode="rb"), counted,
+        # The GzipFile reads the counted stream itself (8 KiB at a time, no read-ahead buffer between),
+        # so the compressed bytes counted are those it has unpacked: the ratio is checked tightly.
+        unpacked = io.BufferedReader(_Unpacked(gzip.GzipFile(fileobj=counted, mode="rb"), counted,
                                                bounds or DEFAULT_BOUNDS), buffer_size=SAMPLE_BYTES)
         try:
             sample = _read_sample(unpacked)
