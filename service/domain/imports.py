@@ -210,15 +210,33 @@ INT_LIMIT = 2_147_483_647  # an IntegerField is 32 bits on Postgres
 INT64 = 2**63 - 1  # the largest integer SQLite, Postgres (bigint) and orjson take
 
 
-def _column_problem(model, name: str, value: Any) -> str | None:
-    """Why ``value`` cannot be stored in ``model``'s column ``name`` (too long, too large), or None."""
-    column = model._meta.fields.get(name)
-    if isinstance(column, peewee.CharField) and isinstance(value, str) and len(value) > column.max_length:
-        return f"`{name}` is longer than {column.max_length:,} characters ({len(value):,})."
-    if isinstance(column, peewee.IntegerField) and not isinstance(column, peewee.AutoField) \
-            and isinstance(value, int) and not -INT_LIMIT <= value <= INT_LIMIT:
-        return f"`{name}` is out of range ({str(value)[:20]}...)." if len(str(value)) > 20 \
-            else f"`{name}` is out of range ({value})."
+_LIMITS: dict[type, dict[str, tuple[bool, int]]] = {}
+
+
+def _limits(model) -> dict[str, tuple[bool, int]]:
+    """The bounded columns of ``model``: name -> (is text, limit): a CharField's length, an integer's
+    largest value."""
+    if model not in _LIMITS:
+        _LIMITS[model] = {
+            name: (isinstance(column, peewee.CharField),
+                   column.max_length if isinstance(column, peewee.CharField) else INT_LIMIT)
+            for name, column in model._meta.fields.items()
+            if isinstance(column, peewee.CharField) and column.max_length
+            or isinstance(column, peewee.IntegerField) and not isinstance(column, peewee.AutoField)}
+    return _LIMITS[model]
+
+
+def _columns_problem(model, values: dict[str, Any]) -> str | None:
+    """Why one of ``values`` cannot be stored in its column of ``model`` (too long, too large), or None."""
+    for name, (text, limit) in _limits(model).items():
+        value = values.get(name)
+        if value is None:
+            continue
+        if text and isinstance(value, str) and len(value) > limit:
+            return f"`{name}` is longer than {limit:,} characters ({len(value):,})."
+        if not text and isinstance(value, int) and not -limit <= value <= limit:
+            digits = str(value)
+            return f"`{name}` is out of range ({digits if len(digits) <= 20 else digits[:20] + '...'})."
     return None
 
 
@@ -253,11 +271,27 @@ def _text_problem(value: Any, where: str) -> str | None:
     return None
 
 
+def _listed(value: Any) -> list:
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    raise TypeError
+
+
+def _may_hold_bad_values(record: Any) -> bool:
+    """False when ``record`` surely holds no NUL, lone surrogate or integer past 64 bits: orjson writes it
+    (it refuses surrogates and such integers) without a NUL. Ten times faster than walking it; the walk
+    (`_text_problem`) then names the field."""
+    try:
+        return b"\\u0000" in orjson.dumps(record, default=_listed)
+    except (orjson.JSONEncodeError, TypeError):
+        return True
+
+
 def row_problem(record: Any) -> str | None:
     """Why the database would refuse to store ``record`` (a row of any format), or None: text it cannot
     hold, or a value too long or too large for its column. Checked before a batch is written, so such a
     row is rejected with its line instead of aborting the import."""
-    found = _text_problem(record, "")
+    found = _text_problem(record, "") if _may_hold_bad_values(record) else None
     if found:
         return found
     references: list[dict] = []
@@ -279,19 +313,17 @@ def row_problem(record: Any) -> str | None:
     elif isinstance(record, RegistryStatus):
         registrations.append((record.identifier, record.registry))
     claims = getattr(record, "claims", None) or {}
-    for values in [*studies, {name: claim.value for name, claim in claims.items()}]:
-        for name, value in values.items():
-            if found := _column_problem(Study, name, value):
-                return found
+    said = {name: claims[name].value for name in _limits(Study) if name in claims}
+    for values in [*studies, said]:
+        if found := _columns_problem(Study, values):
+            return found
     for values in references:
-        for name, value in reference_columns(values).items():
-            if found := _column_problem(Reference, name, value):
-                return found
+        if found := _columns_problem(Reference, values):
+            return found
     for identifier, registry in registrations:
         if not identifier or not str(identifier).strip():
             return "a registration identifier is blank."
-        if found := _column_problem(Registration, "identifier", identifier) \
-                or _column_problem(Registration, "registry", registry):
+        if found := _columns_problem(Registration, {"identifier": identifier, "registry": registry}):
             return found
     return None
 
@@ -409,7 +441,13 @@ class _Engine:
     def prepare(self, rows: list[Row]) -> dict[int, list[linking.Found]]:
         """In the reader thread, for the batch after the one being written: the identifiers found in each
         reference the batch may create or change (keyed by the id of its values), while the last batch
-        created or changed references (a re-import changes none: it would be work for nothing)."""
+        created or changed references (a re-import changes none: it would be work for nothing). First,
+        each row the database would refuse (`row_problem`) is made a rejected row."""
+        for row in rows:
+            if row.error is None and row.record is not None:
+                problem = row_problem(row.record)
+                if problem is not None:
+                    row.error, row.record = problem, None
         if not self.scanning:
             return {}
         found = {}
@@ -425,9 +463,8 @@ class _Engine:
         registry, articles, studies, cross, status = [], [], [], [], []
         for row in rows:
             self.report.rows += 1
-            problem = row.error if row.error is not None else row_problem(row.record)
-            if problem is not None:
-                self._reject(row.line, problem)
+            if row.error is not None:
+                self._reject(row.line, row.error)
             elif isinstance(row.record, RegistryRecord):
                 registry.append((row.line, row.record))
             elif isinstance(row.record, ArticleRecord):
