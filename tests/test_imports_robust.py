@@ -13,6 +13,7 @@ from pathlib import Path
 import peewee
 import pytest
 
+from service.config import ConfigError, load_config
 from service.db import database
 from service.domain import imports
 from service.models import Reference, ReferenceIdentifier
@@ -303,3 +304,13 @@ def test_a_json_document_nested_too_deeply_is_refused_whole(client, auth):
     response = client.post("/imports?format=ctgov-json", headers=auth, data=body,
                            content_type="application/json")
     assert "nested too deeply" in assert_problem(response, 422)["detail"]
+
+
+def test_the_unpacking_bounds_are_read_from_the_environment():
+    config = load_config({"IMPORT_MAX_UNPACKED_BYTES": str(8 << 20), "IMPORT_MAX_RATIO": "20"})
+    assert (config["IMPORT_MAX_UNPACKED_BYTES"], config["IMPORT_MAX_RATIO"]) == (8 << 20, 20)
+    default = load_config({})
+    assert (default["IMPORT_MAX_UNPACKED_BYTES"], default["IMPORT_MAX_RATIO"]) == (1 << 30, 100)
+    for bad in ({"IMPORT_MAX_RATIO": "1"}, {"IMPORT_MAX_UNPACKED_BYTES": "1000"}, {"IMPORT_MAX_RATIO": "x"}):
+        with pytest.raises(ConfigError):
+            load_config(bad)
