@@ -10,16 +10,18 @@ import time
 from pathlib import Path
 
 import click
-from flask import Flask
-from flask.cli import AppGroup, FlaskGroup
+import peewee
+from flask import Flask, current_app
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from . import migrations
 from .db import connection, database
 from .domain import tokens
+from .domain.errors import DomainError
 from .domain.imports import ImportRefused, import_file
 from .domain.references import relink_all
 from .formats import FORMATS
-from .formats.reading import ENCODINGS
+from .formats.reading import ENCODINGS, Bounds
 from .models import Reference
 from .seeding import SeedError, load_seeds, register_is_empty, seed_files
 
@@ -136,6 +138,7 @@ class _Progress:
 
 
 @click.command("import")
+@with_appcontext
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
               help="ictrp-csv (WHO ICTRP export, TrialsTracker, DIRECCT), ctgov-json (ClinicalTrials.gov "
@@ -168,18 +171,26 @@ def import_command(path, fmt, dry_run, encoding, quiet, trial_ids, no_suggest):
         started = time.perf_counter()
         with path.open("rb") as stream, contextlib.ExitStack() as stack:
             options = {"trial_ids": stack.enter_context(trial_ids.open("rb"))} if trial_ids else None
+            bounds = Bounds(max_bytes=current_app.config["IMPORT_MAX_UNPACKED_BYTES"],
+                            max_ratio=current_app.config["IMPORT_MAX_RATIO"])
             try:
                 if quiet:
                     report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
-                                         options=options, suggest=not no_suggest)
+                                         options=options, suggest=not no_suggest, bounds=bounds)
                 else:
                     progress = _Progress(path.stat().st_size)
                     with progress.bar:
                         report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
                                              on_read=progress.read, on_rows=progress.done,
-                                             options=options, suggest=not no_suggest)
+                                             options=options, suggest=not no_suggest, bounds=bounds)
             except ImportRefused as error:
                 raise click.ClickException(f"{path}: refused, nothing imported: {error.detail}") from None
+            except DomainError as error:
+                raise click.ClickException(f"{path}: {error.detail}") from None
+            except peewee.DatabaseError as error:  # locked, unreachable, timed out: rolled back
+                said = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+                raise click.ClickException(f"{path}: the database failed ({type(error).__name__}: {said}); "
+                                           f"nothing imported.") from None
     elapsed = time.perf_counter() - started
     click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     click.echo(f"{report.rows} rows in {elapsed:.1f} s ({report.rows / max(elapsed, 1e-9):,.0f} rows/s): "

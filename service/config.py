@@ -72,6 +72,10 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _int(environ, "MAX_BODY_BYTES", 1_048_576, 1024, 1 << 31),
         # POST /imports has its own, larger limit (files of registry records run to hundreds of MB).
         "MAX_IMPORT_BYTES": _int(environ, "MAX_IMPORT_BYTES", 200 * 1_048_576, 1024, 1 << 40),
+        # How far a gzip file or an xlsx workbook may unpack (a decompression bomb is refused, 413): in
+        # all, and as a multiple of its compressed size (the real files unpack 3-8 times).
+        "IMPORT_MAX_UNPACKED_BYTES": _int(environ, "IMPORT_MAX_UNPACKED_BYTES", 1 << 30, 1 << 20, 1 << 42),
+        "IMPORT_MAX_RATIO": _int(environ, "IMPORT_MAX_RATIO", 100, 2, 1_000_000),
         # Signs cursors; unset, the register makes one and keeps it in its database (register_state).
         "SECRET_KEY": environ.get("SECRET_KEY") or None,
         # Earlier keys, newest first, comma-separated: cursors they signed are still accepted.

@@ -6,6 +6,7 @@ from flask import current_app, request
 from flask.views import MethodView
 
 from ..domain.imports import import_file
+from ..formats.reading import Bounds
 from .parser import Blueprint
 from .problems import problem
 from .schemas.imports import ImportQueryArgsSchema, ImportReportSchema
@@ -50,13 +51,19 @@ class Imports(MethodView):
     @blp.arguments(ImportQueryArgsSchema, location="query")
     @blp.response(200, ImportReportSchema)
     @blp.alt_response(400, response="BAD_REQUEST", description="The multipart body cannot be read.")
-    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE",
-                      description="The file is larger than `MAX_IMPORT_BYTES`.")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE", description=(
+        "The file is larger than `MAX_IMPORT_BYTES`, or unpacks (gzip, xlsx) to more than "
+        "`IMPORT_MAX_UNPACKED_BYTES` or `IMPORT_MAX_RATIO` times its compressed size: nothing was imported."))
+    @blp.alt_response(409, response="CONFLICT", description=(
+        "The database refused a write as breaking a constraint (a concurrent change): nothing was imported."))
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description=(
+        "The database is locked, unreachable or timed out (with `Retry-After`): nothing was imported."))
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE",
                       description="The body is neither a multipart upload nor a file's raw bytes.")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description=(
         "A bad query parameter, no file, a format that cannot be told, or a file refused as a whole "
-        "(wrong encoding, truncated, wrong columns, not the format named): nothing was imported."))
+        "(wrong encoding, truncated, wrong columns, not the format named, malformed XML in a workbook, data "
+        "the database refuses): nothing was imported."))
     @blp.doc(requestBody={"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary",
@@ -82,7 +89,9 @@ class Imports(MethodView):
         reason, and a file that cannot be read as the format named is refused whole (422, nothing
         written). The answer is the same report as the CLI's `study-register import`.
 
-        Gzip files are unpacked transparently (not an xlsx workbook, which is compressed already). The
+        Gzip files are unpacked transparently (not an xlsx workbook, which is compressed already), to at
+        most `IMPORT_MAX_UNPACKED_BYTES` (default 1 GiB) and `IMPORT_MAX_RATIO` (default 100) times the
+        compressed size; the same bounds hold for the parts of an xlsx workbook. The
         size limit is `MAX_IMPORT_BYTES` (default 200 MiB),
         separate from the JSON body limit. Needs a token with the `imports` scope: an import creates and
         changes both studies and references.
@@ -116,5 +125,7 @@ class Imports(MethodView):
         if fmt is None:
             return problem(422, "The format cannot be told from the upload; give `format`.",
                            errors={"format": ["Missing data for required field."]})
+        bounds = Bounds(max_bytes=current_app.config["IMPORT_MAX_UNPACKED_BYTES"],
+                        max_ratio=current_app.config["IMPORT_MAX_RATIO"])
         return import_file(stream, fmt=fmt, encoding=args.get("encoding"),
-                           dry_run=args["dry_run"], options=options).as_dict()
+                           dry_run=args["dry_run"], options=options, bounds=bounds).as_dict()

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
 import orjson
+import peewee
 
 from ..db import any_of, database, insert_rows, is_postgres, select_in, update_rows, write_transaction
 from ..formats import (
@@ -59,7 +60,7 @@ from ..formats import (
     Row,
     parser_for,
 )
-from ..formats.reading import READ_ERRORS, describe_read_error, open_input
+from ..formats.reading import READ_ERRORS, Bounds, TooLarge, describe_read_error, open_input
 from ..models import (
     Reference,
     ReferenceIdentifier,
@@ -93,6 +94,29 @@ class ImportRefused(DomainError):
     status = 422
 
 
+class ImportConflict(DomainError):
+    """The database refused a write as breaking one of its constraints (a unique key): nothing was
+    imported (rows are checked first, so this means a concurrent write or a bug, never a row's fault)."""
+
+    status = 409
+
+
+class ImportTooLarge(ImportRefused):
+    """The file unpacks to more than the configured bounds (a decompression bomb): nothing was imported."""
+
+    status = 413
+
+
+def _database_refusal(error: peewee.DatabaseError, line: int) -> DomainError:
+    """The domain error reporting a database error met in the batch ending at ``line``: a broken
+    constraint is a conflict (409), data the database refuses a 422."""
+    said = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    where = f" in the rows up to line {line}" if line else ""
+    if isinstance(error, peewee.IntegrityError):
+        return ImportConflict(f"The database refused a write{where} ({said}); nothing was imported.")
+    return ImportRefused(f"The database refused the data{where} ({said}); nothing was imported.")
+
+
 @dataclass
 class ImportReport:
     format: str
@@ -118,7 +142,7 @@ class ImportReport:
 def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_run: bool = False,
                 on_read: Callable[[int], None] | None = None, on_rows: Callable[[int], None] | None = None,
                 batch_size: int = BATCH_SIZE, options: dict[str, Any] | None = None,
-                suggest: bool = True) -> ImportReport:
+                suggest: bool = True, bounds: Bounds | None = None) -> ImportReport:
     """Import ``stream`` (a file in format ``fmt``, gzip or not) in one transaction and report on it.
 
     Raises ImportRefused, with nothing written, when the file cannot be read as ``fmt``.
@@ -126,14 +150,21 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
     ``on_rows`` the rows done so far after each batch. ``options`` are handed to the parser (in its
     ``info``), e.g. ``trial_ids``: the trial-id map of ``direcct-results``. Once committed, the references
     it wrote that report no study get suggested studies (``suggest``; `domain.suggestions`).
+
+    A gzip file or an xlsx workbook unpacking past ``bounds`` raises ImportTooLarge (413). A write the
+    database refuses raises ImportConflict (409, a broken constraint) or ImportRefused (422); rows are
+    checked first (`row_problem`), so a row the database could not store is a rejected row instead.
+    Operational database errors (locked, unreachable, timed out) are raised as they are. In every one of
+    these cases the transaction is rolled back: nothing is written.
     """
     started = time.perf_counter()
     report = ImportReport(format=fmt, dry_run=dry_run)
     info: dict[str, Any] = dict(options or {})
+    info.setdefault("bounds", bounds)
     touched_references: list[int] = []
     line = 0
     try:
-        with open_input(stream, fmt=fmt, encoding=encoding, on_read=on_read) as (text, used):
+        with open_input(stream, fmt=fmt, encoding=encoding, on_read=on_read, bounds=bounds) as (text, used):
             report.encoding = used
             rows = parser_for(fmt)(text, info)
             with contextlib.suppress(_DryRun), write_transaction():
@@ -156,7 +187,12 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
                 if dry_run:
                     raise _DryRun  # leaves the transaction: everything is rolled back
     except FormatError as error:
-        raise ImportRefused(str(error)) from None
+        raise (ImportTooLarge if isinstance(error, TooLarge) else ImportRefused)(str(error)) from None
+    except (peewee.IntegrityError, peewee.DataError, peewee.ProgrammingError, peewee.NotSupportedError) \
+            as error:
+        # Everything was rolled back with the transaction. Operational errors (the database locked,
+        # unreachable, a timeout) go on up: the HTTP layer answers them 503 with Retry-After.
+        raise _database_refusal(error, line) from None
     report.layout = info.get("layout")
     if suggest and not dry_run and touched_references:
         # Candidate studies for the references it wrote that report none, once it has committed (a
@@ -170,6 +206,128 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
             database.execute_sql(f'VACUUM ANALYZE "{model._meta.table_name}"')
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+INT_LIMIT = 2_147_483_647  # an IntegerField is 32 bits on Postgres
+INT64 = 2**63 - 1  # the largest integer SQLite, Postgres (bigint) and orjson take
+
+
+_LIMITS: dict[type, dict[str, tuple[bool, int]]] = {}
+
+
+def _limits(model) -> dict[str, tuple[bool, int]]:
+    """The bounded columns of ``model``: name -> (is text, limit): a CharField's length, an integer's
+    largest value."""
+    if model not in _LIMITS:
+        _LIMITS[model] = {
+            name: (isinstance(column, peewee.CharField),
+                   column.max_length if isinstance(column, peewee.CharField) else INT_LIMIT)
+            for name, column in model._meta.fields.items()
+            if isinstance(column, peewee.CharField) and column.max_length
+            or isinstance(column, peewee.IntegerField) and not isinstance(column, peewee.AutoField)}
+    return _LIMITS[model]
+
+
+def _columns_problem(model, values: dict[str, Any]) -> str | None:
+    """Why one of ``values`` cannot be stored in its column of ``model`` (too long, too large), or None."""
+    for name, (text, limit) in _limits(model).items():
+        value = values.get(name)
+        if value is None:
+            continue
+        if text and isinstance(value, str) and len(value) > limit:
+            return f"`{name}` is longer than {limit:,} characters ({len(value):,})."
+        if not text and isinstance(value, int) and not -limit <= value <= limit:
+            digits = str(value)
+            return f"`{name}` is out of range ({digits if len(digits) <= 20 else digits[:20] + '...'})."
+    return None
+
+
+def _text_problem(value: Any, where: str) -> str | None:
+    """Why some value inside ``value`` (nested dicts, lists, dataclasses) cannot be stored: text with a NUL
+    character (Postgres refuses it) or a lone surrogate (not encodable as UTF-8), an integer past 64 bits;
+    or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value <= INT64:
+        return f"`{where}` is out of range (a number of {len(str(abs(value)))} digits)."
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"`{where}` holds a NUL character."
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"`{where}` is not valid Unicode (a lone surrogate)."
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = enumerate(value)
+    elif hasattr(value, "__dataclass_fields__"):
+        items = ((name, getattr(value, name)) for name in value.__dataclass_fields__)
+    else:
+        return None
+    for key, item in items:
+        found = _text_problem(item, f"{where}.{key}" if where else str(key))
+        if found is None and isinstance(key, str):
+            found = _text_problem(key, where)
+        if found:
+            return found
+    return None
+
+
+def _listed(value: Any) -> list:
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    raise TypeError
+
+
+def _may_hold_bad_values(record: Any) -> bool:
+    """False when ``record`` surely holds no NUL, lone surrogate or integer past 64 bits: orjson writes it
+    (it refuses surrogates and such integers) without a NUL. Ten times faster than walking it; the walk
+    (`_text_problem`) then names the field."""
+    try:
+        return b"\\u0000" in orjson.dumps(record, default=_listed)
+    except (orjson.JSONEncodeError, TypeError):
+        return True
+
+
+def row_problem(record: Any) -> str | None:
+    """Why the database would refuse to store ``record`` (a row of any format), or None: text it cannot
+    hold, or a value too long or too large for its column. Checked before a batch is written, so such a
+    row is rejected with its line instead of aborting the import."""
+    found = _text_problem(record, "") if _may_hold_bad_values(record) else None
+    if found:
+        return found
+    references: list[dict] = []
+    studies: list[dict] = []
+    registrations: list[tuple[str, str]] = []
+    if isinstance(record, RegistryRecord):
+        studies.append(record.study)
+        references.append(record.reference)
+        registrations += [(record.identifier, record.registry), *record.secondary]
+    elif isinstance(record, ArticleRecord):
+        references.append(record.reference)
+    elif isinstance(record, ExportedStudy):
+        studies.append(record.study)
+        references += [values for values, _, _ in record.references]
+        registrations += record.registrations
+    elif isinstance(record, CrossRegistrations):
+        studies.append(record.study)
+        registrations += record.identifiers
+    elif isinstance(record, RegistryStatus):
+        registrations.append((record.identifier, record.registry))
+    claims = getattr(record, "claims", None) or {}
+    said = {name: claims[name].value for name in _limits(Study) if name in claims}
+    for values in [*studies, said]:
+        if found := _columns_problem(Study, values):
+            return found
+    for values in references:
+        if found := _columns_problem(Reference, values):
+            return found
+    for identifier, registry in registrations:
+        if not identifier or not str(identifier).strip():
+            return "a registration identifier is blank."
+        if found := _columns_problem(Registration, {"identifier": identifier, "registry": registry}):
+            return found
+    return None
 
 
 class _DryRun(Exception):
@@ -271,7 +429,9 @@ class _Engine:
         self.dates = SpillingMap()  # (table, id) -> the `updated` a record carries, restored at the end
         # Records this import created with `updated` = now: touching them again would change nothing.
         self.fresh: dict[type, IdSet] = {Study: IdSet(), Reference: IdSet()}
-        self.created_references = IdSet()
+        # References the current batch created: they have no identifiers stored yet (those of earlier
+        # batches have, and are replaced when their text changes again).
+        self.created_references: set[int] = set()
         # The last batch created or changed references (read by the reader thread, which then scans the
         # next batch ahead; not at first: an import of records all unchanged would scan for nothing).
         self.scanning = False
@@ -283,7 +443,13 @@ class _Engine:
     def prepare(self, rows: list[Row]) -> dict[int, list[linking.Found]]:
         """In the reader thread, for the batch after the one being written: the identifiers found in each
         reference the batch may create or change (keyed by the id of its values), while the last batch
-        created or changed references (a re-import changes none: it would be work for nothing)."""
+        created or changed references (a re-import changes none: it would be work for nothing). First,
+        each row the database would refuse (`row_problem`) is made a rejected row."""
+        for row in rows:
+            if row.error is None and row.record is not None:
+                problem = row_problem(row.record)
+                if problem is not None:
+                    row.error, row.record = problem, None
         if not self.scanning:
             return {}
         found = {}
@@ -315,6 +481,7 @@ class _Engine:
         self.redecide: set[int] = set()  # references whose type, title or publication types changed
         self.new_identifiers: list[str] = []
         self.changed_references: set[int] = set()
+        self.created_references = set()
         if registry:
             self._registry_records(registry)
         if cross:

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from ..identifiers import canonical
 from . import STRUCTURED, Claim, FormatError, RegistryRecord, Row, RowError, facets, fields, trialdata
+from .reading import load_json
 
 # A page holds at most 1,000 studies (the API's cap), so a JSON document is read whole; NDJSON streams.
 MAX_DOCUMENT_CHARS = 256 * 1024 * 1024
@@ -28,9 +29,11 @@ def parse(stream: TextIO, info: dict) -> Iterator[Row]:
     if not first.lstrip().startswith("{"):
         raise FormatError("This is not ClinicalTrials.gov JSON: it does not start with `{`.")
     try:
-        document = json.loads(first)
+        document = load_json(first)
     except json.JSONDecodeError:
         document = None
+    except RowError as error:
+        raise FormatError(f"Line {first_line} {error}") from None
     if isinstance(document, dict) and "protocolSection" in document:
         info["layout"] = "ndjson"
         yield _row(first_line, document)
@@ -38,17 +41,22 @@ def parse(stream: TextIO, info: dict) -> Iterator[Row]:
             if not line.strip():
                 continue
             try:
-                study = json.loads(line)
+                study = load_json(line)
             except json.JSONDecodeError as error:
                 raise FormatError(f"Line {number} is not a JSON object ({error.msg}); NDJSON needs one "
                                   f"study per line (truncated?).") from None
+            except RowError as error:
+                yield Row(number, error=str(error))
+                continue
             yield _row(number, study)
         return
     rest = stream.read(MAX_DOCUMENT_CHARS)
     if stream.read(1):
         raise FormatError("The JSON document is too large; send pages of at most 1,000 studies or NDJSON.")
     try:
-        document = json.loads(first + rest)
+        document = load_json(first + rest)
+    except RowError as error:
+        raise FormatError(f"The JSON document {error}") from None
     except json.JSONDecodeError as error:
         raise FormatError(f"The file is not valid JSON at line {first_line + error.lineno - 1} "
                           f"({error.msg}; truncated?).") from None

@@ -36,7 +36,7 @@ from . import (
     fields,
     trialdata,
 )
-from .reading import READ_ERRORS, csv_rows, open_text
+from .reading import READ_ERRORS, Bounds, TooLarge, csv_rows, open_text
 
 REGISTRATION_COLUMNS = ("id", "trn", "registry", "ids_old", "resolved")
 RESULT_COLUMNS = ("id", "search_type", "pub_type", "full_pub_group", "search_engine", "doi", "pmid", "url",
@@ -223,15 +223,17 @@ def parse_registrations(stream: TextIO, info: dict) -> Iterator[Row]:
 
 # -- results -----------------------------------------------------------------------------------------------
 
-def load_trial_map(stream: BinaryIO) -> dict[str, list[tuple[str, str]]]:
-    """Trial id (current or old) -> its registrations, from DIRECCT's registrations file (plain or gzip).
-    Trials the registrations import would reject are left out."""
+def load_trial_map(stream: BinaryIO, bounds: Bounds | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Trial id (current or old) -> its registrations, from DIRECCT's registrations file (plain or gzip,
+    unpacked within ``bounds``). Trials the registrations import would reject are left out."""
     try:
-        with open_text(stream) as (text, _):
+        with open_text(stream, bounds=bounds) as (text, _):
             try:
                 trials, _, aliases = read_trials(text)
             except READ_ERRORS as error:
                 raise FormatError(f"it cannot be read: {error}.") from None
+    except TooLarge as error:
+        raise TooLarge(f"The trial-id map (DIRECCT's registrations file) is refused: {error}") from None
     except FormatError as error:
         raise FormatError(f"The trial-id map (DIRECCT's registrations file) is refused: {error}") from None
     known = {key: trial.identifiers for key, trial in trials.items() if trial.error is None}
@@ -247,7 +249,7 @@ def parse_results(stream: TextIO, info: dict) -> Iterator[Row]:
         raise FormatError("DIRECCT's results list names trials by DIRECCT trial id only: give DIRECCT's "
                           "registrations file as the trial-id map (CLI `--trial-ids FILE`, or the multipart "
                           "part `trial_ids` of POST /imports).")
-    trial_map = load_trial_map(source) if not isinstance(source, dict) else source
+    trial_map = load_trial_map(source, info.get("bounds")) if not isinstance(source, dict) else source
     info["layout"] = "direcct-results"
     groups: list[list[tuple[int, dict]]] = []
     by_key: dict[tuple[str, str], int] = {}

@@ -19,6 +19,7 @@ import marshmallow as ma
 from ..identifiers import canonical, normalise
 from ..validation import CURATABLE, Day, ReferenceCreateSchema, StudyCreateSchema
 from . import ArticleRecord, ExportedStudy, FormatError, Row, RowError
+from .reading import load_json
 
 READ_ONLY = ("id", "type_label", "reference_count", "cited_by_count", "registration_ids_found", "study_ids",
              "cited_study_ids", "link", "link_identifier", "references", "citing", "dissemination",
@@ -39,12 +40,16 @@ def parse(stream: TextIO, info: dict) -> Iterator[Row]:
         if not line.strip():
             continue
         try:
-            document = json.loads(line)
+            document = load_json(line)
         except json.JSONDecodeError as error:
             if not seen:
                 raise FormatError(f"This is not NDJSON: line {number} is not a JSON object ({error.msg}).") \
                     from None
             raise FormatError(f"Line {number} is not a JSON object ({error.msg}; truncated?).") from None
+        except RowError as error:
+            seen = True
+            yield Row(number, error=str(error))
+            continue
         if not isinstance(document, dict):
             raise FormatError(f"Line {number} is not a JSON object: NDJSON holds one record per line.")
         seen = True

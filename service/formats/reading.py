@@ -7,19 +7,67 @@ import codecs
 import csv
 import gzip
 import io
+import json
 import tempfile
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
-from . import FormatError
+from . import FormatError, RowError
 
 csv.field_size_limit(16 * 1024 * 1024)
 
 SAMPLE_BYTES = 1 << 16
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8-sig", "cp1252": "cp1252",
              "windows-1252": "cp1252"}
+
+
+class TooLarge(FormatError):
+    """The file unpacks to more than ``Bounds`` allow (a decompression bomb): refused whole (413)."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How far a compressed upload may unpack: ``max_bytes`` in all (`IMPORT_MAX_UNPACKED_BYTES`), and at
+    most ``max_ratio`` times the compressed bytes read so far (`IMPORT_MAX_RATIO`) once past ``floor``
+    bytes (a small file may compress well). The real files unpack 3-8 times."""
+
+    max_bytes: int = 1 << 30
+    max_ratio: int = 100
+    floor: int = 1 << 20
+
+    def check(self, unpacked: int, packed: int, what: str = "The gzip file") -> None:
+        if unpacked > self.max_bytes:
+            raise TooLarge(f"{what} unpacks to more than {self.max_bytes:,} bytes "
+                           f"(IMPORT_MAX_UNPACKED_BYTES); nothing was imported.")
+        if unpacked > self.floor and unpacked > self.max_ratio * max(packed, 1):
+            raise TooLarge(f"{what} unpacks to more than {self.max_ratio} times its compressed size "
+                           f"(IMPORT_MAX_RATIO; a decompression bomb?); nothing was imported.")
+
+
+DEFAULT_BOUNDS = Bounds()
+
+
+class _Unpacked(io.RawIOBase):
+    """The bytes of ``unpacked`` (a GzipFile over ``packed``), stopped with ``TooLarge`` past ``bounds``."""
+
+    def __init__(self, unpacked: BinaryIO, packed: _Counted, bounds: Bounds):
+        self._unpacked, self._packed, self._bounds = unpacked, packed, bounds
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._unpacked.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.bytes_read += n
+        self._bounds.check(self.bytes_read, self._packed.bytes_read)
+        return n
 
 
 class _Counted(io.RawIOBase):
@@ -82,13 +130,18 @@ def _detect(sample: bytes, named: str | None) -> str:
 
 @contextmanager
 def open_text(stream: BinaryIO, *, encoding: str | None = None,
-              on_read: Callable[[int], None] | None = None) -> Iterator[tuple[io.TextIOWrapper, str]]:
-    """A text stream over ``stream`` (gzip-compressed or not) and the encoding used; ``on_read`` is told
-    how many (compressed) bytes were read, as they are read."""
+              on_read: Callable[[int], None] | None = None,
+              bounds: Bounds | None = None) -> Iterator[tuple[io.TextIOWrapper, str]]:
+    """A text stream over ``stream`` (gzip-compressed or not, unpacked within ``bounds``) and the encoding
+    used; ``on_read`` is told how many (compressed) bytes were read, as they are read."""
     head = _read_sample(stream)
-    raw: BinaryIO = io.BufferedReader(_Counted(head, stream, on_read), buffer_size=SAMPLE_BYTES)
+    counted = _Counted(head, stream, on_read)
+    raw: BinaryIO = io.BufferedReader(counted, buffer_size=SAMPLE_BYTES)
     if head[:2] == b"\x1f\x8b":
-        unpacked = gzip.GzipFile(fileobj=raw, mode="rb")
+        # The GzipFile reads the counted stream itself (8 KiB at a time, no read-ahead buffer between),
+        # so the compressed bytes counted are those it has unpacked: the ratio is checked tightly.
+        unpacked = io.BufferedReader(_Unpacked(gzip.GzipFile(fileobj=counted, mode="rb"), counted,
+                                               bounds or DEFAULT_BOUNDS), buffer_size=SAMPLE_BYTES)
         try:
             sample = _read_sample(unpacked)
         except (OSError, EOFError, zlib.error) as error:
@@ -102,6 +155,19 @@ def open_text(stream: BinaryIO, *, encoding: str | None = None,
     text = io.TextIOWrapper(raw, encoding=codec, errors="strict", newline="")
     yield text, ("utf-8" if codec == "utf-8" else "utf-8 (with BOM)" if codec == "utf-8-sig"
                  else "windows-1252")
+
+
+def load_json(text: str) -> Any:
+    """``json.loads``, with Python's own limits reported as a ``RowError`` (the record is rejected, not the
+    file): nesting deeper than the recursion limit, an integer of more than 4,300 digits."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise RowError("is nested too deeply to be read.") from None
+    except ValueError as error:  # int_max_str_digits
+        raise RowError(f"cannot be read: {str(error).split(';')[0]}.") from None
 
 
 def describe_read_error(error: Exception, encoding: str, line: int) -> str:
@@ -125,7 +191,8 @@ SPOOL_BYTES = 64 * 1024 * 1024
 
 @contextmanager
 def open_binary(stream: BinaryIO, *, encoding: str | None = None,
-                on_read: Callable[[int], None] | None = None) -> Iterator[tuple[BinaryIO, str]]:
+                on_read: Callable[[int], None] | None = None,
+                bounds: Bounds | None = None) -> Iterator[tuple[BinaryIO, str]]:
     """A seekable copy of ``stream`` for the formats read as bytes (an xlsx workbook is a ZIP archive,
     read by seeking): copied to memory, or to a temporary file past ``SPOOL_BYTES``. ``on_read`` is told
     the bytes read, as they are read."""
@@ -152,19 +219,42 @@ def open_binary(stream: BinaryIO, *, encoding: str | None = None,
             raise FormatError(f"The file is not an xlsx workbook (an .xlsx is a ZIP archive starting with "
                               f"`PK`; this one starts with {head!r}). A CSV export is imported with its "
                               f"own format (ictrp-csv).")
+        if head == ZIP_MAGIC:
+            check_zip(copy, bounds or DEFAULT_BOUNDS)
         yield copy, "binary"
     finally:
         copy.close()
 
 
+def check_zip(stream: BinaryIO, bounds: Bounds) -> None:
+    """Refuse a ZIP archive (an xlsx workbook) whose directory declares members unpacking past ``bounds``
+    (in all, or one member more than the ratio), before any member is read: Python's zipfile never
+    reads past a member's declared size, so the directory bounds what reading it can cost. A broken
+    archive is left to the format's reader (which refuses it)."""
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return
+    finally:
+        stream.seek(0)
+    total = packed = 0
+    for member in members:
+        total += member.file_size
+        packed += member.compress_size
+        bounds.check(member.file_size, member.compress_size, f"The workbook's part {member.filename[:100]!r}")
+    bounds.check(total, packed, "The workbook")
+
+
 def open_input(stream: BinaryIO, *, fmt: str, encoding: str | None = None,
-               on_read: Callable[[int], None] | None = None):
+               on_read: Callable[[int], None] | None = None, bounds: Bounds | None = None):
     """The stream a format's parser reads, and what was detected: text (``open_text``) for the text
-    formats, a seekable byte stream (``open_binary``) for the binary ones (``BINARY_FORMATS``)."""
+    formats, a seekable byte stream (``open_binary``) for the binary ones (``BINARY_FORMATS``); both
+    unpack within ``bounds``."""
     from . import BINARY_FORMATS
 
     opener = open_binary if fmt in BINARY_FORMATS else open_text
-    return opener(stream, encoding=encoding, on_read=on_read)
+    return opener(stream, encoding=encoding, on_read=on_read, bounds=bounds)
 
 
 # -- the row loop of the CSV formats -----------------------------------------------------------------------

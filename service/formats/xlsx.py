@@ -25,7 +25,9 @@ import datetime as dt
 import zipfile
 from collections.abc import Iterator
 from typing import IO, Any
+from xml.etree.ElementTree import ParseError
 
+import defusedxml
 import ftfy
 from openpyxl import load_workbook
 from openpyxl.utils.datetime import from_excel
@@ -39,7 +41,23 @@ WHO_LAYOUTS = ("who-40", "who-58")
 DATE_COLUMNS = {"last refreshed on", "date registration", "export date", "date enrollement",
                 "results date posted", "results date completed"}
 PHASE_COLUMN = "phase"
-READ_ERRORS = (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, TypeError)
+# Malformed XML is a ParseError (a SyntaxError); with defusedxml installed openpyxl refuses entity
+# declarations (billion laughs, external entities) with a DefusedXmlException (a ValueError).
+READ_ERRORS = (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, TypeError,
+               ParseError, EOFError, zipfile.LargeZipFile, NotImplementedError, RecursionError)
+
+
+def _why(error: BaseException) -> str:
+    """What is wrong with the workbook, from the error openpyxl raised (or the one it wraps)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, defusedxml.DefusedXmlException):
+            return ("its XML declares entities (a DTD, external entities, or a billion-laughs bomb), "
+                    "which are refused")
+        if isinstance(seen, ParseError):
+            return f"its XML is malformed ({seen})"
+        seen = seen.__cause__ or seen.__context__
+    return f"{type(error).__name__}: {error}"
 
 
 def cell_text(value: Any, column: str, epoch: dt.datetime | None = None) -> str:
@@ -90,10 +108,12 @@ def parse(stream: IO[bytes], info: dict) -> Iterator[Row]:
     try:
         workbook = load_workbook(stream, read_only=True, data_only=True)
     except READ_ERRORS as error:
-        raise FormatError(f"The file is not a readable xlsx workbook ({type(error).__name__}: {error}).") \
-            from None
+        raise FormatError(f"The file is not a readable xlsx workbook ({_why(error)}).") from None
     try:
-        sheet, header, where, layout = _who_sheet(workbook)
+        try:
+            sheet, header, where, layout = _who_sheet(workbook)
+        except READ_ERRORS as error:
+            raise FormatError(f"The workbook cannot be read ({_why(error)}).") from None
         info["layout"] = f"{layout}-xlsx"
         columns = [ictrp._fold(name) for name in header]
         width = len(header)
@@ -118,7 +138,6 @@ def parse(stream: IO[bytes], info: dict) -> Iterator[Row]:
                 except RowError as error:
                     yield Row(number, error=str(error))
         except READ_ERRORS as error:
-            raise FormatError(f"The workbook cannot be read after row {number} "
-                              f"({type(error).__name__}: {error}).") from None
+            raise FormatError(f"The workbook cannot be read after row {number} ({_why(error)}).") from None
     finally:
         workbook.close()
