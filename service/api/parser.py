@@ -10,7 +10,8 @@ from flask import request
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort
 
-from ..domain.tokens import find_token
+from ..domain.tokens import find_token, is_expired, touch
+from . import ratelimits
 from .problems import problem
 
 BEARER = "bearerAuth"
@@ -68,6 +69,9 @@ class Blueprint(flask_smorest.Blueprint):
                 "No token, or not a valid one. Send `Authorization: Bearer <token>`."))(func)
             func = self.alt_response(403, response="FORBIDDEN", description=(
                 f"The token lacks the `{scope}` scope."))(func)
+            func = self.alt_response(429, response="TOO_MANY_REQUESTS", description=(
+                "Too many writes with this token, or too many refused tokens from this address "
+                "(`Retry-After` says when to retry)."))(func)
             func = self.doc(security=[{BEARER: [scope]}])(func)
 
             @wraps(func)
@@ -117,13 +121,26 @@ def check_token(scope: str):
     challenge = {"WWW-Authenticate": f'Bearer realm="study-register", scope="{scope}"'}
     if kind.lower() != "bearer" or not token.strip():
         return problem(401, "This operation needs `Authorization: Bearer <token>`.", headers=challenge)
+    blocked = ratelimits.auth_blocked()
+    if blocked is not None:
+        return blocked
     record = find_token(token.strip())
+    invalid = challenge["WWW-Authenticate"] + ', error="invalid_token"'
     if record is None:
+        ratelimits.auth_failed()
         return problem(401, "The bearer token is not valid (unknown or revoked).",
-                       headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
-                                + ', error="invalid_token"'})
+                       headers={"WWW-Authenticate": invalid})
+    if is_expired(record):
+        ratelimits.auth_failed()
+        return problem(401, f"The bearer token expired at {record.expires.isoformat()}Z; "
+                            "ask for a new one (`study-register token create`).",
+                       headers={"WWW-Authenticate": invalid + ', error_description="The token expired"'})
     if scope not in record.scopes.split():
         return problem(403, f"The token lacks the `{scope}` scope needed here.",
                        headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
                                 + ', error="insufficient_scope"'})
+    over = ratelimits.write_allowed(record.id)
+    if over is not None:
+        return over
+    touch(record)
     return None
