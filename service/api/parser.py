@@ -100,6 +100,12 @@ class Blueprint(flask_smorest.Blueprint):
 
         return wrapper
 
+    def limited(self, func):
+        """Document the 429 of a read that counts as a search or an export (api/ratelimits.py)."""
+        return self.alt_response(429, response="TOO_MANY_REQUESTS", description=(
+            "Too many searches or exports from this address (`Retry-After` says when to retry; "
+            "`RateLimit-Policy` and `RateLimit` give the limit and what is left)."))(func)
+
     def body_errors(self, func):
         """Document the answers a JSON body can get besides 422."""
         func = self.alt_response(400, response="BAD_REQUEST", description="The body is not valid JSON.")(func)
