@@ -9,6 +9,8 @@ import os
 import re
 import time
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -194,15 +196,19 @@ def test_an_unreachable_redis_leaves_the_service_serving_unlimited(sqlite_url):
 
 
 def test_gunicorn_workers_share_the_counts_in_redis(tmp_path, redis_url):
-    """Two workers, a new connection per request (so both workers answer): the limit holds in total."""
+    """Two workers, four clients at once, a new connection per request (so both workers answer): no
+    more refusals than the limit are answered 401, in total, however the requests interleave."""
     with _gunicorn(tmp_path, WEB_CONCURRENCY="2", REDIS_URL=redis_url,
                    RATE_LIMIT_KEY_PREFIX=f"sr-test-{uuid.uuid4().hex}",
                    RATE_LIMIT_AUTH_FAILURES="5 per minute") as port:
-        statuses = []
-        for _ in range(20):
-            status, headers, content = _send(
-                port, b"POST /studies HTTP/1.1\r\nAuthorization: Bearer sr_wrong", json.dumps({}).encode())
-            statuses.append(status)
+        def guess(_):
+            return _send(port, b"POST /studies HTTP/1.1\r\nAuthorization: Bearer sr_wrong",
+                         json.dumps({}).encode())
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(guess, range(24)))
+        assert Counter(status for status, _, _ in answers) == {401: 5, 429: 19}
+        for status, headers, content in answers:
             if status == 429:
                 assert headers["content-type"] == "application/problem+json" and "retry-after" in headers
-        assert statuses == [401] * 5 + [429] * 15
+                assert json.loads(content)["limit"] == "auth"

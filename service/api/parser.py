@@ -131,13 +131,15 @@ def check_token(scope: str):
     if blocked is not None:
         return blocked
     record = find_token(token.strip())
-    invalid = challenge["WWW-Authenticate"] + ', error="invalid_token"'
-    if record is None:
-        ratelimits.auth_failed()
-        return problem(401, "The bearer token is not valid (unknown or revoked).",
-                       headers={"WWW-Authenticate": invalid})
-    if is_expired(record):
-        ratelimits.auth_failed()
+    if record is None or is_expired(record):
+        # Counted against the address; one over the limit is already the 429.
+        over = ratelimits.auth_failed()
+        if over is not None:
+            return over
+        invalid = challenge["WWW-Authenticate"] + ', error="invalid_token"'
+        if record is None:
+            return problem(401, "The bearer token is not valid (unknown or revoked).",
+                           headers={"WWW-Authenticate": invalid})
         return problem(401, f"The bearer token expired at {record.expires.isoformat()}Z; "
                             "ask for a new one (`study-register token create`).",
                        headers={"WWW-Authenticate": invalid + ', error_description="The token expired"'})

@@ -129,9 +129,12 @@ def auth_blocked():
     return too_many(outcome) if outcome is not None and not outcome.allowed else None
 
 
-def auth_failed() -> None:
-    """A token was refused: count it against the address."""
-    _limits().hit("auth", client_address())
+def auth_failed():
+    """A token was refused: count it against the address. The 429 when this refusal is one over the limit
+    (requests tested at once all pass the test; the count itself is atomic, so no more than the limit
+    are ever answered 401), else None."""
+    outcome = _limits().hit("auth", client_address())
+    return too_many(outcome) if outcome is not None and not outcome.allowed else None
 
 
 def write_allowed(token_id: int):
