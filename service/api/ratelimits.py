@@ -78,8 +78,11 @@ class RateLimits:
         try:
             for item in self.items[kind]:
                 ids = (self.prefix, kind, key)
-                allowed = strategy.hit(item, *ids) if hit else strategy.test(item, *ids)
+                # A test is the window's stats alone (what is left): one storage call fewer.
+                allowed = strategy.hit(item, *ids) if hit else None
                 reset_at, remaining = strategy.get_window_stats(item, *ids)
+                if allowed is None:
+                    allowed = remaining >= 1
                 outcome = Outcome(kind, item, remaining, reset_at, allowed)
                 if worst is None or (worst.allowed and not allowed) or (
                         worst.allowed == allowed and remaining < worst.remaining):
