@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
+from peewee import OperationalError
 
 from service import create_app
 from service.config import ConfigError, load_config
@@ -153,6 +154,18 @@ def test_searches_are_limited_per_address(make_app):
     _assert_429(client.get("/references?q=covid"), "searches", 3)
     assert client.get("/studies").status_code == 200  # no `q`: a list, not a search
     assert client.get("/studies?q=covid", environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code == 200
+
+
+def test_a_refused_search_takes_no_database_connection(make_app, monkeypatch):
+    client = make_app(RATE_LIMIT_SEARCHES="1 per minute").test_client()
+    assert client.get("/studies?q=covid").status_code == 200
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(database.obj, "connect", unreachable)
+    _assert_429(client.get("/studies?q=covid"), "searches", 1)
+    assert client.get("/studies").status_code == 503  # the same request, not limited, needs the database
 
 
 def test_limits_can_be_turned_off(make_app):

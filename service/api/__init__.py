@@ -55,9 +55,10 @@ def init_api(app) -> ProblemApi:
                              "Content-Disposition", "X-Total-Count", "RateLimit", "RateLimit-Policy"],
          allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"], max_age=3600,
          send_wildcard=True)
-    # First of all hooks: a request line too long is refused before a database connection is taken.
-    app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)
+    # Searches and exports over their rate limit are refused before a database connection is taken...
     init_rate_limits(app)
+    # ...and first of all hooks, a request line too long.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)
     api = ProblemApi(app)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
                       suggestions.blp, searches.blp,

@@ -181,5 +181,7 @@ def add_headers(response):
 
 def init_rate_limits(app: Flask) -> None:
     app.extensions["rate_limits"] = RateLimits(app)
-    app.before_request(limit_reads)
+    # Right after the request-line check (api/__init__.py puts it first), before a database connection
+    # is taken: a refused search or export costs no connection.
+    app.before_request_funcs.setdefault(None, []).insert(0, limit_reads)
     app.after_request(add_headers)
