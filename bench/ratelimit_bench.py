@@ -156,6 +156,39 @@ def overhead(folder: Path, redis_url: str, requests: int, rounds: int) -> dict[s
     return {name: round(statistics.median(values) * 1e6) for name, values in times.items()}
 
 
+def flatness(folder: Path, requests: int) -> dict[str, float]:
+    """In process, limits on (in memory, a limit too high to reach): the median time of a 401 for wrong
+    tokens near and far from a real one, interleaved request by request."""
+    import random
+
+    from service import create_app
+    from service.db import close_all, database
+    from service.domain.tokens import create_token
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{folder / 'bench.db'}", "LOG_LEVEL": "WARNING",
+                      "RATE_LIMIT_AUTH_FAILURES": "1000000 per minute"})
+    with app.app_context(), database.connection_context():
+        real = create_token("bench", ("studies",))
+    last = "A" if real[-1] != "A" else "B"
+    kinds = {"random": lambda: "sr_" + uuid.uuid4().hex + uuid.uuid4().hex[:11],
+             "same prefix": lambda: real[:10] + uuid.uuid4().hex + uuid.uuid4().hex[:1],
+             "last character changed": lambda: real[:-1] + last,
+             "short": lambda: "sr_x"}
+    times: dict[str, list[float]] = {name: [] for name in kinds}
+    client = app.test_client()
+    order = [name for name in kinds for _ in range(requests)]
+    random.Random(1).shuffle(order)
+    for name in list(kinds) * 5 + order:  # a few of each first, as a warm-up
+        headers = {"Authorization": f"Bearer {kinds[name]()}"}
+        started = time.perf_counter()
+        status = client.post("/studies", data=BODY, content_type="application/json",
+                             headers=headers).status_code
+        times[name].append(time.perf_counter() - started)
+        assert status == 401, status
+    close_all(database.obj)
+    return {name: round(statistics.median(values[5:]) * 1e6) for name, values in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
@@ -179,6 +212,7 @@ def main() -> None:
                 rounds[name].append(result)
                 print(f"round {number + 1} {name}: {result}", file=sys.stderr)
         extra = overhead(folder, args.redis_url, 300, args.rounds)
+        flat = flatness(folder, 300)
 
     def median(name: str, *path: str):
         values = []
@@ -201,10 +235,12 @@ def main() -> None:
               f"{median(name, 'latency_429', 'p99_ms')} |")
     print(f"\nIn process, one wrong-token 401 (median µs, {args.rounds} × 300 interleaved): "
           + ", ".join(f"{name} {value}" for name, value in extra.items()))
+    print("In process, limits on, a 401 by kind of wrong token (median µs, 300 each, interleaved): "
+          + ", ".join(f"{name} {value}" for name, value in flat.items()))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = ROOT / "bench" / "results" / f"ratelimit-{stamp}.json"
     out.write_text(json.dumps({"requests": args.requests, "clients": args.clients, "rounds": rounds,
-                               "in_process_401_median_us": extra},
+                               "in_process_401_median_us": extra, "wrong_token_kinds_median_us": flat},
                               indent=2))
     print(f"\nwritten {out.relative_to(ROOT)}")
 
