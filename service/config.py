@@ -61,8 +61,10 @@ def _rate_limits(environ: Mapping[str, str]) -> dict[str, Any]:
     if enabled not in ("on", "off"):
         raise ConfigError(f"RATE_LIMITS must be on or off, got {enabled!r}")
     redis_url = environ.get("REDIS_URL") or None
-    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"REDIS_URL must be a redis:// or rediss:// URL, got {redis_url!r}")
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "redis+unix"):
+        # The scheme only: the URL may hold a password.
+        raise ConfigError("REDIS_URL must be a redis://, rediss:// or redis+unix:// URL, got scheme "
+                          f"{urlsplit(redis_url).scheme!r}")
     settings.update(RATE_LIMITS_ENABLED=enabled == "on", RATE_LIMIT_STRATEGY=strategy, REDIS_URL=redis_url,
                     RATE_LIMIT_KEY_PREFIX=environ.get("RATE_LIMIT_KEY_PREFIX") or "study-register")
     return settings

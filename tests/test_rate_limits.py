@@ -181,7 +181,7 @@ def test_limits_can_be_turned_off(make_app):
     ("RATE_LIMIT_SEARCHES", "10 per fortnight", "RATE_LIMIT_SEARCHES must be limits"),
     ("RATE_LIMIT_STRATEGY", "leaky-bucket", "RATE_LIMIT_STRATEGY must be one of"),
     ("RATE_LIMITS", "maybe", "RATE_LIMITS must be on or off"),
-    ("REDIS_URL", "http://127.0.0.1:6379", "REDIS_URL must be a redis://"),
+    ("REDIS_URL", "http://user:secret@127.0.0.1:6379", "REDIS_URL must be a redis://.*'http'$"),
 ])
 def test_bad_rate_limit_settings_stop_the_start(name, value, message):
     with pytest.raises(ConfigError, match=message):
