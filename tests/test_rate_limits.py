@@ -4,9 +4,12 @@ by gunicorn's workers)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -17,6 +20,7 @@ import redis
 from peewee import OperationalError
 
 from service import create_app
+from service.api import ratelimits
 from service.config import ConfigError, load_config
 from service.db import close_all, database
 from service.domain.tokens import create_token
@@ -206,6 +210,43 @@ def test_an_unreachable_redis_leaves_the_service_serving_unlimited(sqlite_url):
     assert client.post("/studies", json=study_body(), headers=_token()).status_code == 201
     assert time.monotonic() - started < 10
     close_all(database.obj)
+
+
+def test_a_frozen_redis_costs_one_short_timeout_not_one_per_request(sqlite_url, monkeypatch, tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(redis.RedisError):
+                if redis.Redis(port=port, socket_timeout=1).ping():
+                    break
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.1)
+        monkeypatch.setattr(ratelimits, "STORAGE_RETRY_AFTER", 1.0)
+        app = create_app({"DATABASE_URL": sqlite_url, "LOG_LEVEL": "ERROR",
+                          "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                          "RATE_LIMIT_AUTH_FAILURES": "2 per minute"})
+        _reset(sqlite_url)
+        client = app.test_client()
+        assert_problem(client.post("/studies", json=study_body(), headers=WRONG), 401)
+        server.send_signal(signal.SIGSTOP)  # frozen: connections open, nothing answers
+        started = time.monotonic()
+        for _ in range(10):
+            assert_problem(client.post("/studies", json=study_body(), headers=WRONG), 401)
+        assert time.monotonic() - started < 3  # one 0.5 s timeout, then no asking for a second
+        server.send_signal(signal.SIGCONT)
+        time.sleep(1.1)
+        # Back: the count goes on where Redis kept it (one refusal before the freeze, one now).
+        assert_problem(client.post("/studies", json=study_body(), headers=WRONG), 401)
+        _assert_429(client.post("/studies", json=study_body(), headers=WRONG), "auth", 2)
+        close_all(database.obj)
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def test_gunicorn_workers_share_the_counts_in_redis(tmp_path, redis_url):

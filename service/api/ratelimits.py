@@ -6,8 +6,9 @@ problem+json with `Retry-After`; every limited answer carries the IETF draft hea
 (draft-ietf-httpapi-ratelimit-headers): `RateLimit-Policy: "writes";q=300;w=60` (quota, window in
 seconds) and `RateLimit: "writes";r=299;t=42` (remaining, seconds until the window resets).
 
-When the storage cannot be reached the request is served unlimited (logged): a Redis outage must not
-take the register down with it.
+When the storage cannot be reached the request is served unlimited (logged), and the worker does not ask
+it again for STORAGE_RETRY_AFTER seconds: a Redis that is down or frozen costs one short timeout now and
+then, never one per request, and does not take the register down with it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class Outcome:
         return max(1, math.ceil(self.reset_at - time.time()))
 
 
+# After the storage failed, how long a worker serves unlimited before it asks the storage again.
+STORAGE_RETRY_AFTER = 5.0
+
+
 class RateLimits:
     """An app's limits: flask-limiter's Limiter for the storage and strategy, and one list of limits per
     kind of request."""
@@ -60,6 +65,7 @@ class RateLimits:
         self.enabled = config["RATE_LIMITS_ENABLED"]
         self.items = {kind: parse_many(config[setting]) for kind, (setting, _) in KINDS.items()}
         self.prefix = config["RATE_LIMIT_KEY_PREFIX"]
+        self.storage_down_until = 0.0  # time.monotonic() before which the storage is not asked
         app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
         self.limiter = Limiter(
             lambda: request.remote_addr or "-", app=app,
@@ -71,7 +77,7 @@ class RateLimits:
 
     def _run(self, kind: str, key: str, hit: bool) -> Outcome | None:
         """Test (or hit, with ``hit``) every limit of ``kind`` for ``key``; the most pressing outcome."""
-        if not self.enabled or not self.items[kind]:
+        if not self.enabled or not self.items[kind] or time.monotonic() < self.storage_down_until:
             return None
         strategy = self.limiter.limiter
         worst: Outcome | None = None
@@ -89,8 +95,10 @@ class RateLimits:
                     worst = outcome
                 if not allowed:
                     break
-        except Exception:  # the storage (Redis) is unreachable: serve, unlimited, and say so
-            logger.warning("rate-limit storage unreachable; %s not limited", kind, exc_info=True)
+        except Exception as error:  # the storage (Redis) is unreachable: serve, unlimited, and say so
+            self.storage_down_until = time.monotonic() + STORAGE_RETRY_AFTER
+            logger.warning("rate-limit storage unreachable (%s); no limits for %.0f s", error,
+                           STORAGE_RETRY_AFTER)
             return None
         g.rate_limit = worst
         return worst
