@@ -78,21 +78,37 @@ def seed(directory, if_empty):
 @click.option("--name", required=True, help="Who or what the token is for.")
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(tokens.SCOPES),
               help="Repeat for several; default: all.")
-def token_create(name, scopes):
+@click.option("--expires", help="When it stops working: a duration (90d, 12h, 30m, 2w) or a date or "
+                                "UTC instant (2027-03-31, 2027-03-31T12:00:00Z). Default: never.")
+def token_create(name, scopes, expires):
     """Create a token and print it once (only its hash is stored)."""
+    when = None
+    if expires is not None:
+        try:
+            when = tokens.parse_expiry(expires)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--expires") from None
     with connection():
-        token = tokens.create_token(name, scopes or tokens.SCOPES)
+        token = tokens.create_token(name, scopes or tokens.SCOPES, expires=when)
     click.echo(token)
+    if when is not None:
+        click.echo(f"It expires at {when.isoformat()}Z.", err=True)
     click.echo("Store it now: it is shown only this once.", err=True)
 
 
 @token_cli.command("list")
 def token_list():
-    """List tokens (prefix, name, scopes, state); never the tokens themselves."""
+    """List tokens (prefix, name, scopes, state, expires, last used to the minute); never the tokens
+    themselves."""
+
+    def when(value):
+        return value.isoformat(timespec="minutes") + "Z" if value else "-"
+
     with connection():
+        click.echo("prefix\tname\tscopes\tstate\texpires\tlast_used")
         for t in tokens.list_tokens():
-            state = "revoked" if t.revoked else "active"
-            click.echo(f"{t.prefix}…\t{t.name}\t{t.scopes}\t{state}")
+            click.echo(f"{t.prefix}…\t{t.name}\t{t.scopes}\t{tokens.state(t)}\t"
+                       f"{when(t.expires) if t.expires else 'never'}\t{when(t.last_used)}")
 
 
 @token_cli.command("revoke")

@@ -15,6 +15,16 @@ SUPPORTED_SCHEMES = ("sqlite", "postgres", "postgresql", "postgres+pool", "postg
 MAX_REQUEST_LINE = 8190
 
 
+# Rate limits per client (api/ratelimits.py), each a flask-limiter string ("10 per minute;100 per hour").
+RATE_LIMIT_DEFAULTS = {
+    "RATE_LIMIT_AUTH_FAILURES": "10 per minute",  # refused tokens, per remote address
+    "RATE_LIMIT_WRITES": "300 per minute",  # writes, per token
+    "RATE_LIMIT_EXPORTS": "20 per minute",  # format=csv|ndjson|ris, per remote address
+    "RATE_LIMIT_SEARCHES": "120 per minute",  # q on the lists, POST .../search, saved-search runs
+}
+RATE_LIMIT_STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
+
+
 class ConfigError(ValueError):
     """A setting has a value the service cannot start with."""
 
@@ -53,6 +63,35 @@ def _networks(environ: Mapping[str, str], name: str) -> tuple:
     return tuple(networks)
 
 
+def _rate_limits(environ: Mapping[str, str]) -> dict[str, Any]:
+    from limits import parse_many
+
+    settings: dict[str, Any] = {}
+    for name, default in RATE_LIMIT_DEFAULTS.items():
+        raw = (environ.get(name) or default).strip()
+        try:
+            parse_many(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be limits such as '10 per minute;100 per hour', got {raw!r}") \
+                from None
+        settings[name] = raw
+    strategy = environ.get("RATE_LIMIT_STRATEGY") or "fixed-window"
+    if strategy not in RATE_LIMIT_STRATEGIES:
+        raise ConfigError(f"RATE_LIMIT_STRATEGY must be one of {', '.join(RATE_LIMIT_STRATEGIES)}, "
+                          f"got {strategy!r}")
+    enabled = (environ.get("RATE_LIMITS") or "on").lower()
+    if enabled not in ("on", "off"):
+        raise ConfigError(f"RATE_LIMITS must be on or off, got {enabled!r}")
+    redis_url = environ.get("REDIS_URL") or None
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "redis+unix"):
+        # The scheme only: the URL may hold a password.
+        raise ConfigError("REDIS_URL must be a redis://, rediss:// or redis+unix:// URL, got scheme "
+                          f"{urlsplit(redis_url).scheme!r}")
+    settings.update(RATE_LIMITS_ENABLED=enabled == "on", RATE_LIMIT_STRATEGY=strategy, REDIS_URL=redis_url,
+                    RATE_LIMIT_KEY_PREFIX=environ.get("RATE_LIMIT_KEY_PREFIX") or "study-register")
+    return settings
+
+
 def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
     """Return the service settings read from ``environ``; raise ConfigError on a bad value."""
     url = environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -88,4 +127,5 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         # Peers whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are honoured; from any other they are
         # dropped.
         "TRUSTED_PROXIES": _networks(environ, "TRUSTED_PROXIES"),
+        **_rate_limits(environ),
     }

@@ -248,8 +248,9 @@ class ApiToken(BaseModel):
     token_hash = CharField(max_length=64, unique=True)  # sha256 hex of the whole token
     scopes = CharField(max_length=200)  # space-separated
     created = DateTimeField(default=utcnow)
-    last_used = DateTimeField(null=True)
+    last_used = DateTimeField(null=True)  # kept to the minute (domain/tokens.py: touch)
     revoked = DateTimeField(null=True)
+    expires = DateTimeField(null=True)  # none: never
 
 
 class RegisterState(BaseModel):

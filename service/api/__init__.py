@@ -10,6 +10,7 @@ from . import duplicates, imports, meta, references, registrations, searches, st
 from .limits import refuse_long_request_lines
 from .parser import BEARER
 from .problems import ProblemApi
+from .ratelimits import init_rate_limits
 
 API_DESCRIPTION = """\
 A study-based register of clinical research, first filled with COVID-19 studies. A **study** (one
@@ -53,11 +54,14 @@ def init_api(app) -> ProblemApi:
     )
     # Browsers on other origins (evidence maps, dashboards) may call the API; writes still need a token.
     CORS(app, expose_headers=["ETag", "Last-Modified", "Link", "Location", "Retry-After",
-                             "Content-Disposition", "X-Total-Count", "Idempotent-Replayed"],
+                             "Content-Disposition", "X-Total-Count", "Idempotent-Replayed", "RateLimit",
+                             "RateLimit-Policy"],
          allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key"],
          max_age=3600,
          send_wildcard=True)
-    # First of all hooks: a request line too long is refused before a database connection is taken.
+    # Searches and exports over their rate limit are refused before a database connection is taken...
+    init_rate_limits(app)
+    # ...and first of all hooks, a request line too long.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)
     api = ProblemApi(app)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,

@@ -10,8 +10,8 @@ from flask import g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort
 
-from ..domain.tokens import find_token
-from . import idempotency
+from ..domain.tokens import find_token, is_expired, touch
+from . import idempotency, ratelimits
 from .problems import problem
 
 BEARER = "bearerAuth"
@@ -69,6 +69,9 @@ class Blueprint(flask_smorest.Blueprint):
                 "No token, or not a valid one. Send `Authorization: Bearer <token>`."))(func)
             func = self.alt_response(403, response="FORBIDDEN", description=(
                 f"The token lacks the `{scope}` scope."))(func)
+            func = self.alt_response(429, response="TOO_MANY_REQUESTS", description=(
+                "Too many writes with this token, or too many refused tokens from this address "
+                "(`Retry-After` says when to retry)."))(func)
             func = self.doc(security=[{BEARER: [scope]}])(func)
             if func.__name__ == "post":  # a MethodView's POST: retried safely with an Idempotency-Key
                 func = self.header(idempotency.DOC, idempotency.DOC_SCHEMA)(func)
@@ -103,6 +106,12 @@ class Blueprint(flask_smorest.Blueprint):
 
         return wrapper
 
+    def limited(self, func):
+        """Document the 429 of a read that counts as a search or an export (api/ratelimits.py)."""
+        return self.alt_response(429, response="TOO_MANY_REQUESTS", description=(
+            "Too many searches or exports from this address (`Retry-After` says when to retry; "
+            "`RateLimit-Policy` and `RateLimit` give the limit and what is left)."))(func)
+
     def body_errors(self, func):
         """Document the answers a JSON body can get besides 422."""
         func = self.alt_response(400, response="BAD_REQUEST", description="The body is not valid JSON.")(func)
@@ -124,14 +133,29 @@ def check_token(scope: str):
     challenge = {"WWW-Authenticate": f'Bearer realm="study-register", scope="{scope}"'}
     if kind.lower() != "bearer" or not token.strip():
         return problem(401, "This operation needs `Authorization: Bearer <token>`.", headers=challenge)
+    blocked = ratelimits.auth_blocked()
+    if blocked is not None:
+        return blocked
     record = find_token(token.strip())
-    if record is None:
-        return problem(401, "The bearer token is not valid (unknown or revoked).",
-                       headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
-                                + ', error="invalid_token"'})
+    if record is None or is_expired(record):
+        # Counted against the address; one over the limit is already the 429.
+        over = ratelimits.auth_failed()
+        if over is not None:
+            return over
+        invalid = challenge["WWW-Authenticate"] + ', error="invalid_token"'
+        if record is None:
+            return problem(401, "The bearer token is not valid (unknown or revoked).",
+                           headers={"WWW-Authenticate": invalid})
+        return problem(401, f"The bearer token expired at {record.expires.isoformat()}Z; "
+                            "ask for a new one (`study-register token create`).",
+                       headers={"WWW-Authenticate": invalid + ', error_description="The token expired"'})
     if scope not in record.scopes.split():
         return problem(403, f"The token lacks the `{scope}` scope needed here.",
                        headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
                                 + ', error="insufficient_scope"'})
     g.api_token = record
+    over = ratelimits.write_allowed(record.id)
+    if over is not None:
+        return over
+    touch(record)
     return None

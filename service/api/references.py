@@ -71,6 +71,7 @@ def list_references(args: dict):
 class References(MethodView):
     @blp.arguments(ReferenceQueryArgsSchema, location="query")
     @blp.response(200, ReferencePageSchema, headers=LINK_HEADER)
+    @blp.limited
     @blp.doc(responses=export_doc("references"))
     def get(self, args):
         """List and search references
@@ -108,6 +109,7 @@ class ReferenceSearch(MethodView):
     @blp.arguments(ReferenceSearchSchema, location="json", example={
         "q": "remdesivir -review", "type": ["journal_article", "preprint"], "facets": ["year"]})
     @blp.arguments(ReferenceSearchPagingArgsSchema, location="query")
+    @blp.limited
     @blp.response(200, ReferencePageSchema, headers=LINK_HEADER)
     def post(self, body, paging):
         """Search references with a long strategy (JSON body)

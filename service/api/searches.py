@@ -154,6 +154,7 @@ class SavedSearchById(MethodView):
 @blp.route(f"/{SEARCH_ID}/results")
 class SavedSearchResults(MethodView):
     @blp.arguments(SavedSearchResultsArgsSchema, location="query")
+    @blp.limited
     @blp.response(200, SavedSearchResultsSchema, headers=LINK_HEADER)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description=(

@@ -76,6 +76,7 @@ def list_studies(args: dict, *, link_args: dict | None = None):
 class Studies(MethodView):
     @blp.arguments(StudyQueryArgsSchema, location="query")
     @blp.response(200, StudyPageSchema, headers=LINK_HEADER)
+    @blp.limited
     @blp.doc(responses=export_doc("studies"))
     def get(self, args):
         """List and search studies
@@ -117,6 +118,7 @@ class StudySearch(MethodView):
         "q": '"mesenchymal stem cells" OR exosomes', "study_type": ["Interventional"],
         "facets": ["study_aim"], "page_size": 20})
     @blp.arguments(StudySearchPagingArgsSchema, location="query")
+    @blp.limited
     @blp.response(200, StudyPageSchema, headers=LINK_HEADER)
     def post(self, body, paging):
         """Search studies with a long strategy (JSON body)

@@ -100,6 +100,9 @@ class ProblemSchema(ma.Schema):
     merged_into = fields.Integer(metadata={
         "description": "On a 308 (and a 409 merging an already merged study): the study it was merged "
                        "into."})
+    limit = fields.String(metadata={
+        "description": "On a 429: the limit reached (`auth`, `writes`, `exports` or `searches`).",
+        "example": "writes"})
 
 
 class QueryArgsSchema(ma.Schema):
