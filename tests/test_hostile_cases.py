@@ -4,12 +4,14 @@ value is a 4xx problem+json naming what is wrong, and changes nothing."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import socket
 
 import pytest
 
 from service.db import database
+from service.formats import fields, trialdata
 from service.models import Study
 from tests.conftest import assert_problem
 from tests.helpers import count, create_study, study_body
@@ -290,3 +292,26 @@ def test_a_malformed_chunked_body_through_gunicorn_is_400_problem(tmp_path, body
         # and the worker still serves
         assert _raw_exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
                              ).startswith(b"HTTP/1.1 200")
+
+
+# --- dates in imported files outside the range are no date ----------------------------------------
+
+
+@pytest.mark.parametrize("helper, value", [
+    (fields.date, "9999-12-31"), (fields.date, "31/12/1899"), (fields.date, "00010101"),
+    (fields.partial_date, "9999/01"), (fields.partial_date, "1899"),
+    (trialdata.day, "2101-01-01"), (trialdata.us_day, "4/15/9999 4:11:24 PM"),
+    (trialdata.day_or_month, "April 9999"), (trialdata.day_or_month, "0000-01"),
+    (trialdata.day_or_month, "1899-12"),
+])
+def test_file_dates_outside_the_range_are_no_date(helper, value):
+    assert helper(value) is None
+
+
+@pytest.mark.parametrize("helper, value, expected", [
+    (fields.date, "2100-12-31", dt.date(2100, 12, 31)), (fields.partial_date, "1900", "1900"),
+    (trialdata.us_day, "4/15/2020 4:11:24 PM", "2020-04-15"),
+    (trialdata.day_or_month, "April 2020", ("2020-04-01", "month")),
+])
+def test_file_dates_inside_the_range_are_read(helper, value, expected):
+    assert helper(value) == expected
