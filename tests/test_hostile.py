@@ -125,9 +125,16 @@ def _operations(spec: dict):
             yield method, path, op, params, body
 
 
-def _check(response, what: str) -> None:
+# Never a valid value anywhere: refused, never stored.
+ALWAYS_REFUSED = {"nul", "control", "lone surrogate", "list of nul", "nul escape", "surrogate escape",
+                  "NaN", "Infinity", "integer 5000 digits"}
+
+
+def _check(response, what: str, *, refused: bool = False) -> None:
     text = response.get_data(as_text=True)[:300]
     assert response.status_code < 500, f"{what}: {response.status_code} {text}"
+    if refused:
+        assert response.status_code >= 400, f"{what} was accepted: {response.status_code} {text}"
     if response.status_code >= 400:
         assert response.mimetype == "application/problem+json", f"{what}: {response.mimetype}"
         body = response.get_json()
@@ -179,6 +186,7 @@ def _hostile_operation(client, auth, spec, records, method, path, params, body_s
                 response = _send(client, method, target, headers=auth)
             elif where == "query":
                 response = _send(client, method, url, headers=auth, query={name: value})
+                _check(response, what, refused=family in ("nul", "control"))
             else:
                 response = _send(client, method, url, headers={**auth, name: value})
             _check(response, what)
@@ -192,12 +200,12 @@ def _hostile_operation(client, auth, spec, records, method, path, params, body_s
                 for base in bases:
                     data = json.dumps({**base, name: value})
                     _check(_send(client, method, url, headers=auth, data=data),
-                           f"{method.upper()} {path} body {name}={family}")
+                           f"{method.upper()} {path} body {name}={family}", refused=family in ALWAYS_REFUSED)
                     checked += 1
             for family, raw in RAW_JSON_FAMILIES.items():
                 data = "{" + json.dumps(name) + ": " + raw + "}"
                 _check(_send(client, method, url, headers=auth, data=data),
-                       f"{method.upper()} {path} raw body {name}={family}")
+                       f"{method.upper()} {path} raw body {name}={family}", refused=True)
                 checked += 1
         for family, value in JSON_FAMILIES.items():  # the body as a whole of the wrong type
             _check(_send(client, method, url, headers=auth, data=json.dumps(value)),
