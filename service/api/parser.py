@@ -19,7 +19,8 @@ BEARER = "bearerAuth"
 
 
 IF_MATCH = ("If-Match", "ETag of the copy you changed; when the resource has changed since, "
-                        "the write is refused with 412 and nothing changes. `*` matches any.")
+                        "the write is refused with 412 and nothing changes. `*` matches any; a weak ETag "
+                        "(`W/\"...\"`) never does (RFC 9110 strong comparison).")
 IF_NONE_MATCH = ("If-None-Match", "ETag of your cached copy; 304 Not Modified when it is current.")
 
 
