@@ -227,7 +227,7 @@ def _facet_input(name: str, **kwargs) -> Vocab:
 
 
 class StudyPatchSchema(ma.Schema):
-    name = Text(validate=validate.Length(1, 200), metadata={
+    name = Text(validate=[validate.Length(1, 200), not_blank], metadata={
         "description": "Heading label; defaults to the first registration identifier on create."})
     title = Text(validate=validate.Length(1, 5000))
     registrations = fields.List(fields.Nested(RegistrationSchema), validate=validate.Length(max=50),

@@ -315,3 +315,11 @@ def test_file_dates_outside_the_range_are_no_date(helper, value):
 ])
 def test_file_dates_inside_the_range_are_read(helper, value, expected):
     assert helper(value) == expected
+
+
+@pytest.mark.parametrize("name", [" ", "\t\n"])
+def test_a_blank_study_name_is_refused(client, auth, name):
+    assert_problem(client.post("/studies", json=study_body(name=name), headers=auth), 422, "name")
+    study = create_study(client, auth)
+    assert_problem(client.patch(f"/studies/{study['id']}", json={"name": name}, headers=auth), 422, "name")
+    assert client.get(f"/studies/{study['id']}").get_json()["name"] == study["name"]
