@@ -60,6 +60,24 @@ class Vocab(fields.String):
         return known
 
 
+# Every date and instant the register takes in (bodies, query filters, imported files) lies in this range.
+EARLIEST = dt.date(1900, 1, 1)
+LATEST = dt.date(2100, 12, 31)
+_RANGE = f"between {EARLIEST.isoformat()} and {LATEST.isoformat()}"
+# Integers travel as signed 64-bit values at most (Postgres BIGINT, SQLite INTEGER).
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_ASCII_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+
+
+def within_range(day: dt.date | dt.datetime | None) -> bool:
+    """Whether ``day`` lies in the register's date range (None: no date, so no)."""
+    if day is None:
+        return False
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    return EARLIEST <= day <= LATEST
+
+
 class Instant(fields.DateTime):
     """An ISO 8601 instant, answered in UTC with a `Z`; a bare date means midnight UTC."""
 
@@ -71,28 +89,38 @@ class Instant(fields.DateTime):
         return value.isoformat() + "Z"
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        if isinstance(value, str) and not value.isascii():
+            raise ma.ValidationError("Not a valid datetime: use ASCII digits (ISO 8601).")
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value.strip()):
             try:
-                return dt.datetime.fromisoformat(value.strip())
+                parsed = dt.datetime.fromisoformat(value.strip())
             except ValueError:
                 raise ma.ValidationError("Not a valid date.") from None
-        parsed = super()._deserialize(value, attr, data, **kwargs)
+        else:
+            parsed = super()._deserialize(value, attr, data, **kwargs)
+        # Checked before the offset is applied: 9999-12-31T23:59:59-23:59 overflows datetime in UTC.
+        if not EARLIEST.year - 1 <= parsed.year <= LATEST.year + 1:
+            raise ma.ValidationError(f"Must be {_RANGE}.")
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-        if not dt.datetime(1000, 1, 1) <= parsed <= dt.datetime(9999, 12, 31):
-            raise ma.ValidationError("Must be between years 1000 and 9999.")
+        if not within_range(parsed):
+            raise ma.ValidationError(f"Must be {_RANGE} (in UTC).")
         return parsed
 
 
 class Day(fields.Date):
+    """An ISO 8601 day within the register's date range."""
+
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and not value.isascii():
+            raise ma.ValidationError("Not a valid date: use ASCII digits (YYYY-MM-DD).")
         day = super()._deserialize(value, attr, data, **kwargs)
-        if day.year < 1000:
-            raise ma.ValidationError("Must be in year 1000 or later.")
+        if not within_range(day):
+            raise ma.ValidationError(f"Must be {_RANGE}.")
         return day
 
 
-_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+_PARTIAL_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 
 
 class PartialDate(Text):
@@ -108,9 +136,54 @@ class PartialDate(Text):
             dt.date(year, month or 1, day or 1)
         except ValueError:
             raise ma.ValidationError("Not a real date.") from None
-        if year < 1000:
-            raise ma.ValidationError("Must be in year 1000 or later.")
+        if not EARLIEST.year <= year <= LATEST.year:
+            raise ma.ValidationError(f"Must be {_RANGE}.")
         return text
+
+
+class Int(fields.Integer):
+    """An integer within 64 bits. As text (a query parameter) only ASCII digits with an optional sign
+    (no `1_000`, no full-width or other scripts' digits, no spaces); in JSON a number, never a boolean.
+    With ``strict`` (JSON bodies) only a JSON number."""
+
+    def __init__(self, *, strict: bool = False, **kwargs):
+        super().__init__(strict=strict, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, str):
+            if self.strict or not _ASCII_INTEGER.fullmatch(value):
+                raise self.make_error("invalid")
+            value = int(value)
+        elif not isinstance(value, int):
+            raise self.make_error("invalid")
+        if not INT_MIN <= value <= INT_MAX:
+            raise ma.ValidationError("Must be a 64-bit integer.")
+        return value
+
+
+class Bool(fields.Boolean):
+    """Only `true` or `false`: the words in a query string, JSON true/false in a body (with ``strict``,
+    only JSON true/false). `1`, `yes`, `on`, `True` are refused."""
+
+    default_error_messages = {"invalid": "Not a valid boolean: give `true` or `false`."}
+
+    def __init__(self, *, strict: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.strict = strict
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return value
+        if not self.strict and value in ("true", "false"):
+            return value == "true"
+        raise self.make_error("invalid")
+
+
+def not_blank(value: str) -> None:
+    if not value.strip():
+        raise ma.ValidationError("Must not be blank.")
 
 
 class Country(fields.String):
@@ -142,7 +215,7 @@ class RegistrationSchema(ma.Schema):
     registry = Vocab(REGISTRIES, metadata={
         "description": "Registry code; derived from the identifier's pattern when omitted.",
         "example": "ChiCTR"})
-    identifier = Text(required=True, validate=validate.Length(1, 100), metadata={
+    identifier = Text(required=True, validate=[validate.Length(1, 100), not_blank], metadata={
         "description": "Registration identifier, stored in canonical form (upper-case prefix, no "
                        "spaces, EudraCT without `EUCTR` and country suffix). Unique across studies.",
         "example": "ChiCTR2000030261"})
@@ -154,7 +227,7 @@ def _facet_input(name: str, **kwargs) -> Vocab:
 
 
 class StudyPatchSchema(ma.Schema):
-    name = Text(validate=validate.Length(1, 200), metadata={
+    name = Text(validate=[validate.Length(1, 200), not_blank], metadata={
         "description": "Heading label; defaults to the first registration identifier on create."})
     title = Text(validate=validate.Length(1, 5000))
     registrations = fields.List(fields.Nested(RegistrationSchema), validate=validate.Length(max=50),
@@ -174,7 +247,7 @@ class StudyPatchSchema(ma.Schema):
         "example": "Completed"})
     phase = Vocab(PHASE, metadata={"description": "Phase (vocabulary `phase`), matched case-insensitively.",
                                    "example": "Phase 3"})
-    target_size = fields.Integer(strict=True, allow_none=True, validate=validate.Range(0, 100_000_000),
+    target_size = Int(strict=True, allow_none=True, validate=validate.Range(0, 100_000_000),
                                  metadata={
         "description": "Target number of participants.", "example": 100})
     sponsor = Text(allow_none=True, validate=validate.Length(1, 500),
@@ -212,7 +285,7 @@ class ReferencePatchSchema(ma.Schema):
                           metadata={"description": "Authors in order, as written (\"Chu M\")."})
     abstract = _optional(100_000)
     source = _optional(500, description="Journal or registry name.")
-    year = fields.Integer(strict=True, allow_none=True, validate=validate.Range(1000, 9999),
+    year = Int(strict=True, allow_none=True, validate=validate.Range(EARLIEST.year, LATEST.year),
                           metadata={"description": "Defaults to the year of `published`."})
     published = PartialDate(allow_none=True, metadata={
         "description": "YYYY, YYYY-MM or YYYY-MM-DD, at the precision known.", "example": "2022-06"})
@@ -226,8 +299,9 @@ class ReferencePatchSchema(ma.Schema):
                 metadata={"example": "32445440"})
     url = Text(allow_none=True, validate=[validate.Length(max=2000), validate.URL(
         schemes={"http", "https"}, require_tld=False)])
-    registration_id = _optional(100, description="For a trial registry record: its identifier.")
-    has_results = fields.Boolean(metadata={"description": "Whether it reports results."})
+    registration_id = Text(allow_none=True, validate=[validate.Length(max=100), not_blank], metadata={
+        "description": "For a trial registry record: its identifier."})
+    has_results = Bool(strict=True, metadata={"description": "Whether it reports results."})
     publication_types = fields.List(
         Text(validate=validate.Length(1, 100)), validate=validate.Length(max=50), metadata={
             "description": "Publication types as its bibliographic source gives them (PubMed's \"Review\", "
@@ -253,8 +327,8 @@ class ReferenceCreateSchema(ReferencePatchSchema):
     title = Text(required=True, validate=validate.Length(1, 5000))
     authors = fields.List(Text(validate=validate.Length(1, 300)), load_default=list,
                           validate=validate.Length(max=2000))
-    has_results = fields.Boolean(load_default=False)
-    study_ids = fields.List(fields.Integer(strict=True, validate=validate.Range(1, 2_147_483_647)),
+    has_results = Bool(strict=True, load_default=False)
+    study_ids = fields.List(Int(strict=True, validate=validate.Range(1, 2_147_483_647)),
                             validate=validate.Length(max=100), metadata={
                                 "description": "Studies to link this reference to by hand."})
 

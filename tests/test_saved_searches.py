@@ -196,7 +196,7 @@ def test_since_takes_a_day_or_an_instant(client, auth, register):
     assert client.get(results + "?since=2000-01-01").get_json()["total"] == 2
     answer = client.get(results + "?since=2000-01-01T00:00:00%2B02:00").get_json()
     assert answer["since"] == "1999-12-31T22:00:00Z" and answer["total"] == 2
-    assert client.get(results + "?since=9999-01-01").get_json()["total"] == 0
+    assert client.get(results + "?since=2100-12-31").get_json()["total"] == 0
     for bad in ("yesterday", "last", "2026-02-30", "2026-11-01T25:00:00Z", ""):
         assert_problem(client.get(results, query_string={"since": bad}), 422, "since")
     assert_problem(client.get(results + "?since=last_run&colour=red"), 422, "colour")

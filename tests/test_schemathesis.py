@@ -56,3 +56,30 @@ def test_api_conforms_to_its_spec(case):
     # cursor together, an unparseable opaque cursor, page x page_size over 10,000, a `year` that
     # contradicts `published`, a registry that cannot be derived, a notice ending before it starts).
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+def test_stateful_sequences_of_writes_and_reads_never_fail(api_schema):
+    """schemathesis' stateful run: sequences linking one operation's answer to the next (a study made,
+    then read, changed, linked, merged, deleted), with the token so writes happen; a bounded number of
+    steps. The same checks as the per-operation run."""
+    from hypothesis import stateful
+
+    machine = api_schema.as_state_machine()
+    calls: list[tuple[str, int]] = []
+
+    class Register(machine):
+        def after_call(self, response, case):
+            super().after_call(response, case)
+            calls.append((case.method.upper(), response.status_code))
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, additional_checks=additional_checks,
+                                   excluded_checks=[positive_data_acceptance])
+
+    assert machine.bundles, "schemathesis found no links between operations"
+    stateful.run_state_machine_as_test(Register, settings=settings(
+        max_examples=15, stateful_step_count=8, deadline=None, derandomize=True,
+        suppress_health_check=list(HealthCheck)))
+    # The token was used: writes were accepted (a few calls are schemathesis' own checks without it).
+    assert any(method != "GET" and status < 300 for method, status in calls), calls
+

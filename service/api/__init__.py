@@ -7,6 +7,7 @@ from flask import send_from_directory
 from flask_cors import CORS
 
 from . import duplicates, imports, meta, references, registrations, searches, stats, studies, suggestions
+from .inputs import AsciiIntegerConverter, refuse_control_characters
 from .limits import refuse_long_request_lines
 from .parser import BEARER
 from .problems import ProblemApi
@@ -27,6 +28,10 @@ trial registry records, journal articles and preprints.
   first answer (`Idempotent-Replayed: true`) and writes nothing.
 * Lists also export: `format=csv|ndjson` (and `ris` on `/references`) streams every matching
   record, unpaged, in the order asked, as a download with its exact count in `X-Total-Count`.
+* Input limits: every date and instant (bodies and filters) lies between 1900-01-01 and 2100-12-31
+  (instants in UTC); integers are ASCII digits within 64 bits; booleans are `true`/`false`; strings
+  hold no NUL, other control characters or lone surrogates; registration identifiers are never blank;
+  ids in paths are ASCII digits. Anything else is a 4xx problem naming the parameter or field.
 * Single-resource reads send `ETag`/`Last-Modified`; `If-None-Match` gives 304 and `If-Match` on
   writes gives 412 when stale.
 """
@@ -63,6 +68,9 @@ def init_api(app) -> ProblemApi:
     init_rate_limits(app)
     # ...and first of all hooks, a request line too long.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)
+    app.before_request_funcs[None].insert(1, refuse_control_characters)
+    # Before any route is made: every `<int:...>` id in a path takes ASCII digits only.
+    app.url_map.converters["int"] = AsciiIntegerConverter
     api = ProblemApi(app)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
                       suggestions.blp, searches.blp,

@@ -17,8 +17,14 @@ def _tags(header: str | None) -> list[str] | None:
 
 
 def if_match() -> list[str] | None:
-    """The ETags an If-Match header accepts (``["*"]`` for any), or None when it is absent."""
-    return _tags(request.headers.get("If-Match"))
+    """The ETags an If-Match header accepts (``["*"]`` for any), or None when it is absent.
+
+    If-Match uses the strong comparison (RFC 9110 §13.1.1): a weak tag (`W/"..."`) never matches, so a
+    header of weak tags only accepts nothing and the write is refused with 412."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    return [t.strip() for t in header.split(",") if t.strip() and not t.strip().startswith("W/")]
 
 
 def record_response(body: dict, record: dict, *, last_modified: dt.datetime | None,

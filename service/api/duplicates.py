@@ -18,7 +18,7 @@ from .caching import if_match
 from .links import link, link_for
 from .paging import paginate
 from .parser import IF_MATCH, Blueprint
-from .schemas.common import Instant, QueryArgsSchema, Text, envelope, paging_fields
+from .schemas.common import Instant, Int, QueryArgsSchema, Text, envelope, paging_fields
 from .schemas.studies import RegistrationSchema, StudySchema
 from .studies import study_response
 
@@ -75,14 +75,14 @@ CandidateQueryArgsSchema = QueryArgsSchema.from_dict({
     "status": fields.String(load_default="open", validate=validate.OneOf(merging.STATUSES), metadata={
         "description": "`open` (default): pairs not decided; `rejected`: pairs a curator rejected "
                        "(or a split made); `all`: both."}),
-    "page": fields.Integer(validate=validate.Range(1, 10_000), metadata={
+    "page": Int(validate=validate.Range(1, 10_000), metadata={
         "description": "Page number, from 1 (the candidates are few: no `cursor` here)."}),
     "page_size": _PAGING["page_size"],
 }, name="DuplicateCandidateQueryArgs")
 
 
 class RejectSchema(ma.Schema):
-    study_ids = fields.List(fields.Integer(**STUDY_ID_FIELD), required=True,
+    study_ids = fields.List(Int(**STUDY_ID_FIELD), required=True,
                             validate=validate.Length(equal=2), metadata={
                                 "description": "The two studies that are not duplicates.",
                                 "example": [12, 40]})
@@ -95,7 +95,7 @@ class DecisionSchema(ma.Schema):
 
 
 class MergeSchema(ma.Schema):
-    from_ = fields.Integer(data_key="from", required=True, **STUDY_ID_FIELD, metadata={
+    from_ = Int(data_key="from", required=True, **STUDY_ID_FIELD, metadata={
         "description": "The id of the study merged into this one (it goes away).", "example": 40})
 
 

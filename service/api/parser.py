@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from copy import deepcopy
 from functools import wraps
 
 import flask_smorest
 from flask import g, request
 from webargs import core
-from webargs.flaskparser import FlaskParser, abort
+from webargs.flaskparser import FlaskParser, abort, is_json_request
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from ..domain.tokens import find_token, is_expired, touch
 from . import idempotency, ratelimits
@@ -18,18 +20,45 @@ BEARER = "bearerAuth"
 
 
 IF_MATCH = ("If-Match", "ETag of the copy you changed; when the resource has changed since, "
-                        "the write is refused with 412 and nothing changes. `*` matches any.")
+                        "the write is refused with 412 and nothing changes. `*` matches any; a weak ETag "
+                        "(`W/\"...\"`) never does (RFC 9110 strong comparison).")
 IF_NONE_MATCH = ("If-None-Match", "ETag of your cached copy; 304 Not Modified when it is current.")
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def load_json_body(data: bytes):
+    """A JSON body as Python values; ValueError (with what is wrong) for anything RFC 8259 does not
+    allow or Python cannot hold: bad UTF-8, NaN/Infinity, an integer of more digits than Python converts
+    (4,300), nesting too deep for the decoder."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 ({error.reason} at byte {error.start})") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{error.msg} (line {error.lineno}, column {error.colno})") from None
+    # A ValueError from int() (too many digits) or _refuse_constant passes through as it is.
+
+
 class Parser(FlaskParser):
-    """webargs' parser, also refusing JSON nested too deeply for Python's decoder (a 500 otherwise)."""
+    """webargs' parser, refusing as 400 naming `body` any JSON body Python's decoder would take but
+    RFC 8259 does not (NaN, Infinity), or would fail on with a 500 (nesting too deep, an integer of more
+    than 4,300 digits)."""
 
     def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return core.missing
+        data = read_body(req)
         try:
-            return super()._raw_load_json(req)
-        except RecursionError:
-            abort(400, messages={"json": ["Invalid JSON body: nested too deeply."]})
+            return load_json_body(data)
+        except ValueError as error:
+            abort(400, messages={"body": [f"Invalid JSON body: {error}."]})
             return core.missing
 
 
@@ -119,6 +148,22 @@ class Blueprint(flask_smorest.Blueprint):
                                  description="The body is larger than the configured limit.")(func)
         return self.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE",
                                  description="The body is not application/json.")(func)
+
+
+def read_body(req) -> bytes:
+    """The whole request body; a 400 problem when it cannot be read whole (a malformed chunked body, the
+    client gone mid-body) rather than the server error the WSGI server's exception would make."""
+    try:
+        return req.get_data(cache=True)
+    except ClientDisconnected:  # Werkzeug's word for an OSError or ValueError from the server's stream
+        abort(400, messages={"body": ["The request body could not be read whole (the client went away "
+                                      "or the chunked encoding is broken)."]})
+        raise
+    except HTTPException:
+        raise
+    except Exception as error:  # gunicorn's ChunkMissingTerminator, InvalidChunkSize, NoMoreData
+        abort(400, messages={"body": [f"The request body could not be read whole ({type(error).__name__})."]})
+        raise
 
 
 def has_body() -> bool:

@@ -105,7 +105,8 @@ class ProblemApi(Api):
         if isinstance(messages, dict) and error.code in (400, 422):
             detail, errors = _validation_detail(messages)
             if error.code == 400:
-                detail = "The request body is not valid JSON."
+                first = next(iter(errors.values()), [""])[0]
+                detail = f"The request body cannot be used — {first}" if first else "Bad request body."
             return problem(error.code, detail, errors=errors, headers=headers)
         if error.code == 404 and not data:
             detail = f"No resource at {request.path}."

@@ -155,6 +155,8 @@ def _get(study_id: int, *, lock: bool = False) -> Study:
 def study_owning(identifier: str) -> int:
     """The id of the study owning a registration identifier written in any form."""
     canonical_form = linking.canonical_identifier(identifier)
+    if not canonical_form.strip():
+        raise NotFound("No study has a blank registration identifier.")
     owner = Registration.select(Registration.study).where(Registration.identifier == canonical_form).first()
     if owner is None:
         raise NotFound(f"No study has the registration {canonical_form}.")
@@ -173,6 +175,10 @@ def _registration_rows(items: Sequence[dict]) -> list[dict]:
         known = canonical(item["identifier"])
         identifier = known[0] if known else normalise(item["identifier"])
         registry = item.get("registry") or (known[1] if known else None)
+        if not identifier.strip():
+            errors[f"registrations.{position}.identifier"] = [
+                "Must not be blank (nothing is left once spaces and separators are removed)."]
+            continue
         if registry is None:
             errors[f"registrations.{position}.registry"] = [
                 f"The registry of {identifier!r} cannot be derived from its pattern; give `registry`."]

@@ -10,6 +10,7 @@ import re
 
 import ftfy
 
+from ..validation import EARLIEST, LATEST, within_range
 from . import RowError
 
 MISSING = {"", "na", "n/a", "none", "null", "not available", "no results", "no country given",
@@ -112,7 +113,7 @@ def _day(year: int, month: int, day: int) -> dt.date | None:
         found = dt.date(year, month, day)
     except ValueError:
         return None
-    return found if 1900 <= year <= 2100 else None
+    return found if within_range(found) else None  # outside the register's range: no date
 
 
 def partial_date(value: str | None) -> str | None:
@@ -122,8 +123,8 @@ def partial_date(value: str | None) -> str | None:
     if not raw:
         return None
     m = re.match(r"(\d{4})(?:[-/](\d{1,2})(?:[-/](\d{1,2}))?)?", raw)
-    if not m or not 1000 <= int(m.group(1)) <= 9999:
-        return None
+    if not m or not EARLIEST.year <= int(m.group(1)) <= LATEST.year:
+        return None  # outside the register's date range: no date
     year, month, day = m.group(1), m.group(2), m.group(3)
     if month and 1 <= int(month) <= 12:
         if day and _day(int(year), int(month), int(day)):

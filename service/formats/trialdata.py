@@ -20,6 +20,7 @@ from typing import Any
 
 import pycountry
 
+from ..validation import EARLIEST, LATEST, within_range
 from . import STRUCTURED, TABLE, TEXT, Claim, fields
 
 # -- recruitment status ------------------------------------------------------------------------------------
@@ -309,10 +310,16 @@ def us_day(value: str | None) -> str | None:
         if month > 12:  # written day first after all
             month, day_ = day_, month
         try:
-            return dt.date(year, month, day_).isoformat()
+            found = dt.date(year, month, day_)
         except ValueError:
             return None
+        return found.isoformat() if within_range(found) else None  # outside the register's range: none
     return day(raw[:10])
+
+
+def _in_range(year: str) -> bool:
+    """A month of this year lies in the register's date range (outside it: no date)."""
+    return EARLIEST.year <= int(year) <= LATEST.year
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -326,10 +333,10 @@ def day_or_month(value: str | None) -> tuple[str, str] | None:
     if full:
         return full.isoformat(), "day"
     m = _MONTH_YEAR.fullmatch(raw)
-    if m and m.group(1).lower() in fields.MONTHS:
+    if m and m.group(1).lower() in fields.MONTHS and _in_range(m.group(2)):
         return f"{m.group(2)}-{fields.MONTHS[m.group(1).lower()]:02d}-01", "month"
     m = re.fullmatch(r"(\d{4})-(\d{1,2})", raw)
-    if m and 1 <= int(m.group(2)) <= 12:
+    if m and 1 <= int(m.group(2)) <= 12 and _in_range(m.group(1)):
         return f"{m.group(1)}-{int(m.group(2)):02d}-01", "month"
     return None
 

@@ -7,10 +7,10 @@ from flask import request
 from marshmallow import fields, pre_load, validate
 
 from ...search.query import MAX_DEPTH, MAX_LENGTH, MAX_TERMS, MIN_PREFIX, QueryError, parse
-from ...validation import Day, Instant, Text, Vocab
+from ...validation import Bool, Day, Instant, Int, Text, Vocab
 from ..paging import MAX_CURSOR_LENGTH
 
-__all__ = ["Day", "Instant", "Text", "Vocab"]  # shared with formats/ (service/validation.py)
+__all__ = ["Bool", "Day", "Instant", "Int", "Text", "Vocab"]  # shared with formats/ (service/validation.py)
 
 _PAGING = ("page", "page_size", "cursor")
 
@@ -154,11 +154,11 @@ def paging_fields(sorts, default_sort: str, *, relevance: bool = False,
                        "`X-Total-Count`; not with `page`, `page_size` or `cursor`. "
                        + " ".join(f"`{name}`: {doc}" for name, doc in formats.items()))
     return {
-        "page": fields.Integer(
+        "page": Int(
             validate=validate.Range(1, 10_000),
             metadata={"description": "Page number, from 1. `page` × `page_size` may not exceed "
                                      "10,000: walk further with `cursor`. Not with `cursor`."}),
-        "page_size": fields.Integer(
+        "page_size": Int(
             load_default=20, validate=validate.Range(1, 100),
             metadata={"description": "Records per page, 1–100."}),
         "cursor": Text(

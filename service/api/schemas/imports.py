@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 
 from ...formats import FORMATS
 from ...formats.reading import ENCODINGS
-from .common import QueryArgsSchema
+from .common import Bool, QueryArgsSchema
 
 FORMAT_DOC = (
     "`ictrp-csv`: a WHO ICTRP trial list (the WHO export's 40/58 columns, or the TrialsTracker and "
@@ -27,7 +27,7 @@ FORMAT_DOC = (
 
 class ImportQueryArgsSchema(QueryArgsSchema):
     format = fields.String(validate=validate.OneOf(FORMATS), metadata={"description": FORMAT_DOC})
-    dry_run = fields.Boolean(load_default=False, metadata={
+    dry_run = Bool(load_default=False, metadata={
         "description": "`true`: do everything but write, and answer the same report."})
     encoding = fields.String(validate=validate.OneOf(sorted(ENCODINGS)), metadata={
         "description": "The file's text encoding. Default: detected (UTF-8 with or without BOM, else "

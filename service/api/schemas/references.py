@@ -9,7 +9,15 @@ from ...domain import evidence
 from ...domain.facets import REFERENCE_FACETS
 from ...domain.references import REFERENCE_SORTS
 from ...search.query import REFERENCE_FIELDS
-from ...validation import PartialDate, ReferenceCreateSchema, ReferencePatchSchema
+from ...validation import (
+    EARLIEST,
+    LATEST,
+    Bool,
+    Int,
+    PartialDate,
+    ReferenceCreateSchema,
+    ReferencePatchSchema,
+)
 from ...vocabularies import REFERENCE_TYPES
 from .common import (
     FacetNames,
@@ -133,12 +141,12 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
         'title:"stem cells" AND covid*'), "/references/search"),
     "type": fields.List(Vocab(REFERENCE_TYPES), metadata={
         "description": "Reference type code. Repeat to OR."}),
-    "has_results": fields.Boolean(metadata={"description": "`true`: reports results (\"Report "
+    "has_results": Bool(metadata={"description": "`true`: reports results (\"Report "
                                                            "Results\"); `false`: \"No Results\"."}),
-    "study_id": fields.Integer(validate=validate.Range(1, 2_147_483_647), metadata={
+    "study_id": Int(validate=validate.Range(1, 2_147_483_647), metadata={
         "description": "References reporting this study (links of role `reports`; "
                        "`GET /studies/{id}/references?role=cites` lists those citing it)."}),
-    "linked": fields.Boolean(metadata={"description": "`false`: the curation queue of references "
+    "linked": Bool(metadata={"description": "`false`: the curation queue of references "
                                                       "reporting no study (no link of role `reports`: "
                                                       "unlinked, or only citing studies); `true`: those "
                                                       "reporting at least one."}),
@@ -147,9 +155,9 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
                  metadata={"description": "Exact PubMed id, e.g. `32445440`."}),
     "registration_id": Text(validate=validate.Length(1, 100), metadata={
         "description": "A trial registry record's own identifier (any written form)."}),
-    "year_from": fields.Integer(validate=validate.Range(1000, 9999), metadata={
+    "year_from": Int(validate=validate.Range(EARLIEST.year, LATEST.year), metadata={
         "description": "Published in this year or later."}),
-    "year_to": fields.Integer(validate=validate.Range(1000, 9999), metadata={
+    "year_to": Int(validate=validate.Range(EARLIEST.year, LATEST.year), metadata={
         "description": "Published in this year or earlier."}),
     "updated_since": Instant(metadata={"description": "Updated at or after this instant (or day)."}),
     "facets": FacetNames(REFERENCE_FACETS, metadata={

@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 from ...domain.facets import STUDY_FACETS
 from ...domain.studies import STUDY_SORTS
 from ...search.query import STUDY_FIELDS
-from ...validation import FACET_DOC, Country, RegistrationSchema, StudyCreateSchema, StudyPatchSchema
+from ...validation import FACET_DOC, Bool, Country, RegistrationSchema, StudyCreateSchema, StudyPatchSchema
 from ...vocabularies import (
     FACETS,
     PHASE,
@@ -125,7 +125,7 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
         "description": "Studies with a registration in this registry. Repeat to OR."}),
     "reference_type": fields.List(Vocab(REFERENCE_TYPES), metadata={
         "description": "Studies with a report (a reference of role `reports`) of this type. Repeat to OR."}),
-    "has_results": fields.Boolean(metadata={
+    "has_results": Bool(metadata={
         "description": "`true`: studies with a report (role `reports`) that has results; `false`: "
                        "studies with none. References only citing a study never count."}),
     "first_published_from": Day(metadata={"description": "First published on or after this day."}),
