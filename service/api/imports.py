@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, request
 from flask.views import MethodView
 
+from ..db import long_operation
 from ..domain.imports import import_file
 from .parser import Blueprint
 from .problems import problem
@@ -116,5 +117,6 @@ class Imports(MethodView):
         if fmt is None:
             return problem(422, "The format cannot be told from the upload; give `format`.",
                            errors={"format": ["Missing data for required field."]})
-        return import_file(stream, fmt=fmt, encoding=args.get("encoding"),
-                           dry_run=args["dry_run"], options=options).as_dict()
+        with long_operation():  # an import's own, longer limits (DATABASE_LONG_TIMEOUT)
+            return import_file(stream, fmt=fmt, encoding=args.get("encoding"),
+                               dry_run=args["dry_run"], options=options).as_dict()
