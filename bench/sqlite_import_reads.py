@@ -55,7 +55,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Readers:
-    """``clients`` threads reading until stopped; ``take()`` returns (latencies ms, errors) since the last take."""
+    """``clients`` threads reading until stopped; ``take()``: (latencies ms, errors) since the last take."""
 
     def __init__(self, port: int, clients: int, max_id: int):
         self.port, self.max_id = port, max_id
@@ -128,8 +128,8 @@ def main() -> None:
     subprocess.run([cli, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([cli, "seed", "--dir", str(ROOT / "seeds")], env=env, check=True, capture_output=True)
     port = free_port()
-    server = subprocess.Popen([str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "service.wsgi:app"],
-                              cwd=ROOT, env={**env, "GUNICORN_BIND": f"{HOST}:{port}"},
+    gunicorn = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "service.wsgi:app"]
+    server = subprocess.Popen(gunicorn, cwd=ROOT, env={**env, "GUNICORN_BIND": f"{HOST}:{port}"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     rounds = []
     try:
@@ -173,7 +173,8 @@ def main() -> None:
     print("| phase | requests | errors | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|")
     for phase in ("idle", "import"):
         s = summary[phase]
-        print(f"| {phase} | {s['n']:.0f} | {s['errors']:.0f} | {s['p50_ms']} | {s['p99_ms']} | {s['max_ms']} |")
+        print(f"| {phase} | {s['n']:.0f} | {s['errors']:.0f} | {s['p50_ms']} | {s['p99_ms']} "
+              f"| {s['max_ms']} |")
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"sqlite-import-reads-{stamp}.json"
