@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup, FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from . import migrations
 from .db import connection, database
@@ -226,7 +226,44 @@ def suggest(reference_ids):
                f"{report['removed']} removed) in {report['seconds']:.1f} s")
 
 
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@with_appcontext
+def backup_command(path, force):
+    """Write a consistent backup of the register to PATH while the service runs (SQLite: a copy made with
+    its online backup API; Postgres: `pg_dump --format=custom`)."""
+    from flask import current_app
+
+    from .backup import BackupError, backup
+
+    try:
+        size = backup(current_app.config["DATABASE_URL"], path, force=force)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{path}: backup written ({size:,} bytes)", err=True)
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def restore_command(path):
+    """Replace the whole register by the backup PATH, in one step (SQLite: the online backup API;
+    Postgres: `pg_restore --single-transaction --clean`). A failed restore changes nothing."""
+    from flask import current_app
+
+    from .backup import BackupError, restore
+
+    try:
+        restore(current_app.config["DATABASE_URL"], path)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{path}: restored", err=True)
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
     app.cli.add_command(import_command)
     app.cli.add_command(reindex)
     app.cli.add_command(rederive)
