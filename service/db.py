@@ -72,6 +72,13 @@ LIMITS = Limits()
 # (seconds any one wait on the server may take, absolute time.monotonic() deadline or None)
 _limit: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar("limit", default=None)
 _long: contextvars.ContextVar[bool] = contextvars.ContextVar("long", default=False)
+# Set while an HTTP request is served: only requests run under the short limits; everything else (CLI
+# commands, scripts, tests' own set-up) under the long ones.
+_in_request: contextvars.ContextVar[bool] = contextvars.ContextVar("in_request", default=False)
+
+
+def _is_long() -> bool:
+    return _long.get() or not _in_request.get()
 
 
 class NoAnswer(psycopg2.OperationalError):
@@ -83,7 +90,7 @@ def _wait_budget() -> float:
     limit = _limit.get()
     if limit:
         return limit[1] - time.monotonic()
-    return (LIMITS.long if _long.get() else LIMITS.statement) + 1.0
+    return (LIMITS.long if _is_long() else LIMITS.statement) + 1.0
 
 
 def _wait_callback(conn) -> None:
@@ -248,7 +255,7 @@ class _BoundedCheckout:
         conn = self._state.conn
         if conn is None:
             return
-        key, want = self.conn_key(conn), _long.get()
+        key, want = self.conn_key(conn), _is_long()
         modes = self.__dict__.setdefault("_long_modes", {})
         if modes.get(key, False) != want:
             try:
@@ -292,6 +299,16 @@ class RegisterSqlite(_BoundedCheckout, PooledSqliteDatabase):
 
     def _set_limits(self, conn, *, long: bool) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int((LIMITS.long if long else LIMITS.busy) * 1000)}")
+
+
+@contextlib.contextmanager
+def request_limits() -> Iterator[None]:
+    """Run inside under a request's limits (as every HTTP request does, from its before_request hook)."""
+    token = _in_request.set(True)
+    try:
+        yield
+    finally:
+        _in_request.reset(token)
 
 
 @contextlib.contextmanager
@@ -491,6 +508,7 @@ def register_request_hooks(app) -> None:
 
     @app.before_request
     def _connect() -> None:
+        _in_request.set(True)
         if request.endpoint in CONNECTS_ITSELF:
             return
         # Checkout, connect and its first round trips within the connect limit (a frozen server).
@@ -499,6 +517,7 @@ def register_request_hooks(app) -> None:
 
     @app.teardown_request
     def _close(exc) -> None:
+        _in_request.set(False)
         # A streamed export (api/exports.py) still reads after this runs; it closes the connection itself.
         if g.get("stream_holds_connection"):
             return

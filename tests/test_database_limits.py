@@ -22,7 +22,7 @@ from peewee import OperationalError
 
 from service import create_app, db
 from service.config import ConfigError, load_config
-from service.db import close_all, database, long_operation, problem_kind
+from service.db import close_all, database, long_operation, problem_kind, request_limits
 from tests.conftest import IN_CI, assert_problem
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
@@ -147,7 +147,7 @@ def test_a_new_connection_to_a_frozen_server_is_bounded_too(frozen_app, throwawa
 
 
 def test_a_statement_past_its_timeout_is_cancelled_by_the_server(frozen_app):
-    with database.connection_context():
+    with request_limits(), database.connection_context():
         took, error = _elapsed(lambda: pytest.raises(OperationalError, database.execute_sql,
                                                      "SELECT pg_sleep(5)"))
         assert problem_kind(error.value) == "timeout" and took < 3.0
@@ -161,9 +161,12 @@ def test_a_statement_past_its_timeout_is_cancelled_by_the_server(frozen_app):
 def test_a_connection_given_back_after_a_long_operation_has_the_request_limits(frozen_app):
     with long_operation(), database.connection_context():
         assert database.execute_sql("SHOW statement_timeout").fetchone()[0] == "10min"
-    with database.connection_context():
+    with request_limits(), database.connection_context():
         assert database.execute_sql("SHOW statement_timeout").fetchone()[0] == "1s"
         assert database.execute_sql("SHOW lock_timeout").fetchone()[0] == "2s"
+    # Outside a request (a script, a CLI command) the long limits hold.
+    with database.connection_context():
+        assert database.execute_sql("SHOW statement_timeout").fetchone()[0] == "10min"
 
 
 def test_a_table_locked_elsewhere_gives_503_busy_after_the_lock_timeout(app, backend, auth):
