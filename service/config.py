@@ -46,8 +46,8 @@ def _seconds(environ: Mapping[str, str], name: str, default: float, low: float, 
 
 # How long the service waits on its database (service/db.py's Limits): setting, default, least, most.
 DATABASE_LIMITS = {
-    "connect": ("DATABASE_CONNECT_TIMEOUT", 3.0, 0.5, 60),
-    "pool": ("DATABASE_POOL_TIMEOUT", 3.0, 0.1, 60),
+    "connect": ("DATABASE_CONNECT_TIMEOUT", 2.0, 0.5, 60),
+    "pool": ("DATABASE_POOL_TIMEOUT", 2.0, 0.1, 60),
     "statement": ("DATABASE_STATEMENT_TIMEOUT", 5.0, 0.5, 3600),
     "lock": ("DATABASE_LOCK_TIMEOUT", 2.0, 0.1, 3600),
     "busy": ("DATABASE_BUSY_TIMEOUT", 2.0, 0.1, 3600),

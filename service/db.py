@@ -52,15 +52,16 @@ SQLITE_PRAGMAS = {
 class Limits:
     """How long the service waits on its database, in seconds (config.py reads them from the environment).
 
-    A request waits at most ``pool`` for a pooled connection, ``connect`` to open one (name resolution
-    included), and on Postgres the server cancels a statement after ``statement`` and a lock wait after
-    ``lock``; if the server does not answer at all (frozen, or the network gone), the driver gives up
-    ``statement`` + 1 s into any wait. On SQLite a write waits ``busy`` for the write lock. Imports,
-    exports and CLI commands run under ``long`` instead (`long_operation`); /health under ``health``.
+    A request waits at most ``connect`` for its connection (the wait for a pooled one, at most ``pool``,
+    its check, or opening one, name resolution included); on Postgres the server cancels a statement
+    after ``statement`` and a lock wait after ``lock``; if the server does not answer at all (frozen,
+    or the network gone), the driver gives up ``statement`` + 1 s into any wait. On SQLite a write waits
+    ``busy`` for the write lock. Imports, exports, CLI commands and anything outside an HTTP request run
+    under ``long`` instead (`long_operation`); /health under ``health``.
     """
 
-    connect: float = 3.0
-    pool: float = 3.0
+    connect: float = 2.0
+    pool: float = 2.0
     statement: float = 5.0
     lock: float = 2.0
     busy: float = 2.0
@@ -512,7 +513,7 @@ def register_request_hooks(app) -> None:
         if request.endpoint in CONNECTS_ITSELF:
             return
         # Checkout, connect and its first round trips within the connect limit (a frozen server).
-        with deadline(LIMITS.connect + LIMITS.pool):
+        with deadline(LIMITS.connect):  # the pool wait is within it too
             database.connect(reuse_if_open=True)
 
     @app.teardown_request

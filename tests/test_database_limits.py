@@ -128,7 +128,7 @@ def test_health_answers_503_within_2_s_while_postgres_is_frozen_and_recovers(fro
             assert body["database"] == "timeout" and response.headers["Retry-After"]
         took, response = _elapsed(lambda: client.get("/studies"))
         assert_problem(response, 503)
-        assert took < 3.5, took  # checkout and connect within connect + pool timeouts (2 s)
+        assert took < 2.5, took  # checkout (a check of the pooled connection, a connect) within 1 s
     # Thawed: the broken connections were discarded, new ones answer, no restart needed.
     deadline = time.monotonic() + 10
     while client.get("/health").status_code != 200 and time.monotonic() < deadline:
