@@ -12,9 +12,11 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from peewee import InterfaceError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 
 from . import migrations
-from .db import connection, database
+from .db import connection, database, problem_kind
 from .domain import tokens
 from .domain.imports import ImportRefused, import_file
 from .domain.references import relink_all
@@ -280,4 +282,19 @@ def _create_app(*args, **kwargs):
     return create_app()
 
 
-main = FlaskGroup(create_app=_create_app, help="The study register's management commands.")
+_DATABASE_STATES = {"busy": "busy", "timeout": "not answering in time", "unreachable": "unreachable"}
+
+
+class _Group(FlaskGroup):
+    """The commands, with a database that is down, frozen or locked reported in one line (exit 1)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, InterfaceError, MaxConnectionsExceeded) as error:
+            text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise click.ClickException(f"the database is {_DATABASE_STATES[problem_kind(error)]}: {text}") \
+                from None
+
+
+main = _Group(create_app=_create_app, help="The study register's management commands.")

@@ -280,3 +280,19 @@ def test_a_host_name_that_resolves_is_used(postgres_url):
 def test_a_bad_limit_is_refused_naming_the_setting(name, value):
     with pytest.raises(ConfigError, match=name):
         load_config({name: value})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "db.example.invalid"])
+def test_the_cli_reports_a_database_it_cannot_reach_in_one_line(host):
+    from click.testing import CliRunner
+
+    from service.cli import main
+    url = f"postgresql://postgres@{host.format(port=_free_port())}/register"
+    try:
+        result = CliRunner().invoke(main, ["db", "status"],
+                                    env={"DATABASE_URL": url, "LOG_LEVEL": "CRITICAL"})
+    finally:
+        close_all(database.obj)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: the database is unreachable: "), result.output
