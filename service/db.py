@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg2
 import psycopg2.extensions
@@ -394,6 +394,9 @@ def open_database(url: str, *, max_connections: int = 8):
                               max_connections=max_connections, stale_timeout=300)
     # Every Postgres URL goes through a pool: opening a backend per request cost 5x throughput.
     params = parse_url(url)
+    for name in ("user", "password"):  # percent-encoded in a URL (playhouse leaves them encoded)
+        if params.get(name):
+            params[name] = unquote(params[name])
     params.setdefault("max_connections", max_connections)
     params.setdefault("connect_timeout", max(2, int(LIMITS.connect)))  # libpq's least is 2 s
     # Dead peers are found by the kernel: keepalives on an idle connection, tcp_user_timeout on one

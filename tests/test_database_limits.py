@@ -296,3 +296,13 @@ def test_the_cli_reports_a_database_it_cannot_reach_in_one_line(host):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: the database is unreachable: "), result.output
+
+
+def test_postgres_url_options_reach_the_driver():
+    opened = db.open_database("postgres+pool://reader:p%40ss%2Fw@db.example:5433/register"
+                              "?max_connections=3&sslmode=disable&keepalives_idle=5")
+    params = opened.connect_params
+    assert (opened.database, opened._max_connections) == ("register", 3)
+    assert (params["user"], params["password"], params["port"]) == ("reader", "p@ss/w", 5433)
+    assert params["sslmode"] == "disable" and params["keepalives_idle"] == 5  # the URL's own wins
+    assert "statement_timeout=" in params["options"] and "lock_timeout=" in params["options"]

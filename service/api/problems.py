@@ -38,7 +38,7 @@ def problem(status: int, detail: str, *, errors: dict | None = None, headers: di
 DATABASE_PROBLEMS = {  # problem_kind: (detail, Retry-After seconds)
     "busy": ("The database is busy (another write holds its lock, or every connection is in use); "
              "nothing was changed; try again shortly.", "2"),
-    "timeout": ("The database did not answer in time; nothing was changed; try again shortly.", "5"),
+    "timeout": ("The database did not answer in time; try again shortly.", "5"),
     "unreachable": ("The database is unreachable; try again shortly.", "5"),
 }
 
