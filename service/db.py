@@ -151,6 +151,12 @@ class _Resolver:
             self._pending.pop(key, None)
         done.set()
 
+    def forget(self, host: str, port: int) -> None:
+        with self._lock:
+            cached = self._cache.get((host, port))
+            if cached and cached[1] is not None:
+                del self._cache[(host, port)]
+
     def resolve(self, host: str, port: int, timeout: float) -> str:
         key = (host, port)
         with self._lock:
@@ -273,10 +279,16 @@ class _BoundedCheckout:
 class RegisterPostgres(_BoundedCheckout, PooledPostgresqlDatabase):
     def _open_raw(self):
         params = dict(self.connect_params)
-        if _needs_resolving(params.get("host")) and "hostaddr" not in params:
+        resolved = _needs_resolving(params.get("host")) and "hostaddr" not in params
+        if resolved:
             params["hostaddr"] = RESOLVER.resolve(params["host"], int(params.get("port") or 5432),
                                                   _remaining(LIMITS.connect))
-        conn = self._adapter.connect(self, **params)
+        try:
+            conn = self._adapter.connect(self, **params)
+        except psycopg2.OperationalError:
+            if resolved:  # the server may have moved (a container restarted): look the name up again
+                RESOLVER.forget(params["host"], int(params.get("port") or 5432))
+            raise
         if self._isolation_level:
             conn.set_isolation_level(self._isolation_level)
         conn.autocommit = True

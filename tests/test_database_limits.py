@@ -306,3 +306,28 @@ def test_postgres_url_options_reach_the_driver():
     assert (params["user"], params["password"], params["port"]) == ("reader", "p@ss/w", 5433)
     assert params["sslmode"] == "disable" and params["keepalives_idle"] == 5  # the URL's own wins
     assert "statement_timeout=" in params["options"] and "lock_timeout=" in params["options"]
+
+
+def test_a_failed_connect_looks_the_name_up_again(monkeypatch, postgres_url):
+    answers = iter(["127.0.0.2", "127.0.0.1"])  # the server "moved": the first address refuses
+    looked_up = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        looked_up.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(db.socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(db, "RESOLVER", db._Resolver())
+    port = urlsplit(postgres_url).port
+    app = create_app({"DATABASE_URL": postgres_url.replace(f"127.0.0.1:{port}", f"db.example:{port}"),
+                      "LOG_LEVEL": "CRITICAL"})
+    try:
+        client = app.test_client()
+        with socket.socket() as probe:  # nothing listens on 127.0.0.2 unless Postgres binds every address
+            if probe.connect_ex(("127.0.0.2", port)) == 0:
+                pytest.fail("Postgres answers on 127.0.0.2 too: this test needs an address that refuses")
+        assert_problem(client.get("/health"), 503)
+        assert client.get("/health").status_code == 200
+        assert looked_up == ["db.example", "db.example"]
+    finally:
+        close_all(database.obj)
