@@ -10,7 +10,9 @@ its own). Each import goes into the same register; the second and later ones re-
 (the same rows, all unchanged, still one write transaction); so the first round imports into an
 empty register and later rounds re-read the rows written. Readers (`--clients` threads, keep-alive
 connections) cycle over GET /health, GET /studies/{id} and GET /studies?page_size=20. A request
-that fails or answers other than 200/404 counts as an error. Prints p50/p99 of each phase (medians
+that fails or answers other than 200/404 counts as an error. Beside them one writer POSTs a notice
+every 50 ms: during an import each write waits DATABASE_BUSY_TIMEOUT for the lock, then gets 503
+busy. Prints p50/p99 of each phase (medians
 over rounds) and writes bench/results/sqlite-import-reads-<UTC>.json. Every process started here is
 stopped on the way out.
 """
@@ -52,6 +54,50 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class Writer:
+    """One client POSTing a notice in a loop (a token with the notices scope); ``take()``: the latencies
+    (ms) of each answer status since the last take."""
+
+    def __init__(self, port: int, token: str):
+        self.port, self.token = port, token
+        self.lock = threading.Lock()
+        self.by_status: dict[str, list[float]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=30)
+        body = json.dumps({"message": "bench write"})
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        while not self.stop.is_set():
+            start = time.perf_counter()
+            try:
+                conn.request("POST", "/notices", body=body, headers=headers)
+                response = conn.getresponse()
+                answer = response.read()
+                status = str(response.status)
+                if response.status == 503:
+                    status += " " + json.loads(answer).get("database", "?")
+            except (OSError, http.client.HTTPException, ValueError) as error:
+                status = type(error).__name__
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, self.port, timeout=30)
+            with self.lock:
+                self.by_status.setdefault(status, []).append((time.perf_counter() - start) * 1000)
+            time.sleep(0.05)
+
+    def take(self) -> dict[str, dict]:
+        with self.lock:
+            taken, self.by_status = self.by_status, {}
+        return {status: {"n": len(ms), "p50_ms": percentile(ms, .5), "max_ms": max(ms)}
+                for status, ms in sorted(taken.items())}
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=35)
 
 
 class Readers:
@@ -134,29 +180,38 @@ def main() -> None:
     rounds = []
     try:
         wait_ready(port)
+        made = subprocess.run([cli, "token", "create", "--name", "bench", "--scope", "notices"], env=env,
+                              check=True, capture_output=True, text=True)
+        token = made.stdout.strip().split()[-1]
         readers = Readers(port, args.clients, max_id=50)
+        writer = Writer(port, token)
         try:
             idle_for = 5.0
             for number in range(1, args.rounds + 1):
                 readers.take()
+                writer.take()
                 time.sleep(idle_for)
                 idle, idle_errors = readers.take()
+                idle_writes = writer.take()
                 start = time.monotonic()
                 done = subprocess.run([cli, "import", "--quiet", "--format", args.format, "--no-suggest",
                                        str(DATA / args.file)], env=env, capture_output=True, text=True)
                 idle_for = time.monotonic() - start
                 during, during_errors = readers.take()
+                during_writes = writer.take()
                 if done.returncode != 0:
                     raise SystemExit(f"import failed: {done.stderr.strip()[-500:]}")
                 row = {"round": number, "import_s": round(idle_for, 2),
                        "idle": {"n": len(idle), "errors": idle_errors, "p50_ms": percentile(idle, .5),
                                 "p99_ms": percentile(idle, .99), "max_ms": max(idle, default=0)},
                        "import": {"n": len(during), "errors": during_errors, "p50_ms": percentile(during, .5),
-                                  "p99_ms": percentile(during, .99), "max_ms": max(during, default=0)}}
+                                  "p99_ms": percentile(during, .99), "max_ms": max(during, default=0)},
+                       "writes": {"idle": idle_writes, "import": during_writes}}
                 rounds.append(row)
                 print(json.dumps(row), flush=True)
         finally:
             readers.close()
+            writer.close()
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
@@ -175,6 +230,8 @@ def main() -> None:
         s = summary[phase]
         print(f"| {phase} | {s['n']:.0f} | {s['errors']:.0f} | {s['p50_ms']} | {s['p99_ms']} "
               f"| {s['max_ms']} |")
+    print("\nwrites (one client, POST /notices every 50 ms), last round: "
+          + json.dumps(rounds[-1]["writes"]))
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"sqlite-import-reads-{stamp}.json"
