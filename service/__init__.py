@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from .config import load_config
-from .db import init_database, register_request_hooks
+from .db import Limits, init_database, register_request_hooks
 from .forwarded import TrustedProxies
 from .logging import configure_logging
 
@@ -21,7 +21,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.config.update(settings)
     app.json.sort_keys = False
     app.url_map.strict_slashes = False
-    init_database(settings["DATABASE_URL"], max_connections=settings["DATABASE_MAX_CONNECTIONS"])
+    init_database(settings["DATABASE_URL"], max_connections=settings["DATABASE_MAX_CONNECTIONS"],
+                  limits=Limits(**settings["DATABASE_LIMITS"]))
     register_request_hooks(app)
 
     from .api import init_api

@@ -13,9 +13,11 @@ import click
 import peewee
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from peewee import InterfaceError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 
 from . import migrations
-from .db import connection, database
+from .db import connection, database, problem_kind
 from .domain import tokens
 from .domain.errors import DomainError
 from .domain.imports import ImportRefused, import_file
@@ -253,7 +255,44 @@ def suggest(reference_ids):
                f"{report['removed']} removed) in {report['seconds']:.1f} s")
 
 
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@with_appcontext
+def backup_command(path, force):
+    """Write a consistent backup of the register to PATH while the service runs (SQLite: a copy made with
+    its online backup API; Postgres: `pg_dump --format=custom`)."""
+    from flask import current_app
+
+    from .backup import BackupError, backup
+
+    try:
+        size = backup(current_app.config["DATABASE_URL"], path, force=force)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{path}: backup written ({size:,} bytes)", err=True)
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def restore_command(path):
+    """Replace the whole register by the backup PATH, in one step (SQLite: the online backup API;
+    Postgres: `pg_restore --single-transaction --clean`). A failed restore changes nothing."""
+    from flask import current_app
+
+    from .backup import BackupError, restore
+
+    try:
+        restore(current_app.config["DATABASE_URL"], path)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{path}: restored", err=True)
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
     app.cli.add_command(import_command)
     app.cli.add_command(reindex)
     app.cli.add_command(rederive)
@@ -270,4 +309,19 @@ def _create_app(*args, **kwargs):
     return create_app()
 
 
-main = FlaskGroup(create_app=_create_app, help="The study register's management commands.")
+_DATABASE_STATES = {"busy": "busy", "timeout": "not answering in time", "unreachable": "unreachable"}
+
+
+class _Group(FlaskGroup):
+    """The commands, with a database that is down, frozen or locked reported in one line (exit 1)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, InterfaceError, MaxConnectionsExceeded) as error:
+            text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise click.ClickException(f"the database is {_DATABASE_STATES[problem_kind(error)]}: {text}") \
+                from None
+
+
+main = _Group(create_app=_create_app, help="The study register's management commands.")

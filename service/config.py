@@ -92,6 +92,31 @@ def _rate_limits(environ: Mapping[str, str]) -> dict[str, Any]:
     return settings
 
 
+def _seconds(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g} seconds, got {raw}")
+    return value
+
+
+# How long the service waits on its database (service/db.py's Limits): setting, default, least, most.
+DATABASE_LIMITS = {
+    "connect": ("DATABASE_CONNECT_TIMEOUT", 2.0, 0.5, 60),
+    "pool": ("DATABASE_POOL_TIMEOUT", 2.0, 0.1, 60),
+    "statement": ("DATABASE_STATEMENT_TIMEOUT", 5.0, 0.5, 3600),
+    "lock": ("DATABASE_LOCK_TIMEOUT", 2.0, 0.1, 3600),
+    "busy": ("DATABASE_BUSY_TIMEOUT", 2.0, 0.1, 3600),
+    "long": ("DATABASE_LONG_TIMEOUT", 600.0, 1, 86400),
+    "health": ("HEALTH_TIMEOUT", 1.5, 0.2, 30),
+}
+
+
 def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
     """Return the service settings read from ``environ``; raise ConfigError on a bad value."""
     url = environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -128,4 +153,6 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         # dropped.
         "TRUSTED_PROXIES": _networks(environ, "TRUSTED_PROXIES"),
         **_rate_limits(environ),
+        "DATABASE_LIMITS": {key: _seconds(environ, name, default, low, high)
+                            for key, (name, default, low, high) in DATABASE_LIMITS.items()},
     }

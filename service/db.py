@@ -4,25 +4,369 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import heapq
+import ipaddress
 import os
+import select
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from peewee import SQL, AutoField, DatabaseProxy, Model, NodeList, PostgresqlDatabase, SqliteDatabase
-from playhouse.db_url import connect
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+import psycopg2
+import psycopg2.extensions
+from peewee import (
+    SQL,
+    AutoField,
+    DatabaseProxy,
+    InterfaceError,
+    Model,
+    NodeList,
+    OperationalError,
+    PostgresqlDatabase,
+    SqliteDatabase,
+    __exception_wrapper__,
+)
+from playhouse.db_url import parse as parse_url
+from playhouse.pool import (
+    MaxConnectionsExceeded,
+    PoolConnection,
+    PooledPostgresqlDatabase,
+    PooledSqliteDatabase,
+)
 
 database = DatabaseProxy()
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "busy_timeout": 5000,
     "synchronous": "normal",
     "cache_size": -32000,
 }
+
+
+@dataclass
+class Limits:
+    """How long the service waits on its database, in seconds (config.py reads them from the environment).
+
+    A request waits at most ``connect`` for its connection (the wait for a pooled one, at most ``pool``,
+    its check, or opening one, name resolution included); on Postgres the server cancels a statement
+    after ``statement`` and a lock wait after ``lock``; if the server does not answer at all (frozen,
+    or the network gone), the driver gives up ``statement`` + 1 s into any wait. On SQLite a write waits
+    ``busy`` for the write lock. Imports, exports, CLI commands and anything outside an HTTP request run
+    under ``long`` instead (`long_operation`); /health under ``health``.
+    """
+
+    connect: float = 2.0
+    pool: float = 2.0
+    statement: float = 5.0
+    lock: float = 2.0
+    busy: float = 2.0
+    long: float = 600.0
+    health: float = 1.5
+
+
+LIMITS = Limits()
+# (seconds any one wait on the server may take, absolute time.monotonic() deadline or None)
+_limit: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar("limit", default=None)
+_long: contextvars.ContextVar[bool] = contextvars.ContextVar("long", default=False)
+# Set while an HTTP request is served: only requests run under the short limits; everything else (CLI
+# commands, scripts, tests' own set-up) under the long ones.
+_in_request: contextvars.ContextVar[bool] = contextvars.ContextVar("in_request", default=False)
+
+
+def _is_long() -> bool:
+    return _long.get() or not _in_request.get()
+
+
+class NoAnswer(psycopg2.OperationalError):
+    """The database server did not answer in the time allowed (frozen, overloaded, or the network gone)."""
+
+
+def _wait_budget() -> float:
+    """Seconds the current wait on the server may take."""
+    limit = _limit.get()
+    if limit:
+        return limit[1] - time.monotonic()
+    return (LIMITS.long if _is_long() else LIMITS.statement) + 1.0
+
+
+def _wait_callback(conn) -> None:
+    """psycopg2's wait callback: every wait on the server (connect, query, fetch) is bounded."""
+    deadline = time.monotonic() + _wait_budget()
+    poller = select.poll()
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise NoAnswer("the database server did not answer in time")
+        poller.register(conn.fileno(), select.POLLIN if state == psycopg2.extensions.POLL_READ
+                        else select.POLLOUT)
+        poller.poll(max(1, int(left * 1000)))
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Everything inside (pool checkout, connect, name resolution, each statement) ends within ``seconds``."""
+    token = _limit.set((seconds, time.monotonic() + seconds))
+    try:
+        yield
+    finally:
+        _limit.reset(token)
+
+
+def _remaining(default: float) -> float:
+    limit = _limit.get()
+    if limit:
+        return max(0.0, min(default, limit[1] - time.monotonic()))
+    return default
+
+
+class _Resolver:
+    """Bounded, cached host name resolution: libpq resolves inside connect with no timeout of its own,
+    so a name that does not resolve held every request for the resolver's own timeout (~10 s), one after
+    another. Here one lookup per name runs at a time, in a thread; callers wait at most ``timeout``; an
+    answer is kept 30 s, a failure 5 s (callers in that time fail at once)."""
+
+    OK_TTL, FAIL_TTL = 30.0, 5.0
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, int], tuple[float, str | None, str]] = {}
+        self._pending: dict[tuple[str, int], threading.Event] = {}
+
+    def _lookup(self, key: tuple[str, int], done: threading.Event) -> None:
+        try:
+            infos = socket.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
+            result = (time.monotonic() + self.OK_TTL, infos[0][4][0], "")
+        except OSError as error:
+            result = (time.monotonic() + self.FAIL_TTL, None, f"could not resolve host {key[0]!r}: {error}")
+        with self._lock:
+            self._cache[key] = result
+            self._pending.pop(key, None)
+        done.set()
+
+    def forget(self, host: str, port: int) -> None:
+        with self._lock:
+            cached = self._cache.get((host, port))
+            if cached and cached[1] is not None:
+                del self._cache[(host, port)]
+
+    def resolve(self, host: str, port: int, timeout: float) -> str:
+        key = (host, port)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached and cached[0] > time.monotonic():
+                if cached[1] is None:
+                    raise psycopg2.OperationalError(cached[2])
+                return cached[1]
+            done = self._pending.get(key)
+            if done is None:
+                done = self._pending[key] = threading.Event()
+                threading.Thread(target=self._lookup, args=(key, done), daemon=True,
+                                 name=f"resolve {host}").start()
+        if not done.wait(timeout):
+            with self._lock:
+                self._cache.setdefault(key, (time.monotonic() + self.FAIL_TTL, None,
+                                             f"could not resolve host {host!r} within {timeout:g} s"))
+            raise psycopg2.OperationalError(f"could not resolve host {host!r} within {timeout:g} s")
+        return self.resolve(host, port, timeout)
+
+
+RESOLVER = _Resolver()
+
+
+def _needs_resolving(host: str | None) -> bool:
+    if not host or host.startswith("/") or "," in host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
+class _BoundedCheckout:
+    """A pool whose checkout waits at most ``LIMITS.pool`` (or what is left of a `deadline`), and whose
+    connections run under the limits of the operation checking them out (`long_operation` or not).
+
+    peewee's pool holds its lock (and the database's) while it checks an idle connection with a round
+    trip and while it opens a new one: with the server frozen, every other thread queued behind that
+    one, each past its own deadline. Here the lock covers only taking a connection (or a free slot)."""
+
+    def connect(self, reuse_if_open=False):
+        if self.deferred:
+            raise InterfaceError("Error, database must be initialized before opening a connection.")
+        if not self._state.closed:
+            if reuse_if_open:
+                return False
+            raise OperationalError("Connection already opened.")
+        end = time.monotonic() + _remaining(LIMITS.pool)
+        while True:
+            try:
+                with __exception_wrapper__:
+                    conn = self._checkout()
+                break
+            except MaxConnectionsExceeded:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    raise MaxConnectionsExceeded("every pooled database connection is in use") from None
+                with self._pool_available:
+                    self._pool_available.wait(timeout=min(remaining, 0.25))
+        self._state.reset()
+        self._state.set_connection(conn)
+        with __exception_wrapper__:
+            if self.server_version is None:
+                self._set_server_version(conn)
+            self._initialize_connection(conn)
+            self.apply_limits()
+        return True
+
+    def _release(self, key) -> None:
+        with self._pool_lock:
+            self._in_use.pop(key, None)
+            self._pool_available.notify()
+
+    def _checkout(self):
+        while True:
+            with self._pool_lock:
+                if self._connections:
+                    ts, _counter, conn = heapq.heappop(self._connections)
+                    key = self.conn_key(conn)
+                elif self._max_connections and len(self._in_use) >= self._max_connections:
+                    raise MaxConnectionsExceeded("Exceeded maximum connections.")
+                else:
+                    ts, conn, key = time.time(), None, ("opening", object())
+                self._in_use[key] = PoolConnection(ts, conn, time.time())
+            if conn is None:  # a free slot: open a connection, outside the lock
+                try:
+                    conn = self._open_raw()
+                finally:
+                    self._release(key)
+                with self._pool_lock:
+                    self._in_use[self.conn_key(conn)] = PoolConnection(ts, conn, time.time())
+                return conn
+            if (self._stale_timeout and self._is_stale(ts)) or self._is_closed(conn):
+                self._release(key)
+                self._close_raw(conn)
+                continue
+            return conn
+
+    def apply_limits(self) -> None:
+        """Give the connection in use the limits of the current operation, if it does not have them."""
+        conn = self._state.conn
+        if conn is None:
+            return
+        key, want = self.conn_key(conn), _is_long()
+        modes = self.__dict__.setdefault("_long_modes", {})
+        if modes.get(key, False) != want:
+            try:
+                self._set_limits(conn, long=want)
+            except Exception:
+                modes.pop(key, None)
+                raise
+            modes[key] = want
+
+    def _opened(self, conn) -> None:
+        self.__dict__.setdefault("_long_modes", {})[self.conn_key(conn)] = False
+
+
+class RegisterPostgres(_BoundedCheckout, PooledPostgresqlDatabase):
+    def _open_raw(self):
+        params = dict(self.connect_params)
+        resolved = _needs_resolving(params.get("host")) and "hostaddr" not in params
+        if resolved:
+            params["hostaddr"] = RESOLVER.resolve(params["host"], int(params.get("port") or 5432),
+                                                  _remaining(LIMITS.connect))
+        try:
+            conn = self._adapter.connect(self, **params)
+        except psycopg2.OperationalError:
+            if resolved:  # the server may have moved (a container restarted): look the name up again
+                RESOLVER.forget(params["host"], int(params.get("port") or 5432))
+            raise
+        if self._isolation_level:
+            conn.set_isolation_level(self._isolation_level)
+        conn.autocommit = True
+        self._opened(conn)
+        return conn
+
+    def _set_limits(self, conn, *, long: bool) -> None:
+        milliseconds = int((LIMITS.long if long else LIMITS.statement) * 1000)
+        with conn.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {milliseconds}")
+
+
+class RegisterSqlite(_BoundedCheckout, PooledSqliteDatabase):
+    def _open_raw(self):
+        return SqliteDatabase._connect(self)
+
+    def _add_conn_hooks(self, conn):
+        super()._add_conn_hooks(conn)
+        self._set_limits(conn, long=False)
+        self._opened(conn)
+
+    def _set_limits(self, conn, *, long: bool) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {int((LIMITS.long if long else LIMITS.busy) * 1000)}")
+
+
+@contextlib.contextmanager
+def request_limits() -> Iterator[None]:
+    """Run inside under a request's limits (as every HTTP request does, from its before_request hook)."""
+    token = _in_request.set(True)
+    try:
+        yield
+    finally:
+        _in_request.reset(token)
+
+
+@contextlib.contextmanager
+def long_operation() -> Iterator[None]:
+    """Run an import, a long export or a CLI command under ``LIMITS.long`` instead of a request's limits:
+    the statement timeout (Postgres) or the wait for the write lock (SQLite) of the connection in use
+    (or checked out inside), and the driver's own bound on each wait. Restored on the way out (and on
+    the next checkout of a connection that was not)."""
+    if _long.get():
+        yield
+        return
+    token = _long.set(True)
+    try:
+        if not database.is_closed():
+            database.obj.apply_limits()
+        yield
+    finally:
+        try:
+            _long.reset(token)
+        except ValueError:  # a streamed export closed from another context
+            _long.set(False)
+        if database.obj is not None and not database.is_closed():
+            try:
+                database.obj.apply_limits()
+            except Exception:  # noqa: BLE001 - a connection we cannot reset is not given back to the pool
+                database.obj.manual_close()
+
+
+def problem_kind(error: BaseException) -> str:
+    """What a database error means for a client: ``busy`` (a lock or every connection taken),
+    ``timeout`` (the server was too slow or did not answer) or ``unreachable``."""
+    if isinstance(error, MaxConnectionsExceeded):
+        return "busy"
+    original = getattr(error, "orig", None) or error  # peewee keeps the driver's error as .orig
+    if isinstance(original, NoAnswer):
+        return "timeout"
+    code = getattr(original, "pgcode", None)
+    if code == "57014":  # query_canceled: statement_timeout
+        return "timeout"
+    if code in ("55P03", "40001", "40P01"):  # lock_not_available, serialization failure, deadlock
+        return "busy"
+    text = str(original).lower()
+    if "database is locked" in text or "database table is locked" in text or "database is busy" in text:
+        return "busy"
+    return "unreachable"
 
 
 class IdField(AutoField):
@@ -56,23 +400,37 @@ def open_database(url: str, *, max_connections: int = 8):
         # request every search re-read the index and table pages it needed from the OS (2.5x the
         # SQL time of the same statements on a warm connection).
         # A pooled connection is handed to one thread at a time, but not always the thread that opened it.
-        return PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=False, check_same_thread=False,
-                                    max_connections=max_connections, stale_timeout=300, timeout=10)
+        # (The pool's own wait, `timeout`, is replaced by _BoundedCheckout's; the connection's busy
+        # timeout is set by RegisterSqlite from LIMITS.)
+        return RegisterSqlite(path, pragmas=SQLITE_PRAGMAS, autoconnect=False, check_same_thread=False,
+                              max_connections=max_connections, stale_timeout=300)
     # Every Postgres URL goes through a pool: opening a backend per request cost 5x throughput.
-    params = dict(parse_qsl(parts.query))
-    params.setdefault("max_connections", str(max_connections))
-    scheme = parts.scheme.split("+")[0]
-    query = "&".join(f"{k}={v}" for k, v in params.items())
-    pooled = parts._replace(scheme=f"{scheme}+pool", query=query).geturl()
-    # connect_timeout bounds a connect to a vanished host (health checks answer 503 in time);
-    # timeout bounds the wait for a free pooled connection.
-    db = connect(pooled, autoconnect=False, stale_timeout=300, timeout=10, connect_timeout=3)
-    assert isinstance(db, PooledPostgresqlDatabase)
-    return db
+    params = parse_url(url)
+    for name in ("user", "password"):  # percent-encoded in a URL (playhouse leaves them encoded)
+        if params.get(name):
+            params[name] = unquote(params[name])
+    params.setdefault("max_connections", max_connections)
+    params.setdefault("connect_timeout", max(2, int(LIMITS.connect)))  # libpq's least is 2 s
+    # Dead peers are found by the kernel: keepalives on an idle connection, tcp_user_timeout on one
+    # with data unacknowledged (a frozen server answers nothing, the wait callback bounds that too).
+    params.setdefault("keepalives", 1)
+    params.setdefault("keepalives_idle", 30)
+    params.setdefault("keepalives_interval", 10)
+    params.setdefault("keepalives_count", 3)
+    params.setdefault("tcp_user_timeout", int((LIMITS.statement + 5) * 1000))
+    params["options"] = (params.get("options", "") + f" -c statement_timeout={int(LIMITS.statement * 1000)}"
+                         f" -c lock_timeout={int(LIMITS.lock * 1000)}").strip()
+    name = params.pop("database")
+    # Every wait on the server goes through the callback, which bounds it (see Limits).
+    psycopg2.extensions.set_wait_callback(_wait_callback)
+    return RegisterPostgres(name, autoconnect=False, stale_timeout=300, **params)
 
 
-def init_database(url: str, *, max_connections: int = 8):
-    """Bind the shared proxy to the database at ``url`` and return it."""
+def init_database(url: str, *, max_connections: int = 8, limits: Limits | None = None):
+    """Bind the shared proxy to the database at ``url`` (waiting on it at most ``limits``) and return it."""
+    if limits is not None:
+        for name in Limits.__dataclass_fields__:
+            setattr(LIMITS, name, getattr(limits, name))
     previous = database.obj
     if previous is not None:
         close_all(previous)
@@ -152,20 +510,30 @@ def locked(query):
 
 @contextlib.contextmanager
 def connection() -> Iterator[None]:
-    """Open a connection for a CLI command or a test, and give it back afterwards."""
-    with database.connection_context():
+    """Open a connection for a CLI command or a test (under the long limits), and give it back afterwards."""
+    with long_operation(), database.connection_context():
         yield
 
 
+# Endpoints that open their connection themselves, under a deadline of their own (/health).
+CONNECTS_ITSELF = {"operations.Health"}
+
+
 def register_request_hooks(app) -> None:
-    from flask import g
+    from flask import g, request
 
     @app.before_request
     def _connect() -> None:
-        database.connect(reuse_if_open=True)
+        _in_request.set(True)
+        if request.endpoint in CONNECTS_ITSELF:
+            return
+        # Checkout, connect and its first round trips within the connect limit (a frozen server).
+        with deadline(LIMITS.connect):  # the pool wait is within it too
+            database.connect(reuse_if_open=True)
 
     @app.teardown_request
     def _close(exc) -> None:
+        _in_request.set(False)
         # A streamed export (api/exports.py) still reads after this runs; it closes the connection itself.
         if g.get("stream_holds_connection"):
             return

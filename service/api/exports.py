@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import rispy
 from flask import Response, g
 
-from ..db import database, is_postgres
+from ..db import database, is_postgres, long_operation
 from ..domain import exports, records
 from ..domain.ordering import SortKey
 from .schemas.references import ReferenceSchema
@@ -233,7 +233,7 @@ def _snapshot():
 def _stream(query, keys: Sequence[SortKey], fmt: _Format) -> Iterator:
     """First yields the count, then the export's text in chunks; always gives the connection back."""
     try:
-        with _snapshot():
+        with long_operation(), _snapshot():  # an export's own, longer limits (DATABASE_LONG_TIMEOUT)
             id_field = query.model._meta.primary_key
             yield query.select(id_field).count()
             if fmt.header:

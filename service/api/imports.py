@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, request
 from flask.views import MethodView
 
+from ..db import long_operation
 from ..domain.imports import import_file
 from ..formats.reading import Bounds
 from .parser import Blueprint
@@ -127,5 +128,6 @@ class Imports(MethodView):
                            errors={"format": ["Missing data for required field."]})
         bounds = Bounds(max_bytes=current_app.config["IMPORT_MAX_UNPACKED_BYTES"],
                         max_ratio=current_app.config["IMPORT_MAX_RATIO"])
-        return import_file(stream, fmt=fmt, encoding=args.get("encoding"),
-                           dry_run=args["dry_run"], options=options, bounds=bounds).as_dict()
+        with long_operation():  # an import's own, longer limits (DATABASE_LONG_TIMEOUT)
+            return import_file(stream, fmt=fmt, encoding=args.get("encoding"),
+                               dry_run=args["dry_run"], options=options, bounds=bounds).as_dict()

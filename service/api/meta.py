@@ -8,7 +8,7 @@ from flask import current_app
 from flask.views import MethodView
 
 from .. import vocabularies as vocab
-from ..db import backend_name, database
+from ..db import LIMITS, backend_name, database, deadline
 from ..domain import notices as domain
 from ..domain.ordering import sort_keys
 from ..migrations import current_version
@@ -17,7 +17,7 @@ from .caching import if_match, record_response
 from .links import link_for
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
-from .problems import problem
+from .problems import database_problem, problem
 from .schemas.meta import (
     HealthSchema,
     NoticeCreateSchema,
@@ -42,16 +42,21 @@ NOTICE_ID = "<int(max=2147483647):notice_id>"
 @ops.route("health")
 class Health(MethodView):
     @ops.response(200, HealthSchema)
-    @ops.alt_response(503, response="SERVICE_UNAVAILABLE", description="The database is unreachable.")
+    @ops.alt_response(503, response="SERVICE_UNAVAILABLE",
+                      description="The database is unreachable, frozen or busy.")
     def get(self):
-        """Is the service up, and can it reach its database?"""
+        """Is the service up, and can it reach its database?
+
+        Answers within `HEALTH_TIMEOUT` (default 1.5 s) whatever the database does: 503 when it cannot
+        be reached, is frozen or is too slow (`database` says which).
+        """
         try:
-            database.connect(reuse_if_open=True)
-            database.execute_sql("SELECT 1")
+            with deadline(LIMITS.health):
+                database.connect(reuse_if_open=True)
+                database.execute_sql("SELECT 1")
         except Exception as error:  # noqa: BLE001 - any failure means "not healthy"
-            current_app.logger.warning("health check: database unreachable: %s", error)
-            return problem(503, "The database is unreachable.", database="unreachable",
-                           headers={"Retry-After": "5"})
+            current_app.logger.warning("health check: database not answering: %s", error)
+            return database_problem(error)
         return {"status": "ok", "database": "ok"}
 
 

@@ -9,8 +9,10 @@ from flask import Response, json, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from peewee import InterfaceError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from ..db import problem_kind
 from ..domain.errors import DomainError, Moved
 from ..search.query import QueryError
 from .links import link
@@ -32,6 +34,21 @@ def problem(status: int, detail: str, *, errors: dict | None = None, headers: di
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+DATABASE_PROBLEMS = {  # problem_kind: (detail, Retry-After seconds)
+    "busy": ("The database is busy (another write holds its lock, or every connection is in use); "
+             "nothing was changed; try again shortly.", "2"),
+    "timeout": ("The database did not answer in time; try again shortly.", "5"),
+    "unreachable": ("The database is unreachable; try again shortly.", "5"),
+}
+
+
+def database_problem(error: Exception) -> Response:
+    """503 for a database error: busy, too slow or unreachable (``database`` says which), with Retry-After."""
+    kind = problem_kind(error)
+    detail, retry = DATABASE_PROBLEMS[kind]
+    return problem(503, detail, database=kind, headers={"Retry-After": retry})
 
 
 def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
@@ -91,6 +108,7 @@ class ProblemApi(Api):
         app.register_error_handler(QueryError, self.handle_query_error)
         app.register_error_handler(OperationalError, self.handle_database_down)
         app.register_error_handler(InterfaceError, self.handle_database_down)
+        app.register_error_handler(MaxConnectionsExceeded, self.handle_database_down)
 
     def handle_http_exception(self, error: HTTPException):
         if isinstance(error, InternalServerError):
@@ -127,8 +145,7 @@ class ProblemApi(Api):
 
     def handle_database_down(self, error: Exception):
         logger.error("database error on %s %s: %s", request.method, request.path, error)
-        return problem(503, "The database is unreachable; try again shortly.",
-                       database="unreachable", headers={"Retry-After": "5"})
+        return database_problem(error)
 
     def _register_responses(self):
         """Document every error status with the problem schema under application/problem+json."""
