@@ -68,6 +68,17 @@ if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
 preload_app = False
 
 
+def on_exit(server):
+    """boot.sh stops gunicorn when nginx (or the gunicorn for exports and imports) has exited, and
+    leaves a note in $BOOT_HELPER_EXITED first: then exit 1, so the container's exit says it failed
+    (gunicorn exits 0 after any SIGTERM, as after `docker stop`)."""
+    note = os.environ.get("BOOT_HELPER_EXITED", "")
+    if note and os.path.exists(note):
+        with open(note, encoding="utf-8") as fh:
+            server.log.error("Exiting 1: %s", fh.read().strip() or "a helper process exited")
+        raise SystemExit(1)
+
+
 # --- gunicorn's own answers as problems: gunicorn refuses some requests before the app sees them (a
 # request line over `limit_request_line`: 414; a bad request line, method, version, header or chunk:
 # 400; too many or too large header fields: 431; an Expect it cannot meet: 417; a transfer coding it

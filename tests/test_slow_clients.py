@@ -141,13 +141,24 @@ def test_nginx_answers_502_as_a_problem_when_gunicorn_is_down(tmp_path):
 
 
 def test_the_service_stops_when_nginx_dies(filled):
-    """boot.sh watches nginx: without it gunicorn is stopped (the container exits and is restarted)."""
+    """boot.sh watches nginx: without it gunicorn is stopped, and exits 1 (the container exits as failed and
+    is restarted, by an on-failure restart policy too)."""
     folder, url = filled
     info: dict = {}
     with stack(url, serve_with="nginx", log_dir=folder, info=info):
         master = int((info["run_dir"] / "nginx.pid").read_text())
         os.kill(master, signal.SIGTERM)
-        info["process"].wait(timeout=30)  # gunicorn, PID of boot.sh after its exec, has left
+        # gunicorn, PID of boot.sh after its exec, has left
+        assert info["process"].wait(timeout=30) == 1
+
+
+def test_a_plain_stop_exits_0(filled):
+    """`docker stop` sends SIGTERM to gunicorn (PID 1): an orderly stop, exit 0, nginx still running."""
+    folder, url = filled
+    info: dict = {}
+    with stack(url, serve_with="nginx", log_dir=folder, info=info):
+        info["process"].send_signal(signal.SIGTERM)
+        assert info["process"].wait(timeout=30) == 0
 
 
 def test_gunicorn_alone_is_what_slow_clients_take_down(filled):
