@@ -63,7 +63,11 @@ case "${SERVE_WITH:-nginx}" in
             GUNICORN_BIND="$long_bind" WEB_CONCURRENCY="${LONG_WORKERS:-1}" \
                 GUNICORN_THREADS="${LONG_THREADS:-4}" GUNICORN_TIMEOUT="${LONG_TIMEOUT:-300}" \
                 nice -n "${LONG_NICE:-10}" gunicorn -c gunicorn.conf.py --no-control-socket "$@" service.wsgi:app &
-            watch $! "the gunicorn for exports and imports" &
+            # gunicorn.conf.py's on_exit stops it (SIGTERM, then waits as long as gunicorn's graceful
+            # timeout) once this gunicorn has stopped: a `docker stop` lets its imports and exports finish.
+            LONG_GUNICORN_PID=$!
+            export LONG_GUNICORN_PID
+            watch "$LONG_GUNICORN_PID" "the gunicorn for exports and imports" &
         fi
         python -m service.proxy "$run_dir/nginx.conf" --template "$PWD/docker/nginx.conf" \
             --listen "0.0.0.0:$PORT" --upstream "$GUNICORN_BIND" --long-upstream "$long_bind" \
