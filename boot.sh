@@ -20,9 +20,12 @@ cd "$(dirname "$0")"
 # A helper process that dies takes the service down with it: gunicorn (PID $$ once exec'd below) is
 # stopped, so the container exits and its restart policy starts it again, rather than running on
 # without its proxy (gunicorn's arbiter reaps the dead child, so `kill -0` sees it gone).
+# The watcher leaves a note in $BOOT_HELPER_EXITED first: gunicorn.conf.py's on_exit then makes gunicorn
+# exit 1, not 0 as after a plain SIGTERM (`docker stop`), so an on-failure restart policy restarts it too.
 watch() { # $1 pid, $2 name
     while kill -0 "$1" 2>/dev/null; do sleep 2; done
     echo "boot: $2 exited; stopping gunicorn" >&2
+    echo "$2 exited" > "$BOOT_HELPER_EXITED"
     kill -TERM $$
 }
 
@@ -44,6 +47,12 @@ case "${SERVE_WITH:-nginx}" in
         GUNICORN_BIND="${GUNICORN_BIND:-0.0.0.0:$PORT}"
         ;;
     nginx)
+        run_dir="${NGINX_RUN_DIR:-/tmp/nginx}"
+        mkdir -p "$run_dir"
+        # A restarted container keeps its /tmp: an old note must not fail the new run.
+        BOOT_HELPER_EXITED="$run_dir/helper-exited"
+        rm -f "$BOOT_HELPER_EXITED"
+        export BOOT_HELPER_EXITED
         GUNICORN_BIND="127.0.0.1:${UPSTREAM_PORT:-8001}"
         TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1}"
         export TRUSTED_PROXIES
@@ -54,10 +63,12 @@ case "${SERVE_WITH:-nginx}" in
             GUNICORN_BIND="$long_bind" WEB_CONCURRENCY="${LONG_WORKERS:-1}" \
                 GUNICORN_THREADS="${LONG_THREADS:-4}" GUNICORN_TIMEOUT="${LONG_TIMEOUT:-300}" \
                 nice -n "${LONG_NICE:-10}" gunicorn -c gunicorn.conf.py --no-control-socket "$@" service.wsgi:app &
-            watch $! "the gunicorn for exports and imports" &
+            # gunicorn.conf.py's on_exit stops it (SIGTERM, then waits as long as gunicorn's graceful
+            # timeout) once this gunicorn has stopped: a `docker stop` lets its imports and exports finish.
+            LONG_GUNICORN_PID=$!
+            export LONG_GUNICORN_PID
+            watch "$LONG_GUNICORN_PID" "the gunicorn for exports and imports" &
         fi
-        run_dir="${NGINX_RUN_DIR:-/tmp/nginx}"
-        mkdir -p "$run_dir"
         python -m service.proxy "$run_dir/nginx.conf" --template "$PWD/docker/nginx.conf" \
             --listen "0.0.0.0:$PORT" --upstream "$GUNICORN_BIND" --long-upstream "$long_bind" \
             --run-dir "$run_dir"

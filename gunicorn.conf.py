@@ -20,6 +20,8 @@ HTML page (and so are gunicorn's other refusals: 400, 417, 431, 501).
 import http as _http
 import json as _json
 import os
+import signal as _signal
+import time as _time
 
 # Names without `_` are read as settings: the modules and classes are imported under private names.
 from gunicorn import util as _util
@@ -66,6 +68,46 @@ if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
 # Migrations run before gunicorn starts (boot.sh), so no preload is needed and
 # each worker opens its own database connections after the fork.
 preload_app = False
+
+
+def _stop_long_gunicorn(server, pid: int) -> None:
+    """SIGTERM boot.sh's gunicorn for exports and imports (our child: boot.sh became this process) and
+    wait for it as long as a graceful stop may take: its running requests finish (an import that is
+    cut short is one transaction, rolled back), where the container's end would SIGKILL it."""
+    try:
+        os.kill(pid, _signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    server.log.info("Stopping the gunicorn for exports and imports (pid %s)", pid)
+    deadline = _time.monotonic() + graceful_timeout + 5
+    while _time.monotonic() < deadline:
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our child, or reaped already: poll it
+            try:
+                os.kill(pid, 0)
+                done = 0
+            except ProcessLookupError:
+                return
+        if done:
+            return
+        _time.sleep(0.1)
+    server.log.warning("The gunicorn for exports and imports (pid %s) did not stop in time", pid)
+
+
+def on_exit(server):
+    """boot.sh stops gunicorn when nginx (or the gunicorn for exports and imports) has exited, and
+    leaves a note in $BOOT_HELPER_EXITED first: then exit 1, so the container's exit says it failed
+    (gunicorn exits 0 after any SIGTERM, as after `docker stop`). Otherwise this is an orderly stop:
+    the gunicorn for exports and imports ($LONG_GUNICORN_PID) is stopped gracefully too."""
+    note = os.environ.get("BOOT_HELPER_EXITED", "")
+    if note and os.path.exists(note):
+        with open(note, encoding="utf-8") as fh:
+            server.log.error("Exiting 1: %s", fh.read().strip() or "a helper process exited")
+        raise SystemExit(1)
+    long_pid = os.environ.get("LONG_GUNICORN_PID", "").strip()
+    if long_pid.isdigit() and int(long_pid) != os.getpid():
+        _stop_long_gunicorn(server, int(long_pid))
 
 
 # --- gunicorn's own answers as problems: gunicorn refuses some requests before the app sees them (a

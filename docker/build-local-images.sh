@@ -12,9 +12,10 @@
 # FORCE=1. Environment knobs:
 #   MIRROR   Debian mirror (default: the first URIs: line of the apt sources)
 #   WORKDIR  scratch dir for the rootfs trees (default /tmp/study-register-images)
-#   PYVER    Python version the wheels are for (default 3.11 = bookworm's python3;
-#            use 3.12 for the python:3.12-slim base)
-#   PIP      pip command used for the wheelhouse (default: python3 -m pip)
+#   PYVER    Python version the wheels are for, with its patch level (default 3.11.2 =
+#            bookworm's python3; e.g. 3.12.12 for the python:3.12-slim base)
+#   PY       Python that runs pip and the marker check (default python3)
+#   PIP      pip command used for the wheelhouse (default: $PY -m pip)
 #   WHEELS   wheelhouse directory (default docker/wheels, the one the Dockerfile copies)
 set -eu
 
@@ -25,8 +26,9 @@ SUITE=bookworm
 PY_IMAGE="local/debian-python:$SUITE"
 PG_ROOTFS_IMAGE="local/debian-postgres-rootfs:$SUITE"
 PG_IMAGE="local/postgres:15"
-PYVER="${PYVER:-3.11}"
-PIP="${PIP:-python3 -m pip}"
+PYVER="${PYVER:-3.11.2}"
+PY="${PY:-python3}"
+PIP="${PIP:-$PY -m pip}"
 
 log() { printf '%s [build-local-images] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -75,12 +77,56 @@ PY
     reqfile="$(mktemp)"
     printf '%s\n' "$reqs" > "$reqfile"
     # Binary wheels only, for the image's interpreter rather than the host's.
-    $PIP download --quiet --disable-pip-version-check --dest "$wheels" \
-        --only-binary=:all: --implementation cp --python-version "$PYVER" \
-        --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
-        --platform "manylinux2014_$arch" --platform "linux_$arch" \
-        --requirement "$reqfile"
+    download() {
+        $PIP download --quiet --disable-pip-version-check --dest "$wheels" \
+            --only-binary=:all: --implementation cp --python-version "$PYVER" \
+            --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
+            --platform "manylinux2014_$arch" --platform "linux_$arch" "$@"
+    }
+    download --requirement "$reqfile"
     rm -f "$reqfile"
+    # pip evaluates environment markers with the interpreter it runs on, not --python-version: a
+    # dependency only the image's Python needs (redis: `async-timeout; python_full_version < "3.11.3"`,
+    # bookworm has 3.11.2, the host may have 3.11.7) is not downloaded, and the offline build fails
+    # with "No matching distribution". Evaluate the wheels' markers for PYVER and fetch what is missing.
+    for _ in 1 2 3 4 5; do
+        missing="$($PY - "$wheels" "$PYVER" <<'PY'
+import pathlib, re, sys, zipfile
+try:
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+except ImportError:
+    from pip._vendor.packaging.markers import default_environment
+    from pip._vendor.packaging.requirements import Requirement
+
+wheels, version = pathlib.Path(sys.argv[1]), sys.argv[2]
+env = dict(default_environment(), python_full_version=version,
+           python_version=".".join(version.split(".")[:2]))
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+have = {norm(w.name.split("-")[0]) for w in wheels.glob("*.whl")}
+need = set()
+for w in wheels.glob("*.whl"):
+    with zipfile.ZipFile(w) as z:
+        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = z.read(meta).decode("utf-8", "replace").splitlines()
+    for line in lines:
+        if not line.startswith("Requires-Dist:"):
+            continue
+        req = Requirement(line.split(":", 1)[1].strip())
+        # Extras' requirements are the same on any interpreter: pip already fetched the asked ones.
+        if req.marker is None or "extra" in str(req.marker) or not req.marker.evaluate(env):
+            continue
+        if norm(req.name) not in have:
+            req.marker = None
+            need.add(str(req))
+print(" ".join(sorted(need)))
+PY
+)"
+        [ -n "$missing" ] || break
+        log "for CPython $PYVER only: $missing"
+        # shellcheck disable=SC2086  # one argument per requirement
+        download $missing
+    done
     log "wheelhouse: $(find "$wheels" -name '*.whl' | wc -l) wheels"
 }
 

@@ -40,6 +40,7 @@ SHELL_SCRIPTS = [
     BOOT,
     ROOT / "docker" / "build-local-images.sh",
     ROOT / "docker" / "postgres" / "entrypoint.sh",
+    ROOT / "docker" / "smoke.sh",
 ]
 EXPECTED_DATABASE_URL = "postgresql+pool://register:register@db:5432/register?max_connections=8"
 

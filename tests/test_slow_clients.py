@@ -141,13 +141,44 @@ def test_nginx_answers_502_as_a_problem_when_gunicorn_is_down(tmp_path):
 
 
 def test_the_service_stops_when_nginx_dies(filled):
-    """boot.sh watches nginx: without it gunicorn is stopped (the container exits and is restarted)."""
+    """boot.sh watches nginx: without it gunicorn is stopped, and exits 1 (the container exits as failed and
+    is restarted, by an on-failure restart policy too)."""
     folder, url = filled
     info: dict = {}
     with stack(url, serve_with="nginx", log_dir=folder, info=info):
         master = int((info["run_dir"] / "nginx.pid").read_text())
         os.kill(master, signal.SIGTERM)
-        info["process"].wait(timeout=30)  # gunicorn, PID of boot.sh after its exec, has left
+        # gunicorn, PID of boot.sh after its exec, has left
+        assert info["process"].wait(timeout=30) == 1
+
+
+def _long_gunicorn(main: int) -> int:
+    """The gunicorn for exports and imports: boot.sh's child started before LONG_GUNICORN_PID was set."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == main and b"gunicorn" in cmdline and b"LONG_GUNICORN_PID=" not in environ:
+            return int(entry.name)
+    raise AssertionError("no gunicorn for exports and imports under boot.sh")
+
+
+def test_a_plain_stop_exits_0_and_stops_the_second_gunicorn(filled):
+    """`docker stop` sends SIGTERM to gunicorn (PID 1): an orderly stop, exit 0; the gunicorn for exports
+    and imports is stopped gracefully before it (not left to the container's end, a SIGKILL)."""
+    folder, url = filled
+    info: dict = {}
+    with stack(url, serve_with="nginx", log_dir=folder, info=info):
+        long_pid = _long_gunicorn(info["process"].pid)
+        info["process"].send_signal(signal.SIGTERM)
+        assert info["process"].wait(timeout=60) == 0
+        with pytest.raises(ProcessLookupError):
+            os.kill(long_pid, 0)
 
 
 def test_gunicorn_alone_is_what_slow_clients_take_down(filled):
