@@ -71,7 +71,11 @@ def test_slow_clients_do_not_starve_others(proxied):
     assert seen["slow_clients"]["reader"]["read"] > 0  # the exports were answered, slowly read
     for path, figures in seen["latency"].items():
         assert figures["requests"] >= 20 and figures["failed"] == 0, (path, figures)
-        assert figures["p99_ms"] < 200, (path, figures)
+        # Starved, a probe waits out its 5 s timeout (test_gunicorn_alone_... below); held, p99 is tens
+        # of ms. The 200 ms is measured by `make bench-slow`; here the bound leaves room for a
+        # machine loaded by other work (376 ms seen once at load average 6) so the test fails on
+        # starvation, not on noise.
+        assert figures["p99_ms"] < 1000, (path, figures)
 
 
 NGINX_REFUSALS = {
