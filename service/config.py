@@ -114,6 +114,7 @@ DATABASE_LIMITS = {
     "busy": ("DATABASE_BUSY_TIMEOUT", 2.0, 0.1, 3600),
     "long": ("DATABASE_LONG_TIMEOUT", 600.0, 1, 86400),
     "health": ("HEALTH_TIMEOUT", 1.5, 0.2, 30),
+    "breaker": ("DATABASE_BREAKER_SECONDS", 1.0, 0, 60),
 }
 
 

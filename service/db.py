@@ -57,7 +57,8 @@ class Limits:
     after ``statement`` and a lock wait after ``lock``; if the server does not answer at all (frozen,
     or the network gone), the driver gives up ``statement`` + 1 s into any wait. On SQLite a write waits
     ``busy`` for the write lock. Imports, exports, CLI commands and anything outside an HTTP request run
-    under ``long`` instead (`long_operation`); /health under ``health``.
+    under ``long`` instead (`long_operation`); /health under ``health``. After a request found the
+    server unreachable or silent, requests are refused at once for ``breaker`` (see `Breaker`).
     """
 
     connect: float = 2.0
@@ -67,6 +68,7 @@ class Limits:
     busy: float = 2.0
     long: float = 600.0
     health: float = 1.5
+    breaker: float = 1.0
 
 
 LIMITS = Limits()
@@ -350,11 +352,85 @@ def long_operation() -> Iterator[None]:
                 database.obj.manual_close()
 
 
+class DatabaseUnavailable(OperationalError):
+    """Refused without trying: a request a moment ago found the database unreachable or silent."""
+
+    def __init__(self, kind: str):
+        super().__init__(f"the database was {kind} a moment ago; not tried again yet")
+        self.kind = kind
+
+
+def _trips(error: BaseException) -> bool:
+    """Does ``error`` say the server is gone or silent (not merely busy, or one statement too slow)?"""
+    if isinstance(error, DatabaseUnavailable | MaxConnectionsExceeded):
+        return False
+    original = getattr(error, "orig", None) or error
+    return isinstance(original, NoAnswer) or problem_kind(error) == "unreachable"
+
+
+class Breaker:
+    """A per-process circuit breaker in front of the database, for HTTP requests.
+
+    A request that finds the server unreachable or silent (a connect or a wait past its limit, not a busy
+    lock, a full pool or a statement the server cancelled) opens it: for ``LIMITS.breaker`` seconds every
+    request (/health too) is answered 503 at once instead of holding a thread for its connect timeout, so
+    the few threads of a worker stay free. Then it is half-open: one request at a time goes through as
+    a probe (the others are still refused); the probe's success (or any success of a request that started
+    after the opening) closes it, its failure opens it again. ``LIMITS.breaker`` = 0 turns it off.
+
+    (pybreaker holds its lock while the protected call runs, one call at a time, and wants one
+    function call; here the protected span is a whole request, from the before_request hook to teardown.)
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.opened: float | None = None  # time.monotonic() of the failure that opened it; None: closed
+        self.kind = "unreachable"
+        self._probing = False
+
+    def admit(self) -> bool:
+        """Before a request uses the database: True if it is the half-open probe, False to go ahead as
+        usual; raises DatabaseUnavailable while open (or while another request probes)."""
+        if self.opened is None or LIMITS.breaker <= 0:
+            return False
+        with self._lock:
+            if self.opened is None:
+                return False
+            if self._probing or time.monotonic() < self.opened + LIMITS.breaker:
+                raise DatabaseUnavailable(self.kind)
+            self._probing = True
+            return True
+
+    def record(self, error: BaseException | None, started: float, probe: bool = False) -> None:
+        """After a request (begun at ``started``) that was admitted: its database error, or None."""
+        if isinstance(error, DatabaseUnavailable):
+            return  # refused, not tried: says nothing of the database
+        tripping = error is not None and _trips(error)
+        if not (tripping or probe or self.opened is not None):
+            return  # the usual case, no lock taken
+        with self._lock:
+            if probe:
+                self._probing = False
+            if tripping:
+                self.opened, self.kind = time.monotonic(), problem_kind(error)
+            elif self.opened is not None and (probe or started >= self.opened):
+                self.opened = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self.opened, self._probing = None, False
+
+
+BREAKER = Breaker()
+
+
 def problem_kind(error: BaseException) -> str:
     """What a database error means for a client: ``busy`` (a lock or every connection taken),
     ``timeout`` (the server was too slow or did not answer) or ``unreachable``."""
     if isinstance(error, MaxConnectionsExceeded):
         return "busy"
+    if isinstance(error, DatabaseUnavailable):
+        return error.kind
     original = getattr(error, "orig", None) or error  # peewee keeps the driver's error as .orig
     if isinstance(original, NoAnswer):
         return "timeout"
@@ -434,6 +510,7 @@ def init_database(url: str, *, max_connections: int = 8, limits: Limits | None =
     previous = database.obj
     if previous is not None:
         close_all(previous)
+    BREAKER.reset()
     db = open_database(url, max_connections=max_connections)
     database.initialize(db)
     return db
@@ -525,6 +602,8 @@ def register_request_hooks(app) -> None:
     @app.before_request
     def _connect() -> None:
         _in_request.set(True)
+        g.database_probe = BREAKER.admit()  # raises while the breaker is open: 503 at once, not recorded
+        g.database_started = time.monotonic()
         if request.endpoint in CONNECTS_ITSELF:
             return
         # Checkout, connect and its first round trips within the connect limit (a frozen server).
@@ -534,6 +613,8 @@ def register_request_hooks(app) -> None:
     @app.teardown_request
     def _close(exc) -> None:
         _in_request.set(False)
+        if "database_started" in g:  # (api/problems.py keeps the database error it answered in g)
+            BREAKER.record(g.get("database_error") or exc, g.database_started, g.get("database_probe", False))
         # A streamed export (api/exports.py) still reads after this runs; it closes the connection itself.
         if g.get("stream_holds_connection"):
             return
