@@ -372,21 +372,29 @@ class Breaker:
     """A per-process circuit breaker in front of the database, for HTTP requests.
 
     A request that finds the server unreachable or silent (a connect or a wait past its limit, not a busy
-    lock, a full pool or a statement the server cancelled) opens it: for ``LIMITS.breaker`` seconds every
-    request (/health too) is answered 503 at once instead of holding a thread for its connect timeout, so
-    the few threads of a worker stay free. Then it is half-open: one request at a time goes through as
-    a probe (the others are still refused); the probe's success (or any success of a request that started
-    after the opening) closes it, its failure opens it again. ``LIMITS.breaker`` = 0 turns it off.
+    lock, a full pool or a statement the server cancelled) opens it: every request (/health too) is then
+    answered 503 at once instead of holding one of the worker's few threads for its connect timeout.
+    While open, a thread of its own probes the server as /health does (``SELECT 1`` within
+    ``LIMITS.health``, again every ``PROBE_INTERVAL``) and closes it on the first answer, so requests are
+    served again as soon as the server is (a probe waiting on a frozen server gets its answer on the
+    thaw). Each failure keeps it open ``LIMITS.breaker`` more seconds; past that with no probe failing
+    (no probe thread), it is half-open: one request at a time goes through as a probe, the others are
+    still refused. A success (a probe's, or any request's begun after the opening) closes it, a failure
+    opens it again. ``LIMITS.breaker`` = 0 turns it off.
 
     (pybreaker holds its lock while the protected call runs, one call at a time, and wants one
     function call; here the protected span is a whole request, from the before_request hook to teardown.)
     """
 
-    def __init__(self):
+    PROBE_INTERVAL = 0.2
+
+    def __init__(self, *, probe_thread: bool = True):
         self._lock = threading.Lock()
-        self.opened: float | None = None  # time.monotonic() of the failure that opened it; None: closed
+        self.opened: float | None = None  # time.monotonic() of the last failure while open; None: closed
         self.kind = "unreachable"
         self._probing = False
+        self._probe_thread = probe_thread
+        self._prober: threading.Thread | None = None
 
     def admit(self) -> bool:
         """Before a request uses the database: True if it is the half-open probe, False to go ahead as
@@ -413,8 +421,30 @@ class Breaker:
                 self._probing = False
             if tripping:
                 self.opened, self.kind = time.monotonic(), problem_kind(error)
+                if self._probe_thread and self._prober is None and LIMITS.breaker > 0:
+                    self._prober = threading.Thread(target=self._probe, daemon=True, name="database probe")
+                    self._prober.start()
             elif self.opened is not None and (probe or started >= self.opened):
                 self.opened = None
+
+    def _probe(self) -> None:
+        """The probe thread: /health's check until one succeeds (or the breaker is closed otherwise)."""
+        try:
+            while self.opened is not None:
+                started = time.monotonic()
+                try:
+                    with request_limits(), deadline(LIMITS.health), database.connection_context():
+                        database.execute_sql("SELECT 1")
+                except Exception as error:  # noqa: BLE001 - any failure: still down
+                    self.record(error if _trips(error) else None, started)
+                    time.sleep(self.PROBE_INTERVAL)
+                else:
+                    self.record(None, started, probe=False)
+                    with self._lock:
+                        self.opened = None
+        finally:
+            with self._lock:
+                self._prober = None
 
     def reset(self) -> None:
         with self._lock:
