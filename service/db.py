@@ -395,6 +395,7 @@ class Breaker:
         self._probing = False
         self._probe_thread = probe_thread
         self._prober: threading.Thread | None = None
+        self._generation = 0
 
     def admit(self) -> bool:
         """Before a request uses the database: True if it is the half-open probe, False to go ahead as
@@ -429,26 +430,34 @@ class Breaker:
 
     def _probe(self) -> None:
         """The probe thread: /health's check until one succeeds (or the breaker is closed otherwise)."""
+        generation = self._generation  # a reset (another database bound) ends this thread, unheard
         try:
-            while self.opened is not None:
-                started = time.monotonic()
+            while self.opened is not None and self._generation == generation:
                 try:
                     with request_limits(), deadline(LIMITS.health), database.connection_context():
                         database.execute_sql("SELECT 1")
-                except Exception as error:  # noqa: BLE001 - any failure: still down
-                    self.record(error if _trips(error) else None, started)
-                    time.sleep(self.PROBE_INTERVAL)
+                except Exception as error:  # noqa: BLE001 - any failure but a busy one: still down
+                    failed, kind = _trips(error), problem_kind(error)
                 else:
-                    self.record(None, started, probe=False)
-                    with self._lock:
-                        self.opened = None
+                    failed, kind = False, ""
+                with self._lock:
+                    if self._generation != generation or self.opened is None:
+                        return
+                    if failed:
+                        self.opened, self.kind = time.monotonic(), kind
+                    else:
+                        self.opened = None  # an answer: the server is back
+                        return
+                time.sleep(self.PROBE_INTERVAL)
         finally:
             with self._lock:
-                self._prober = None
+                if self._generation == generation:
+                    self._prober = None
 
     def reset(self) -> None:
         with self._lock:
-            self.opened, self._probing = None, False
+            self.opened, self._probing, self._prober = None, False, None
+            self._generation += 1
 
 
 BREAKER = Breaker()

@@ -440,3 +440,20 @@ def test_the_breaker_opens_on_a_silent_server_not_on_a_busy_one_and_probes_one_a
     assert breaker.admit() is True
     breaker.record(None, started, probe=True)
     assert breaker.admit() is False and breaker.admit() is False  # closed: every request goes ahead
+
+
+def test_after_one_request_finds_the_server_silent_the_next_are_refused_at_once(frozen_app,
+                                                                               throwaway_cluster):
+    client = frozen_app.test_client()
+    with frozen(throwaway_cluster["data"]):
+        took, response = _elapsed(lambda: client.get("/studies"))
+        assert assert_problem(response, 503)["database"] == "timeout" and took < 2.5, took
+        for path in ("/studies", "/health", "/notices"):
+            took, response = _elapsed(lambda path=path: client.get(path))
+            body = assert_problem(response, 503)
+            assert body["database"] == "timeout" and "refused until it answers again" in body["detail"]
+            assert response.headers["Retry-After"] and took < 0.5, (path, took)
+    thawed = time.monotonic()
+    while client.get("/studies").status_code != 200:
+        assert time.monotonic() - thawed < 2.5
+        time.sleep(0.05)

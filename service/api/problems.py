@@ -49,8 +49,9 @@ def database_problem(error: Exception) -> Response:
     kind = problem_kind(error)
     detail, retry = DATABASE_PROBLEMS[kind]
     if isinstance(error, DatabaseUnavailable):
-        detail = (f"The database was {kind} a moment ago; it is tried again at most every "
-                  f"{LIMITS.breaker:g} s; try again shortly.")
+        detail = (f"The database {'did not answer' if kind == 'timeout' else 'could not be reached'} a "
+                  f"moment ago; requests are refused until it answers again (at most {LIMITS.breaker:g} s "
+                  "after its last failure); try again shortly.")
     else:
         g.database_error = error  # the request hooks (db.register_request_hooks) tell the breaker
     return problem(503, detail, database=kind, headers={"Retry-After": retry})
