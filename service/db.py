@@ -65,7 +65,7 @@ class Limits:
     pool: float = 2.0
     statement: float = 5.0
     lock: float = 2.0
-    busy: float = 2.0
+    busy: float = 1.0
     long: float = 600.0
     health: float = 1.5
     breaker: float = 1.0
