@@ -97,8 +97,13 @@ def _wait_budget() -> float:
 
 
 def _wait_callback(conn) -> None:
-    """psycopg2's wait callback: every wait on the server (connect, query, fetch) is bounded."""
-    deadline = time.monotonic() + _wait_budget()
+    """psycopg2's wait callback: every wait on the server (connect, query, fetch) is bounded. A request's
+    wait also ends as soon as another request finds the server silent or gone (the breaker opens after
+    this wait began): with the server frozen mid-traffic, requests waiting on statements held their
+    threads for the statement limit + 1 s."""
+    started = time.monotonic()
+    deadline = started + _wait_budget()
+    short = not _is_long()
     poller = select.poll()
     while True:
         state = conn.poll()
@@ -107,6 +112,11 @@ def _wait_callback(conn) -> None:
         left = deadline - time.monotonic()
         if left <= 0:
             raise NoAnswer("the database server did not answer in time")
+        if short:
+            opened = BREAKER.opened
+            if opened is not None and opened > started:
+                raise NoAnswer("the database server did not answer (another request found it silent)")
+            left = min(left, 0.25)
         poller.register(conn.fileno(), select.POLLIN if state == psycopg2.extensions.POLL_READ
                         else select.POLLOUT)
         poller.poll(max(1, int(left * 1000)))

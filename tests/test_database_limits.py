@@ -457,3 +457,18 @@ def test_after_one_request_finds_the_server_silent_the_next_are_refused_at_once(
     while client.get("/studies").status_code != 200:
         assert time.monotonic() - thawed < 2.5
         time.sleep(0.05)
+
+
+def test_a_request_waiting_on_a_frozen_server_gives_up_when_another_finds_it_silent(frozen_app,
+                                                                                   throwaway_cluster):
+    with request_limits(), database.connection_context():
+        database.execute_sql("SELECT 1")  # connected, then the server stops mid-traffic
+        with frozen(throwaway_cluster["data"]):
+            opener = threading.Timer(0.3, db.BREAKER.record,
+                                     (db.NoAnswer("did not answer in time"), time.monotonic()))
+            opener.start()
+            took, raised = _elapsed(lambda: pytest.raises(OperationalError, database.execute_sql, "SELECT 1"))
+            opener.join()
+        assert problem_kind(raised.value) == "timeout"
+        assert took < 1.0, took  # not the statement limit + 1 s (2 s here)
+    db.BREAKER.reset()
