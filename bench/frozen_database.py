@@ -1,12 +1,13 @@
 """/health and GET /studies/{id} latency with Postgres frozen (SIGSTOP), beside it running, same run.
 
-    .venv/bin/python bench/frozen_database.py [--rounds 3] [--seconds 8] [--clients 4]
+    .venv/bin/python bench/frozen_database.py [--rounds 3] [--seconds 8] [--clients 4] [--breaker 0]
 
 Needs root (the cluster runs as the postgres user). A throwaway cluster (initdb under a temporary
 folder, a free loopback port), migrated and seeded, served by gunicorn (gunicorn.conf.py: 2 workers x
 2 threads). Each round: `running` (clients loop over /health and /studies/{id} for --seconds), then
 `frozen` (the postmaster and every backend SIGSTOPped for --seconds, the same clients), then thawed
-and `recovered` (seconds until /health answers 200 again). Prints, per phase, the p50/p99/max latency
+and `thawed` (the same clients for 3 s: seconds until the first 200, and until the last answer that
+was not 200, in any worker). Prints, per phase, the p50/p99/max latency
 of each endpoint and the statuses seen (medians over rounds), and writes
 bench/results/frozen-database-<UTC>.json. Every process started here is stopped (and thawed) on the way out.
 """
@@ -47,7 +48,9 @@ def signal_cluster(data: Path, sig: int) -> None:
             os.kill(pid, sig)
 
 
-def clients(port: int, n: int, seconds: float) -> dict:
+def clients(port: int, n: int, seconds: float, since: float | None = None) -> dict:
+    """Each of ``n`` clients alternates the two GETs for ``seconds``; with ``since`` (a time.monotonic()),
+    also when the first 200 and the last answer that was not 200 came, in seconds after it."""
     results: dict[str, list] = {"/health": [], "/studies/{id}": []}
     lock = threading.Lock()
     end = time.monotonic() + seconds
@@ -70,17 +73,22 @@ def clients(port: int, n: int, seconds: float) -> dict:
             finally:
                 conn.close()
             with lock:
-                results[label].append(((time.perf_counter() - start) * 1000, status))
+                results[label].append(((time.perf_counter() - start) * 1000, status, time.monotonic()))
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return {label: {"n": len(rows), "p50_ms": percentile([r[0] for r in rows], .5),
+    out = {label: {"n": len(rows), "p50_ms": percentile([r[0] for r in rows], .5),
                     "p99_ms": percentile([r[0] for r in rows], .99),
                     "max_ms": max((r[0] for r in rows), default=0),
                     "statuses": dict(Counter(str(r[1]) for r in rows))} for label, rows in results.items()}
+    if since is not None:
+        rows = [row for rows in results.values() for row in rows]
+        out["first_200_s"] = round(min((r[2] for r in rows if r[1] == 200), default=float("nan")) - since, 3)
+        out["last_not_200_s"] = round(max((r[2] for r in rows if r[1] != 200), default=since) - since, 3)
+    return out
 
 
 def main() -> None:
@@ -88,6 +96,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--breaker", help="DATABASE_BREAKER_SECONDS of the server (0: no breaker; "
+                        "unset: its default)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="frozen-bench-"))
@@ -100,6 +110,8 @@ def main() -> None:
                    capture_output=True)
     env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{pg_port}/postgres",
            "LOG_LEVEL": "WARNING"}
+    if args.breaker is not None:
+        env["DATABASE_BREAKER_SECONDS"] = args.breaker
     port = free_port()
     server = None
     rounds = []
@@ -120,9 +132,10 @@ def main() -> None:
             finally:
                 signal_cluster(data, signal.SIGCONT)
             start = time.monotonic()
+            thawed = clients(port, args.clients, 3, since=start)
             wait_ready(port)
-            row = {"round": number, "running": running, "frozen": frozen,
-                   "recovered_s": round(time.monotonic() - start, 2)}
+            row = {"round": number, "running": running, "frozen": frozen, "thawed": thawed,
+                   "recovered_s": thawed["first_200_s"], "all_200_after_s": thawed["last_not_200_s"]}
             rounds.append(row)
             print(json.dumps(row), flush=True)
     finally:
@@ -140,7 +153,7 @@ def main() -> None:
     print("| phase | endpoint | requests | p50 ms | p99 ms | max ms | statuses (last round) |")
     print("|---|---|---|---|---|---|---|")
     summary = {}
-    for phase in ("running", "frozen"):
+    for phase in ("running", "frozen", "thawed"):
         for label in ("/health", "/studies/{id}"):
             cells = {key: round(statistics.median(r[phase][label][key] for r in rounds), 1)
                      for key in ("n", "p50_ms", "p99_ms", "max_ms")}
@@ -148,12 +161,15 @@ def main() -> None:
             print(f"| {phase} | GET {label} | {cells['n']:.0f} | {cells['p50_ms']} | {cells['p99_ms']} | "
                   f"{cells['max_ms']} | {rounds[-1][phase][label]['statuses']} |")
     recovered = statistics.median(r["recovered_s"] for r in rounds)
-    print(f"after SIGCONT, /health answered 200 again within {recovered} s (median)")
+    all_200 = statistics.median(r["all_200_after_s"] for r in rounds)
+    print(f"after SIGCONT (the same clients for 3 s), the first 200 came after {recovered} s and the last "
+          f"answer that was not 200 after {all_200} s (medians; per round: "
+          f"{[(r['recovered_s'], r['all_200_after_s']) for r in rounds]})")
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"frozen-database-{stamp}.json"
     out.write_text(json.dumps({"args": vars(args), "rounds": rounds, "summary": summary,
-                               "recovered_s": recovered}, indent=2))
+                               "recovered_s": recovered, "all_200_after_s": all_200}, indent=2))
     print(f"wrote {out.relative_to(ROOT)}")
 
 

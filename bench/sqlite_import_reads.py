@@ -169,7 +169,9 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="sqlite-import-reads-"))
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{scratch / 'register.db'}", "LOG_LEVEL": "WARNING"}
+    # No rate limits: the writer's POSTs are to wait on the lock, not be 429 (RATE_LIMIT_WRITES) first.
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{scratch / 'register.db'}", "LOG_LEVEL": "WARNING",
+           "RATE_LIMITS": "off"}
     cli = str(BIN / "study-register")
     subprocess.run([cli, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([cli, "seed", "--dir", str(ROOT / "seeds")], env=env, check=True, capture_output=True)

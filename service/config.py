@@ -111,9 +111,10 @@ DATABASE_LIMITS = {
     "pool": ("DATABASE_POOL_TIMEOUT", 2.0, 0.1, 60),
     "statement": ("DATABASE_STATEMENT_TIMEOUT", 5.0, 0.5, 3600),
     "lock": ("DATABASE_LOCK_TIMEOUT", 2.0, 0.1, 3600),
-    "busy": ("DATABASE_BUSY_TIMEOUT", 2.0, 0.1, 3600),
+    "busy": ("DATABASE_BUSY_TIMEOUT", 1.0, 0.1, 3600),
     "long": ("DATABASE_LONG_TIMEOUT", 600.0, 1, 86400),
     "health": ("HEALTH_TIMEOUT", 1.5, 0.2, 30),
+    "breaker": ("DATABASE_BREAKER_SECONDS", 1.0, 0, 60),
 }
 
 

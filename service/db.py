@@ -57,16 +57,18 @@ class Limits:
     after ``statement`` and a lock wait after ``lock``; if the server does not answer at all (frozen,
     or the network gone), the driver gives up ``statement`` + 1 s into any wait. On SQLite a write waits
     ``busy`` for the write lock. Imports, exports, CLI commands and anything outside an HTTP request run
-    under ``long`` instead (`long_operation`); /health under ``health``.
+    under ``long`` instead (`long_operation`); /health under ``health``. After a request found the
+    server unreachable or silent, requests are refused at once for ``breaker`` (see `Breaker`).
     """
 
     connect: float = 2.0
     pool: float = 2.0
     statement: float = 5.0
     lock: float = 2.0
-    busy: float = 2.0
+    busy: float = 1.0
     long: float = 600.0
     health: float = 1.5
+    breaker: float = 1.0
 
 
 LIMITS = Limits()
@@ -95,8 +97,13 @@ def _wait_budget() -> float:
 
 
 def _wait_callback(conn) -> None:
-    """psycopg2's wait callback: every wait on the server (connect, query, fetch) is bounded."""
-    deadline = time.monotonic() + _wait_budget()
+    """psycopg2's wait callback: every wait on the server (connect, query, fetch) is bounded. A request's
+    wait also ends as soon as another request finds the server silent or gone (the breaker opens after
+    this wait began): with the server frozen mid-traffic, requests waiting on statements held their
+    threads for the statement limit + 1 s."""
+    started = time.monotonic()
+    deadline = started + _wait_budget()
+    short = not _is_long()
     poller = select.poll()
     while True:
         state = conn.poll()
@@ -105,6 +112,11 @@ def _wait_callback(conn) -> None:
         left = deadline - time.monotonic()
         if left <= 0:
             raise NoAnswer("the database server did not answer in time")
+        if short:
+            opened = BREAKER.opened
+            if opened is not None and opened > started:
+                raise NoAnswer("the database server did not answer (another request found it silent)")
+            left = min(left, 0.25)
         poller.register(conn.fileno(), select.POLLIN if state == psycopg2.extensions.POLL_READ
                         else select.POLLOUT)
         poller.poll(max(1, int(left * 1000)))
@@ -350,11 +362,124 @@ def long_operation() -> Iterator[None]:
                 database.obj.manual_close()
 
 
+class DatabaseUnavailable(OperationalError):
+    """Refused without trying: a request a moment ago found the database unreachable or silent."""
+
+    def __init__(self, kind: str):
+        super().__init__(f"the database was {kind} a moment ago; not tried again yet")
+        self.kind = kind
+
+
+def _trips(error: BaseException) -> bool:
+    """Does ``error`` say the server is gone or silent (not merely busy, or one statement too slow)?"""
+    if isinstance(error, DatabaseUnavailable | MaxConnectionsExceeded):
+        return False
+    original = getattr(error, "orig", None) or error
+    return isinstance(original, NoAnswer) or problem_kind(error) == "unreachable"
+
+
+class Breaker:
+    """A per-process circuit breaker in front of the database, for HTTP requests.
+
+    A request that finds the server unreachable or silent (a connect or a wait past its limit, not a busy
+    lock, a full pool or a statement the server cancelled) opens it: every request (/health too) is then
+    answered 503 at once instead of holding one of the worker's few threads for its connect timeout.
+    While open, a thread of its own probes the server as /health does (``SELECT 1`` within
+    ``LIMITS.health``, again every ``PROBE_INTERVAL``) and closes it on the first answer, so requests are
+    served again as soon as the server is (a probe waiting on a frozen server gets its answer on the
+    thaw). Each failure keeps it open ``LIMITS.breaker`` more seconds; past that with no probe failing
+    (no probe thread), it is half-open: one request at a time goes through as a probe, the others are
+    still refused. A success (a probe's, or any request's begun after the opening) closes it, a failure
+    opens it again. ``LIMITS.breaker`` = 0 turns it off.
+
+    (pybreaker holds its lock while the protected call runs, one call at a time, and wants one
+    function call; here the protected span is a whole request, from the before_request hook to teardown.)
+    """
+
+    PROBE_INTERVAL = 0.2
+
+    def __init__(self, *, probe_thread: bool = True):
+        self._lock = threading.Lock()
+        self.opened: float | None = None  # time.monotonic() of the last failure while open; None: closed
+        self.kind = "unreachable"
+        self._probing = False
+        self._probe_thread = probe_thread
+        self._prober: threading.Thread | None = None
+        self._generation = 0
+
+    def admit(self) -> bool:
+        """Before a request uses the database: True if it is the half-open probe, False to go ahead as
+        usual; raises DatabaseUnavailable while open (or while another request probes)."""
+        if self.opened is None or LIMITS.breaker <= 0:
+            return False
+        with self._lock:
+            if self.opened is None:
+                return False
+            if self._probing or time.monotonic() < self.opened + LIMITS.breaker:
+                raise DatabaseUnavailable(self.kind)
+            self._probing = True
+            return True
+
+    def record(self, error: BaseException | None, started: float, probe: bool = False) -> None:
+        """After a request (begun at ``started``) that was admitted: its database error, or None."""
+        if isinstance(error, DatabaseUnavailable):
+            return  # refused, not tried: says nothing of the database
+        tripping = error is not None and _trips(error)
+        if not (tripping or probe or self.opened is not None):
+            return  # the usual case, no lock taken
+        with self._lock:
+            if probe:
+                self._probing = False
+            if tripping:
+                self.opened, self.kind = time.monotonic(), problem_kind(error)
+                if self._probe_thread and self._prober is None and LIMITS.breaker > 0:
+                    self._prober = threading.Thread(target=self._probe, daemon=True, name="database probe")
+                    self._prober.start()
+            elif self.opened is not None and (probe or started >= self.opened):
+                self.opened = None
+
+    def _probe(self) -> None:
+        """The probe thread: /health's check until one succeeds (or the breaker is closed otherwise)."""
+        generation = self._generation  # a reset (another database bound) ends this thread, unheard
+        try:
+            while self.opened is not None and self._generation == generation:
+                try:
+                    with request_limits(), deadline(LIMITS.health), database.connection_context():
+                        database.execute_sql("SELECT 1")
+                except Exception as error:  # noqa: BLE001 - any failure but a busy one: still down
+                    failed, kind = _trips(error), problem_kind(error)
+                else:
+                    failed, kind = False, ""
+                with self._lock:
+                    if self._generation != generation or self.opened is None:
+                        return
+                    if failed:
+                        self.opened, self.kind = time.monotonic(), kind
+                    else:
+                        self.opened = None  # an answer: the server is back
+                        return
+                time.sleep(self.PROBE_INTERVAL)
+        finally:
+            with self._lock:
+                if self._generation == generation:
+                    self._prober = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self.opened, self._probing, self._prober = None, False, None
+            self._generation += 1
+
+
+BREAKER = Breaker()
+
+
 def problem_kind(error: BaseException) -> str:
     """What a database error means for a client: ``busy`` (a lock or every connection taken),
     ``timeout`` (the server was too slow or did not answer) or ``unreachable``."""
     if isinstance(error, MaxConnectionsExceeded):
         return "busy"
+    if isinstance(error, DatabaseUnavailable):
+        return error.kind
     original = getattr(error, "orig", None) or error  # peewee keeps the driver's error as .orig
     if isinstance(original, NoAnswer):
         return "timeout"
@@ -434,6 +559,7 @@ def init_database(url: str, *, max_connections: int = 8, limits: Limits | None =
     previous = database.obj
     if previous is not None:
         close_all(previous)
+    BREAKER.reset()
     db = open_database(url, max_connections=max_connections)
     database.initialize(db)
     return db
@@ -525,6 +651,8 @@ def register_request_hooks(app) -> None:
     @app.before_request
     def _connect() -> None:
         _in_request.set(True)
+        g.database_probe = BREAKER.admit()  # raises while the breaker is open: 503 at once, not recorded
+        g.database_started = time.monotonic()
         if request.endpoint in CONNECTS_ITSELF:
             return
         # Checkout, connect and its first round trips within the connect limit (a frozen server).
@@ -534,6 +662,8 @@ def register_request_hooks(app) -> None:
     @app.teardown_request
     def _close(exc) -> None:
         _in_request.set(False)
+        if "database_started" in g:  # (api/problems.py keeps the database error it answered in g)
+            BREAKER.record(g.get("database_error") or exc, g.database_started, g.get("database_probe", False))
         # A streamed export (api/exports.py) still reads after this runs; it closes the connection itself.
         if g.get("stream_holds_connection"):
             return

@@ -48,7 +48,9 @@ class Health(MethodView):
         """Is the service up, and can it reach its database?
 
         Answers within `HEALTH_TIMEOUT` (default 1.5 s) whatever the database does: 503 when it cannot
-        be reached, is frozen or is too slow (`database` says which).
+        be reached, is frozen or is too slow (`database` says which); at once, without trying, after a
+        request found it unreachable or silent, until it answers again (the breaker,
+        `DATABASE_BREAKER_SECONDS`).
         """
         try:
             with deadline(LIMITS.health):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import http
 import logging
 
-from flask import Response, json, request
+from flask import Response, g, json, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from peewee import InterfaceError, OperationalError
 from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..db import problem_kind
+from ..db import LIMITS, DatabaseUnavailable, problem_kind
 from ..domain.errors import DomainError, Moved
 from ..search.query import QueryError
 from .links import link
@@ -48,6 +48,12 @@ def database_problem(error: Exception) -> Response:
     """503 for a database error: busy, too slow or unreachable (``database`` says which), with Retry-After."""
     kind = problem_kind(error)
     detail, retry = DATABASE_PROBLEMS[kind]
+    if isinstance(error, DatabaseUnavailable):
+        detail = (f"The database {'did not answer' if kind == 'timeout' else 'could not be reached'} a "
+                  f"moment ago; requests are refused until it answers again (at most {LIMITS.breaker:g} s "
+                  "after its last failure); try again shortly.")
+    else:
+        g.database_error = error  # the request hooks (db.register_request_hooks) tell the breaker
     return problem(503, detail, database=kind, headers={"Retry-After": retry})
 
 
@@ -144,6 +150,8 @@ class ProblemApi(Api):
         return problem(422, f"Invalid search — q: {error}", errors={"q": [str(error)]})
 
     def handle_database_down(self, error: Exception):
+        if isinstance(error, DatabaseUnavailable):  # refused without trying: logged when it opened
+            return database_problem(error)
         logger.error("database error on %s %s: %s", request.method, request.path, error)
         return database_problem(error)
 
