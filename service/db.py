@@ -629,6 +629,22 @@ def write_transaction() -> Iterator[None]:
             _changes.reset(token)
 
 
+@contextlib.contextmanager
+def no_lock_wait() -> Iterator[None]:
+    """A best-effort write inside gives up at once (OperationalError, "database is locked") instead of
+    waiting its busy timeout when SQLite's write lock is held elsewhere (an import, say). Postgres locks
+    rows, not the database: nothing changes there."""
+    if is_postgres() or database.is_closed():
+        yield
+        return
+    conn = database.connection()
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        yield
+    finally:
+        database._set_limits(conn, long=_is_long())
+
+
 def locked(query):
     """``query`` with FOR UPDATE where the backend has row locks (SQLite's IMMEDIATE lock covers it)."""
     return query.for_update() if is_postgres() else query

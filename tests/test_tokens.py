@@ -128,3 +128,28 @@ def test_last_used_written_by_one_worker_is_not_written_again_by_another(app):
         stamped = ApiToken.get().last_used
         tokens.touch(seen_by_b, now=stamped + dt.timedelta(seconds=5))
         assert ApiToken.get().last_used == stamped
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's one write lock (Postgres locks rows)
+def test_last_used_gives_up_at_once_while_the_write_lock_is_held_elsewhere(app, backend):
+    import sqlite3
+    import time
+    from urllib.parse import urlsplit
+
+    with database.connection_context():
+        tokens.create_token("waiting")
+    holder = sqlite3.connect(urlsplit(app.config["DATABASE_URL"]).path[1:], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # as an import does
+    try:
+        with database.connection_context():
+            record = ApiToken.get()
+            started = time.monotonic()
+            tokens.touch(record)
+            took = time.monotonic() - started
+            busy = database.execute_sql("PRAGMA busy_timeout").fetchone()[0]
+    finally:
+        holder.rollback()
+        holder.close()
+    assert took < 0.5, took  # the busy timeout is 1 s (a CLI connection's is 600 s)
+    assert busy > 0  # the connection's own wait is back for the writes that follow
+    assert _stored("waiting").last_used is None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from peewee import OperationalError
 
-from ..db import write_transaction
+from ..db import no_lock_wait, write_transaction
 from ..models import ApiToken, utcnow
 
 # `searches`: saved searches only (a review team's token that changes no record).
@@ -87,13 +87,14 @@ def is_expired(record: ApiToken, now: dt.datetime | None = None) -> bool:
 def touch(record: ApiToken, now: dt.datetime | None = None) -> None:
     """Record that ``record`` was just used, at most once per LAST_USED_EVERY: one conditional UPDATE when
     the stored time is older (so workers racing write it once), nothing otherwise. Best effort: a
-    database too busy to take it leaves the older time."""
+    database too busy to take it leaves the older time, at once (the request's own write then waits for
+    the lock, not this one too)."""
     now = now or utcnow()
     if record.last_used is not None and now - record.last_used < LAST_USED_EVERY:
         return
     stale = ApiToken.last_used.is_null() | (ApiToken.last_used <= now - LAST_USED_EVERY)
     try:
-        with write_transaction():
+        with no_lock_wait(), write_transaction():
             ApiToken.update(last_used=now).where((ApiToken.id == record.id) & stale).execute()
     except OperationalError:
         return
