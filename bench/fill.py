@@ -307,6 +307,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--migrate", action="store_true", help="apply the migrations first")
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="where the texts come from: a folder laid out as ../shared/data")
     args = parser.parse_args()
 
     from service import create_app, migrations
@@ -317,12 +319,12 @@ def main() -> None:
         if args.migrate:
             migrations.upgrade()
         began = time.perf_counter()
-        corpus = load_corpus()
+        corpus = load_corpus(args.data)
         loaded = time.perf_counter()
         counts = fill(args.n, seed=args.seed, corpus=corpus)
         done = time.perf_counter()
     close_all(database.obj)
-    print(f"{counts} in {done - loaded:.1f} s (+{loaded - began:.1f} s reading ../shared/data)")
+    print(f"{counts} in {done - loaded:.1f} s (+{loaded - began:.1f} s reading {args.data})")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ gunicorn alone; here fewer, with a generous bound, through the real stack over a
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import shutil
@@ -37,8 +38,19 @@ if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
 def filled(tmp_path_factory):
     folder = tmp_path_factory.mktemp("slow-clients")
     database = folder / "register.db"
+    # The register's texts come from the test fixtures (excerpts of ../shared/data), laid out as
+    # bench/fill.py reads the shared data: a clean clone needs nothing beside it.
+    data = folder / "data"
+    fixtures = ROOT / "tests" / "fixtures"
+    for source, target in (("claims_who.csv", "trials/who.csv.gz"),
+                           ("ctgov_aact_studies.csv", "trials/aact.csv.gz"),
+                           ("articles_regcovid_int.csv", "articles/regcovid_publications_int.csv.gz"),
+                           ("articles_litcovid.csv", "articles/litcovid_longcovid_doc_all_info.csv.gz")):
+        (data / target).parent.mkdir(parents=True, exist_ok=True)
+        (data / target).write_bytes(gzip.compress((fixtures / source).read_bytes()))
     subprocess.run([sys.executable, str(ROOT / "bench" / "fill.py"), "--database-url", f"sqlite:///{database}",
-                    "--n", str(N_STUDIES), "--migrate"], cwd=ROOT, check=True, capture_output=True)
+                    "--n", str(N_STUDIES), "--migrate", "--data", str(data)], cwd=ROOT, check=True,
+                   capture_output=True)
     return folder, f"sqlite:///{database}"
 
 
