@@ -1,6 +1,35 @@
-"""Small builders shared by the scenario tests: real-looking records, created through the API."""
+"""Small builders shared by the scenario tests: real-looking records, created through the API; and the
+raw loopback HTTP the serving tests speak to gunicorn and nginx."""
 
 from __future__ import annotations
+
+import contextlib
+import socket
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (once this returns)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def raw_http(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` as it is and read until the server closes; the answer's status, headers (lower-cased
+    names) and body."""
+    with socket.create_connection((HOST, port), timeout=timeout) as conn:
+        conn.sendall(data)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(65536):
+                answer += chunk
+    head, _, content = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in
+               (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, content
 
 CHICTR_TITLE = ("A study for the key technology of mesenchymal stem cells exosomes atomization in the "
                 "treatment of novel coronavirus pneumonia (COVID-19)")

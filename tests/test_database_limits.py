@@ -26,15 +26,10 @@ from service import create_app, db
 from service.config import ConfigError, load_config
 from service.db import close_all, database, long_operation, problem_kind, request_limits
 from tests.conftest import IN_CI, assert_problem
+from tests.helpers import free_port
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _elapsed(call) -> tuple[float, object]:
@@ -52,7 +47,7 @@ def throwaway_cluster():
         pytest.skip("a throwaway Postgres cluster needs root and initdb")
     root = Path(tempfile.mkdtemp(prefix="frozen-pg-"))  # outside pytest's folder, closed to postgres
     os.chmod(root, 0o777)
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     as_postgres = ["runuser", "-u", "postgres", "--"]
     subprocess.run([*as_postgres, str(PGBIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                     "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], check=True, capture_output=True)
@@ -296,7 +291,7 @@ def test_the_cli_reports_a_database_it_cannot_reach_in_one_line(host):
     from click.testing import CliRunner
 
     from service.cli import main
-    url = f"postgresql://postgres@{host.format(port=_free_port())}/register"
+    url = f"postgresql://postgres@{host.format(port=free_port())}/register"
     try:
         result = CliRunner().invoke(main, ["db", "status"],
                                     env={"DATABASE_URL": url, "LOG_LEVEL": "CRITICAL"})
@@ -357,7 +352,7 @@ def _get(port: int, path: str) -> tuple[float, int]:
 @contextlib.contextmanager
 def _gunicorn(url: str, *, threads: int, **settings: str):
     """The service under gunicorn (gunicorn.conf.py), one worker of ``threads`` threads."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "GUNICORN_BIND": f"127.0.0.1:{port}",
            "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": str(threads), **settings}
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import socket
 
 from service import create_app
 from service.db import close_all, database
 from service.vocabularies import FACETS, REFERENCE_TYPES
 from tests.conftest import assert_problem
+from tests.helpers import free_port
 
 
 def test_health_and_version(client, backend):
@@ -18,14 +18,8 @@ def test_health_and_version(client, backend):
     assert version["database"] == ("sqlite" if backend == "sqlite" else "postgresql")
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_database_is_503_not_500():
-    app = create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_closed_port()}/none",
+    app = create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
                       "LOG_LEVEL": "CRITICAL"})
     try:
         client = app.test_client()

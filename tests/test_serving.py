@@ -7,7 +7,6 @@ import json
 import os
 import runpy
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,39 +18,24 @@ from service.api.limits import too_long_detail
 from service.api.problems import problem
 from service.config import MAX_REQUEST_LINE
 from tests.conftest import ROOT
+from tests.helpers import HOST, free_port, raw_http
 
 BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _send(port: int, request_line: bytes, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
     """One raw HTTP/1.1 exchange (a request line no HTTP client library would send); the answer's status,
     headers (lower-cased names) and body."""
-    with socket.create_connection((HOST, port), timeout=10) as conn:
-        conn.sendall(request_line + b"\r\nHost: " + HOST.encode() + b"\r\nConnection: close\r\n"
-                     + (f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
-                        if body else b"") + b"\r\n" + body)
-        data = b""
-        while chunk := conn.recv(65536):
-            data += chunk
-    head, _, content = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in
-               (line.partition(":") for line in header_lines)}
-    return int(status_line.split()[1]), headers, content
+    return raw_http(port, request_line + b"\r\nHost: " + HOST.encode() + b"\r\nConnection: close\r\n"
+                    + (f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+                       if body else b"") + b"\r\n" + body)
 
 
 @contextlib.contextmanager
 def _gunicorn(tmp_path: Path, **env: str):
     """gunicorn with the repo's gunicorn.conf.py on a free loopback port, over a migrated SQLite
     register; stopped (its whole process group) on the way out."""
-    port = _free_port()
+    port = free_port()
     environ = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}", "LOG_LEVEL": "WARNING",
                "GUNICORN_BIND": f"{HOST}:{port}", "WEB_CONCURRENCY": "1", **env}
     subprocess.run([str(BIN / "study-register"), "db", "upgrade"], env=environ, cwd=ROOT, check=True,
@@ -137,21 +121,6 @@ def test_the_app_and_gunicorn_say_the_same(monkeypatch):
     assert cfg.worker_class is conf["ProblemThreadWorker"]  # used as given, not swapped for gthread
 
 
-def _raw(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send ``data`` as it is; the answer's status, headers (lower-cased names) and body."""
-    with socket.create_connection((HOST, port), timeout=10) as conn:
-        conn.sendall(data)
-        answer = b""
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := conn.recv(65536):
-                answer += chunk
-    head, _, content = answer.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in
-               (line.partition(":") for line in header_lines)}
-    return int(status_line.split()[1]), headers, content
-
-
 GUNICORN_REFUSALS = {
     "bad request line": (b"GARBAGE\r\n\r\n", 400, "Invalid"),
     "bad HTTP version": (b"GET /health HTTP/9.x\r\nHost: h\r\n\r\n", 400, "HTTP"),
@@ -170,7 +139,7 @@ GUNICORN_REFUSALS = {
 def test_gunicorn_answers_its_own_refusals_as_problems(tmp_path):
     with _gunicorn(tmp_path) as port:
         for name, (data, status, says) in GUNICORN_REFUSALS.items():
-            got, headers, content = _raw(port, data)
+            got, headers, content = raw_http(port, data)
             assert (got, headers.get("content-type")) == (status, "application/problem+json"), name
             body = json.loads(content)
             assert body["status"] == status and body["title"] and says in body["detail"], (name, body)

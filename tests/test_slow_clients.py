@@ -6,13 +6,11 @@ gunicorn alone; here fewer, with a generous bound, through the real stack over a
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,7 @@ import pytest
 from bench.slow_clients import HOST, get, probe, stack, under_attack
 from service.proxy import render_nginx_conf
 from tests.conftest import ROOT
+from tests.helpers import free_port, raw_http
 
 N_STUDIES = 1500
 MAX_BODY = 2_000_000
@@ -61,20 +60,6 @@ def proxied(filled):
         yield port
 
 
-def _raw(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
-    with socket.create_connection((HOST, port), timeout=10) as conn:
-        conn.sendall(data)
-        answer = b""
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := conn.recv(65536):
-                answer += chunk
-    head, _, content = answer.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in
-               (line.partition(":") for line in header_lines)}
-    return int(status_line.split()[1]), headers, content
-
-
 def test_slow_clients_do_not_starve_others(proxied):
     counts = {"header": 16, "body": 16, "reader": 4}
     seen = under_attack(proxied, counts, seconds=6, n_studies=N_STUDIES)
@@ -102,7 +87,7 @@ NGINX_REFUSALS = {
 @pytest.mark.parametrize("case", NGINX_REFUSALS)
 def test_nginx_answers_its_own_refusals_as_problems(proxied, case):
     data, status = NGINX_REFUSALS[case]
-    got, headers, content = _raw(proxied, data)
+    got, headers, content = raw_http(proxied, data)
     assert (got, headers.get("content-type")) == (status, "application/problem+json")
     body = json.loads(content)
     assert body["status"] == status and body["title"] and body["detail"]
@@ -110,14 +95,14 @@ def test_nginx_answers_its_own_refusals_as_problems(proxied, case):
 
 
 def test_the_apps_own_problems_pass_through(proxied):
-    status, headers, content = _raw(proxied, b"GET /studies?page_size=abc HTTP/1.1\r\nHost: h\r\n"
+    status, headers, content = raw_http(proxied, b"GET /studies?page_size=abc HTTP/1.1\r\nHost: h\r\n"
                                               b"Connection: close\r\n\r\n")
     assert (status, headers["content-type"]) == (422, "application/problem+json")
     assert "page_size" in json.loads(content)["errors"]
 
 
 def test_links_through_nginx_ignore_what_the_client_claims(proxied):
-    status, _, content = _raw(proxied, b"GET /studies?page_size=1 HTTP/1.1\r\nHost: evil.example\r\n"
+    status, _, content = raw_http(proxied, b"GET /studies?page_size=1 HTTP/1.1\r\nHost: evil.example\r\n"
                                        b"X-Forwarded-Host: evil.example\r\nX-Forwarded-Prefix: /evil\r\n"
                                        b"Connection: close\r\n\r\n")
     assert status == 200
@@ -127,12 +112,8 @@ def test_links_through_nginx_ignore_what_the_client_claims(proxied):
 def test_nginx_answers_502_as_a_problem_when_gunicorn_is_down(tmp_path):
     run_dir = Path(tempfile.mkdtemp(prefix="nginx-run-"))
     run_dir.chmod(0o755)
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        closed = s.getsockname()[1]  # nothing listens here once this socket is closed
+    port = free_port()
+    closed = free_port()  # nothing listens here
     conf = run_dir / "nginx.conf"
     conf.write_text(render_nginx_conf(listen=f"{HOST}:{port}", upstream=f"{HOST}:{closed}", run_dir=run_dir,
                                       max_body=MAX_BODY, workers="1"))
@@ -148,7 +129,7 @@ def test_nginx_answers_502_as_a_problem_when_gunicorn_is_down(tmp_path):
                 assert time.monotonic() < deadline, "nginx did not start"
                 time.sleep(0.1)
         assert status == 502 and json.loads(content)["status"] == 502
-        status, headers, _ = _raw(port, b"GET /health HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        status, headers, _ = raw_http(port, b"GET /health HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
         assert headers["content-type"] == "application/problem+json"
     finally:
         nginx.terminate()
