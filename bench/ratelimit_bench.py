@@ -28,7 +28,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,16 +38,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.run import BIN, HOST, free_port  # noqa: E402
+
 WRONG = "Bearer sr_" + "x" * 43  # the length of a real token
 BODY = json.dumps({"title": "A guess", "registrations": [{"identifier": "NCT04280705"}]})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _status(port: int, path: str = "/health", method: str = "GET", headers: dict | None = None,
@@ -66,7 +62,7 @@ def _status(port: int, path: str = "/health", method: str = "GET", headers: dict
 
 @contextlib.contextmanager
 def serve(folder: Path, env: dict[str, str]):
-    port = _free_port()
+    port = free_port()
     environ = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'bench.db'}", "LOG_LEVEL": "WARNING",
                "GUNICORN_BIND": f"{HOST}:{port}", "WEB_CONCURRENCY": "2", **env}
     log = open(folder / f"gunicorn-{port}.log", "wb")  # noqa: SIM115 - closed below

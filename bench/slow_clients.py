@@ -41,16 +41,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.run import BIN, HOST, free_port  # noqa: E402
+
 TIMEOUT = 5.0
 RESULTS = ROOT / "bench" / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def get(port: int, path: str, timeout: float = TIMEOUT) -> tuple[int, bytes]:

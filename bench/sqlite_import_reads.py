@@ -27,7 +27,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,16 +36,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.run import BIN, HOST, free_port  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
-DATA = Path(os.environ.get("DATA_DIR", "/work/shared/data"))
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+DATA = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data")
 
 
 def percentile(values: list[float], q: float) -> float:
