@@ -26,8 +26,9 @@ from service.db import close_all, database
 from service.domain.tokens import create_token
 from service.models import Study
 from tests.conftest import IN_CI, _reset, assert_problem
+from tests.helpers import free_port as _free_port
 from tests.helpers import study_body
-from tests.test_serving import _free_port, _gunicorn, _send
+from tests.test_serving import _gunicorn, _send
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POLICY = re.compile(r'^"(\w+)";q=(\d+);w=(\d+)$')
