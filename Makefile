@@ -49,7 +49,14 @@ run: migrate
 	@echo
 	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py --no-control-socket service.wsgi:app
 
-test: install-dev
+# Node tools the tests run (tests/node/package.json: citation-js, Redocly, Spectral); skipped without npm,
+# and then the tests that need them fail in CI (CI=true) and skip elsewhere.
+NODE_TOOLS := tests/node/node_modules/.installed
+$(NODE_TOOLS): tests/node/package.json tests/node/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/node --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the tests that run citation-js, Redocly and Spectral will not run"; fi
+
+test: install-dev $(NODE_TOOLS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

@@ -4,7 +4,9 @@ raw loopback HTTP the serving tests speak to gunicorn and nginx."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+from pathlib import Path
 
 HOST = "127.0.0.1"
 
@@ -69,3 +71,19 @@ def create_reference(client, auth, **overrides) -> dict:
 
 def count(client, path: str) -> int:
     return client.get(path).get_json()["total"]
+
+
+NODE_BIN = Path(__file__).parent / "node" / "node_modules" / ".bin"
+
+
+def node_tool(name: str) -> Path:
+    """A command of tests/node/package.json (installed by `make test`); skips outside CI when absent."""
+    import pytest
+
+    path = NODE_BIN / name
+    if not path.exists():
+        message = f"{name} is not installed: run `make test` (npm ci --prefix tests/node)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
