@@ -209,6 +209,21 @@ def test_an_import_retried_with_its_key_imports_nothing_again(client, auth):
     assert count(client, "/studies") == 1
 
 
+@pytest.mark.parametrize("parts", [
+    [b'name=""', b'name="%0D"'],                 # two parts werkzeug keys None and "": unorderable
+    [b'name="%0D"', b'name="file"; filename="file"'],
+])
+def test_an_upload_with_undecodable_part_names_is_a_4xx_under_a_key(client, auth, parts):
+    boundary = "88477fe87515c6bc065ee83531e15810"
+    body = b"".join(b"--%s\r\nContent-Disposition: form-data; %s\r\n\r\nnull\r\n" % (boundary.encode(), part)
+                    for part in parts) + b"--%s--\r\n" % boundary.encode()
+    response = client.post("/imports", data=body, headers={
+        **auth, "Idempotency-Key": "odd-parts", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert 400 <= response.status_code < 500, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert count(client, "/studies") == 0
+
+
 def test_every_post_write_documents_the_header(client):
     spec = client.get("/openapi.json").get_json()
     posts = [(path, op) for path, item in spec["paths"].items() for method, op in item.items()

@@ -69,10 +69,11 @@ class _RequestHash:
         elif request.mimetype == "multipart/form-data":
             # By its parts, not its bytes: a client encoding the retry again picks another boundary.
             request.max_content_length = current_app.config["MAX_IMPORT_BYTES"]
-            for name, value in sorted(request.form.items(multi=True)):
+            # A part whose name werkzeug cannot decode (`name="%0D"`) is keyed None: hash it as "".
+            for name, value in sorted((name or "", value) for name, value in request.form.items(multi=True)):
                 self._update(name, value)
-            for name, upload in sorted(request.files.items(multi=True), key=lambda part: part[0]):
-                self._update(name, upload.filename or "")
+            for name, upload in sorted(request.files.items(multi=True), key=lambda part: part[0] or ""):
+                self._update(name or "", upload.filename or "")
                 for chunk in iter(lambda upload=upload: upload.stream.read(1 << 16), b""):
                     self._digest.update(chunk)
                 upload.stream.seek(0)
