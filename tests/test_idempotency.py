@@ -210,8 +210,9 @@ def test_an_import_retried_with_its_key_imports_nothing_again(client, auth):
 
 
 @pytest.mark.parametrize("parts", [
-    [b'name=""', b'name="%0D"'],                 # two parts werkzeug keys None and "": unorderable
-    [b'name="%0D"', b'name="file"; filename="file"'],
+    [b'name=""', b'name="\r"'],                  # werkzeug keys these "" and None: unorderable
+    [b'name="\r"', b'name="file"; filename="file"'],
+    [b'filename="x"', b'filename="y"'],            # files without a name: keyed None
 ])
 def test_an_upload_with_undecodable_part_names_is_a_4xx_under_a_key(client, auth, parts):
     boundary = "88477fe87515c6bc065ee83531e15810"
