@@ -206,12 +206,13 @@ def envelope(item_schema, name: str, *, facets: tuple[str, ...] = (), searched: 
     ``searched``, the `query` a `q` was read as."""
     extra = {}
     if searched:
-        extra["query"] = fields.String(metadata={"description": QUERY_DOC,
+        extra["query"] = fields.String(metadata={"description": QUERY_DOC, **OPTIONAL,
                                                  "example": "nebulization exosomes"})
     if facets:
         extra["facets"] = fields.Dict(
             keys=fields.String(validate=validate.OneOf(facets)),
             values=fields.List(fields.Nested(FacetCountSchema)), metadata={
+                **OPTIONAL,
                 "description": "Only with `facets=`: for each facet asked, every value of its "
                                "vocabulary in vocabulary order (also at count 0), counted over the "
                                "whole filtered set (every filter and `q` applied), not just this "
