@@ -6,7 +6,18 @@ import swagger_ui_bundle
 from flask import send_from_directory
 from flask_cors import CORS
 
-from . import duplicates, imports, meta, references, registrations, searches, stats, studies, suggestions
+from . import (
+    downloads,
+    duplicates,
+    imports,
+    meta,
+    references,
+    registrations,
+    searches,
+    stats,
+    studies,
+    suggestions,
+)
 from .inputs import AsciiIntegerConverter, refuse_control_characters
 from .limits import refuse_long_request_lines
 from .parser import BEARER
@@ -77,7 +88,7 @@ def init_api(app) -> ProblemApi:
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [OperationIds()]})
     api.spec.__class__ = FinishedSpec  # to_dict() gives the finished document (api/spec.py)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
-                      suggestions.blp, searches.blp,
+                      suggestions.blp, searches.blp, downloads.blp,
                       meta.notices,
                       meta.vocabularies, meta.ops):
         api.register_blueprint(blueprint)

@@ -212,10 +212,38 @@ def _drop_unused_schemas(spec: dict) -> None:
         del schemas[name]
 
 
+def _lists_point_to_their_exports(spec: dict) -> None:
+    """A list `P` with an export operation `P/export` documents `format=json` only, and the JSON page
+    only: a generated client parses a list's 200 as JSON whatever `format` asked for (and would crash
+    on CSV), so its exports are the export operation's, whose 200 is text. (The list still answers
+    `format=csv`..., as the contract says.)"""
+    paths = spec.get("paths", {})
+    for path, item in paths.items():
+        export = paths.get(f"{path}/export", {}).get("get")
+        listing = item.get("get")
+        if export is None or listing is None:
+            continue
+        for param in listing.get("parameters", []):
+            if param.get("in") == "query" and param.get("name") == "format":
+                param["schema"] = {"type": "string", "enum": ["json"], "default": "json"}
+                param["description"] = (f"`json` (default): the paged envelope. Exports: "
+                                        f"`GET {path}/export` (`{export['operationId']}`), "
+                                        f"which takes the same filters and `sort`.")
+        ok = listing.get("responses", {}).get("200", {})
+        content = ok.get("content", {})
+        for media in [m for m in content if m != "application/json"]:
+            del content[media]
+        for header in ("Content-Disposition", "X-Total-Count"):
+            ok.get("headers", {}).pop(header, None)
+        if ok.get("description", "").startswith("The page (`format=json`)"):
+            ok["description"] = "The page."
+
+
 def finish(spec: dict) -> dict:
     """The assembled document, made fit for clients (the module's docstring says how)."""
     spec = copy.deepcopy(spec)
     _every_operation_may_answer(spec, 414)
+    _lists_point_to_their_exports(spec)
     _drop_unused_schemas(spec)
     schemas = spec.get("components", {}).get("schemas", {})
     for name in _answer_only_schemas(spec):
