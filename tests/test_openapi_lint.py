@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 from collections import Counter
 
@@ -51,7 +52,9 @@ def test_redocly_recommended_has_no_error(spec_file):
     path, _ = spec_file
     redocly = node_tool("redocly")
     out = _run([str(redocly), "lint", "--extends=recommended", "--format=json", path.name], path.parent)
+    assert "{" in out, out  # Redocly ran and wrote its JSON report
     report = json.loads(out[out.index("{"):])
+    assert report["totals"]["errors"] == sum(p["severity"] == "error" for p in report["problems"])
     problems = [(p["severity"], p["ruleId"], p["location"][0]["pointer"], p["message"])
                 for p in report["problems"]]
     _check("redocly", problems)
@@ -64,7 +67,8 @@ def test_spectral_oas_has_no_error(spec_file):
     out = _run([str(spectral), "lint", "--ruleset", ".spectral.yaml", "--format=json", "--quiet",
                 path.name], path.parent)
     severities = {0: "error", 1: "warning", 2: "info", 3: "hint"}
-    report = json.loads(out[out.index("["):]) if "[" in out else []
+    assert "[" in out, out  # Spectral ran and wrote its JSON report (`[]` when clean)
+    report = json.loads(out[out.index("["):])
     problems = [(severities[p["severity"]], p["code"], ".".join(map(str, p["path"])), p["message"])
                 for p in report]
     _check("spectral", problems)
@@ -169,3 +173,66 @@ def test_every_read_answers_what_the_docs_page_sends_by_default(client, seeded):
             answer = client.get(path, query_string={**query, **dict(zip(choices, values, strict=True))})
             body = answer.get_data(as_text=True)  # an export streams as its body is read
             assert answer.status_code == 200, (path, query, values, body[:300])
+
+
+def _missing_required(spec: dict, schema: dict, value, where: str, missing: set[str]) -> None:
+    """Walk ``value`` along ``schema`` and collect `Schema.member` for each required member absent."""
+    schemas = spec["components"]["schemas"]
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        _missing_required(spec, schemas[name], value, name, missing)
+        return
+    for part in schema.get("allOf", []):
+        _missing_required(spec, part, value, where, missing)
+    if isinstance(value, dict):
+        missing.update(f"{where}.{name}" for name in schema.get("required", []) if name not in value)
+        for key, item in value.items():
+            if key in schema.get("properties", {}) and item is not None:
+                _missing_required(spec, schema["properties"][key], item, f"{where}.{key}", missing)
+        if isinstance(schema.get("additionalProperties"), dict):
+            for item in value.values():
+                _missing_required(spec, schema["additionalProperties"], item, where, missing)
+    elif isinstance(value, list) and "items" in schema:
+        for item in value:
+            _missing_required(spec, schema["items"], item, where, missing)
+
+
+def test_answers_hold_every_member_their_schema_requires(client, auth, seeded):
+    """`required` is true of real answers: reads of the seeded register (lists with every `include` and
+    facet, single reads, a saved search and a notice) lack no member their schema requires."""
+    spec = client.get("/openapi.json").get_json()
+    client.post("/notices", json={"message": "Holiday delay"}, headers=auth)
+    search = client.post("/searches", json={"name": "s", "q": "covid"}, headers=auth).get_json()
+    study_ids = [s["id"] for s in client.get("/studies?page_size=100").get_json()["items"]]
+    reference_ids = [r["id"] for r in client.get("/references?page_size=100").get_json()["items"]]
+    reads = {
+        "/studies": ["include=references&include=citing&include=facet_sources",
+                     "facets=" + ",".join(spec_enum(spec, "/studies", "facets")), "q=covid"],
+        "/references": ["facets=" + ",".join(spec_enum(spec, "/references", "facets")), "q=covid"],
+        "/stats": [""], "/vocabularies": [""], "/vocabularies/{name}": [""], "/health": [""],
+        "/version": [""], "/notices": ["status=all"], "/searches": [""], "/suggestions": [""],
+        "/studies/duplicates": [""], "/studies/merged": [""], "/searches/{search_id}": [""],
+        "/searches/{search_id}/results": [""], "/studies/{study_id}": [""],
+        "/studies/{study_id}/references": [""], "/references/{reference_id}": [""],
+        "/references/{reference_id}/suggestions": [""], "/registrations/{identifier}": [""],
+    }
+    values = {"name": ["study_type"], "search_id": [search["id"]], "study_id": study_ids,
+              "reference_id": reference_ids[:40], "identifier": ["ChiCTR2000030261"]}
+    missing: set[str] = set()
+    for template, queries in reads.items():
+        found = re.search(r"\{(\w+)\}", template)
+        name = found.group(1) if found else None
+        for value in values[name] if name else [None]:
+            path = template.replace(f"{{{name}}}", str(value)) if name else template
+            for query in queries:
+                answer = client.get(f"{path}?{query}")
+                assert answer.status_code == 200, (path, query, answer.get_data(as_text=True)[:200])
+                schema = spec["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]
+                _missing_required(spec, schema["schema"], answer.get_json(), template, missing)
+    assert missing == set()
+
+
+def spec_enum(spec: dict, path: str, name: str) -> list[str]:
+    param = next(p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == name)
+    schema = param["schema"]
+    return schema.get("items", schema)["enum"]
