@@ -236,3 +236,15 @@ def spec_enum(spec: dict, path: str, name: str) -> list[str]:
     param = next(p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == name)
     schema = param["schema"]
     return schema.get("items", schema)["enum"]
+
+
+def test_export_operations_answer_downloads_and_refuse_paging(client, seeded):
+    answer = client.get("/references/export?format=ris&type=preprint&sort=-id")
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and answer.mimetype == "application/x-research-info-systems"
+    assert body.count("TY  - ") == int(answer.headers["X-Total-Count"]) > 0
+    assert client.get("/references?format=ris&type=preprint&sort=-id").get_data(as_text=True) == body
+    for query, name in (("", "format"), ("?format=csv&page_size=20", "page_size"),
+                        ("?format=ris", "format"), ("?format=csv&facets=study_type", "facets")):
+        refused = client.get(f"/studies/export{query}")
+        assert refused.status_code == 422 and name in refused.get_json()["errors"], (query, refused.json)
