@@ -1,5 +1,5 @@
 """Swagger UI in headless Chromium: /docs loads with no outside request, and "Try it out" on
-GET /studies shows the seeded study."""
+GET /studies shows the seeded study, on GET /references/export the RIS download."""
 
 from __future__ import annotations
 
@@ -89,3 +89,33 @@ def test_try_it_out_on_get_studies_shows_the_seeded_study(live_server, tmp_path)
     assert outside == [], f"/docs asked outside hosts: {outside}"
     assert any(url.endswith("/openapi.json") for url in requested)
     assert errors == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_try_it_out_exports_references_as_ris(live_server):
+    """The export operation from the docs page: Swagger UI sends what the form holds (every default the
+    spec gives) and the service answers the RIS download, not a 422 (issue 14)."""
+    _need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    answered = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page.on("response", lambda response: answered.append((response.url, response.status)))
+            page.goto(f"{live_server}/docs", wait_until="networkidle")
+            operation = page.locator("#operations-exports-get_reference_export")
+            expect(operation).to_be_visible(timeout=15_000)
+            operation.locator(".opblock-summary").click()
+            operation.get_by_role("button", name="Try it out").click()
+            operation.locator('tr[data-param-name="format"] select').select_option("ris")
+            operation.get_by_role("button", name="Execute").click()
+            live = operation.locator(".live-responses-table")
+            expect(live).to_be_visible(timeout=15_000)
+            expect(live.locator("tbody .response-col_status").first).to_contain_text("200")
+        finally:
+            browser.close()
+    exports = [(url, status) for url, status in answered if "/references/export" in url]
+    assert exports and all("format=ris" in url and "page_size" not in url and status == 200
+                           for url, status in exports), exports

@@ -6,12 +6,24 @@ import swagger_ui_bundle
 from flask import send_from_directory
 from flask_cors import CORS
 
-from . import duplicates, imports, meta, references, registrations, searches, stats, studies, suggestions
+from . import (
+    downloads,
+    duplicates,
+    imports,
+    meta,
+    references,
+    registrations,
+    searches,
+    stats,
+    studies,
+    suggestions,
+)
 from .inputs import AsciiIntegerConverter, refuse_control_characters
 from .limits import refuse_long_request_lines
 from .parser import BEARER
 from .problems import ProblemApi
 from .ratelimits import init_rate_limits
+from .spec import FinishedSpec, OperationIds
 
 API_DESCRIPTION = """\
 A study-based register of clinical research, first filled with COVID-19 studies. A **study** (one
@@ -51,7 +63,9 @@ def init_api(app) -> ProblemApi:
         OPENAPI_SWAGGER_UI_CONFIG={"tryItOutEnabled": False, "displayRequestDuration": True},
         API_SPEC_OPTIONS={
             "info": {"description": API_DESCRIPTION,
-                     "license": {"name": "MIT"}},
+                     "license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"}},
+            # Relative: the document describes whichever host serves it.
+            "servers": [{"url": "/", "description": "This server."}],
             "components": {"securitySchemes": {BEARER: {
                 "type": "http", "scheme": "bearer",
                 "description": "A token from `study-register token create`."}}},
@@ -71,9 +85,10 @@ def init_api(app) -> ProblemApi:
     app.before_request_funcs[None].insert(1, refuse_control_characters)
     # Before any route is made: every `<int:...>` id in a path takes ASCII digits only.
     app.url_map.converters["int"] = AsciiIntegerConverter
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [OperationIds()]})
+    api.spec.__class__ = FinishedSpec  # to_dict() gives the finished document (api/spec.py)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
-                      suggestions.blp, searches.blp,
+                      suggestions.blp, searches.blp, downloads.blp,
                       meta.notices,
                       meta.vocabularies, meta.ops):
         api.register_blueprint(blueprint)

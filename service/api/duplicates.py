@@ -18,8 +18,8 @@ from .caching import if_match
 from .links import link, link_for
 from .paging import paginate
 from .parser import IF_MATCH, Blueprint
-from .schemas.common import Instant, Int, QueryArgsSchema, Text, envelope, paging_fields
-from .schemas.studies import RegistrationSchema, StudySchema
+from .schemas.common import OPTIONAL, Instant, Int, QueryArgsSchema, Text, envelope, paging_fields
+from .schemas.studies import RegistrationRecordSchema, StudySchema
 from .studies import study_response
 
 blp = Blueprint("duplicates", __name__, url_prefix="/studies",
@@ -37,7 +37,7 @@ class CandidateStudySchema(ma.Schema):
     id = fields.Integer(metadata={"example": 12})
     name = fields.String(metadata={"example": "NCT04343001"})
     title = fields.String()
-    registrations = fields.List(fields.Nested(RegistrationSchema))
+    registrations = fields.List(fields.Nested(RegistrationRecordSchema))
 
 
 class ReasonSchema(ma.Schema):
@@ -47,9 +47,12 @@ class ReasonSchema(ma.Schema):
                        "registry record cites registrations of both. Either only when the two share no "
                        "registry (one registry does not register one trial twice).",
         "example": "same_title"})
-    title = fields.String(metadata={"description": "`same_title`: the title, as one study has it."})
-    reference_id = fields.Integer(metadata={"description": "`article_cites_both`: the reference."})
+    title = fields.String(metadata={"description": "`same_title`: the title, as one study has it.",
+                                    **OPTIONAL})
+    reference_id = fields.Integer(metadata={"description": "`article_cites_both`: the reference.",
+                                            **OPTIONAL})
     studies_named = fields.Integer(metadata={
+        **OPTIONAL,
         "description": "`article_cites_both`: how many studies the reference's identifiers name "
                        "(2 or 3; more is a review and no signal)."})
 

@@ -74,7 +74,8 @@ class Imports(MethodView):
                                          "registrations file (plain or gzip), the map from the DIRECCT "
                                          "trial ids of the results to registrations."}}}},
         "text/csv": {"schema": {"type": "string", "format": "binary"}, "example": CSV_EXAMPLE},
-        "application/json": {"schema": {"type": "string", "format": "binary"}, "example": CTGOV_EXAMPLE},
+        "application/json": {"schema": {"type": "object", "additionalProperties": True, "description": (
+            "A ClinicalTrials.gov API v2 studies document.")}, "example": CTGOV_EXAMPLE},
         "application/x-research-info-systems": {"schema": {"type": "string", "format": "binary"},
                                                 "example": RIS_EXAMPLE},
         "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},

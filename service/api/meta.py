@@ -66,7 +66,11 @@ class Health(MethodView):
 class Version(MethodView):
     @ops.response(200, VersionSchema)
     def get(self):
-        """Versions of the service, its contract and its database schema"""
+        """Versions of the service, its contract and its database schema
+
+        `version` of the package, `api_version` of this HTTP contract, `schema_version` the last
+        database migration applied, `database` the backend, `commit` the build's commit when known.
+        """
         return {"version": package_version("study-register"), "api_version": "1",
                 "schema_version": current_version(), "database": backend_name(),
                 "commit": current_app.config.get("GIT_COMMIT")}
@@ -95,7 +99,11 @@ def _vocabulary_list() -> list[dict]:
 class Vocabularies(MethodView):
     @vocabularies.response(200, VocabulariesSchema)
     def get(self):
-        """All vocabularies, each value with a one-line definition, in display order"""
+        """All vocabularies, each value with a one-line definition, in display order
+
+        The values every facet, filter and field of a closed vocabulary takes (`study_type`,
+        `reference_type`, `registry`...), as filters accept and answers hold them.
+        """
         return {"items": _vocabulary_list()}
 
 
@@ -104,7 +112,11 @@ class VocabularyByName(MethodView):
     @vocabularies.response(200, VocabularySchema)
     @vocabularies.alt_response(404, response="NOT_FOUND")
     def get(self, name):
-        """One vocabulary"""
+        """One vocabulary
+
+        Its values in display order, each with its label and definition; 404 for an unknown name
+        (`GET /vocabularies` lists the names).
+        """
         for item in _vocabulary_list():
             if item["name"] == name:
                 return item
@@ -123,7 +135,11 @@ class Notices(MethodView):
     @notices.arguments(NoticeQueryArgsSchema, location="query")
     @notices.response(200, NoticePageSchema)
     def get(self, args):
-        """List notices (those in force now, by default)"""
+        """List notices (those in force now, by default)
+
+        `status=active` (default) lists those in force now; `upcoming`, `expired` or `all` the others.
+        Paged like every list.
+        """
         query = domain.filtered_notices(status=args["status"])
         args["sort"] = args.get("sort") or "id"
         envelope, headers = paginate(query, args=args,
@@ -140,7 +156,10 @@ class Notices(MethodView):
         "ends": "2027-01-04T23:59:59Z"})
     @notices.response(201, NoticeSchema, headers={"Location": {"schema": {"type": "string"}}})
     def post(self, data):
-        """Create a notice"""
+        """Create a notice
+
+        `message` is required; `starts` and `ends` (UTC instants, optional) bound when it is in force.
+        """
         notice_id = domain.create_notice(data)
         return _notice_response(notice_id, status=201, headers={
             "Location": link_for("notices.NoticeById", notice_id=notice_id)})
@@ -153,7 +172,10 @@ class NoticeById(MethodView):
     @notices.header(IF_NONE_MATCH)
     @notices.alt_response(404, response="NOT_FOUND")
     def get(self, notice_id):
-        """Get a notice"""
+        """Get a notice
+
+        Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
+        """
         return _notice_response(notice_id)
 
     @notices.write("notices")
@@ -164,7 +186,11 @@ class NoticeById(MethodView):
     @notices.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
     @notices.header(IF_MATCH)
     def patch(self, data, notice_id):
-        """Update a notice"""
+        """Update a notice
+
+        Only the fields given change. Send `If-Match` with the ETag you read to refuse the change if
+        someone else changed it first.
+        """
         domain.update_notice(notice_id, data, if_match=if_match())
         return _notice_response(notice_id)
 
@@ -174,7 +200,10 @@ class NoticeById(MethodView):
     @notices.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
     @notices.header(IF_MATCH)
     def delete(self, notice_id):
-        """Delete a notice"""
+        """Delete a notice
+
+        `If-Match` with the ETag you read refuses the deletion when the notice changed since.
+        """
         domain.delete_notice(notice_id, if_match=if_match())
         return None
 

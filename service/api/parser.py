@@ -101,7 +101,9 @@ class Blueprint(flask_smorest.Blueprint):
             func = self.alt_response(429, response="TOO_MANY_REQUESTS", description=(
                 "Too many writes with this token, or too many refused tokens from this address "
                 "(`Retry-After` says when to retry)."))(func)
-            func = self.doc(security=[{BEARER: [scope]}])(func)
+            # An `http` bearer scheme has no scopes in OpenAPI 3.0: the scope is named in 403's
+            # description and in `x-token-scope`.
+            func = self.doc(security=[{BEARER: []}], **{"x-token-scope": scope})(func)
             if func.__name__ == "post":  # a MethodView's POST: retried safely with an Idempotency-Key
                 func = self.header(idempotency.DOC, idempotency.DOC_SCHEMA)(func)
                 func = self.alt_response(409, response="CONFLICT", description=(

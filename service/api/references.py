@@ -137,7 +137,11 @@ class ReferenceById(MethodView):
     @blp.header(IF_NONE_MATCH)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, reference_id):
-        """Get a reference"""
+        """Get a reference
+
+        With the studies it reports (`study_ids`) and cites (`cited_study_ids`) and the registration
+        identifiers found in it. Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
+        """
         return _reference_response(reference_id)
 
     @blp.write("references")

@@ -146,7 +146,11 @@ class SavedSearchById(MethodView):
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match is stale.")
     @blp.header(IF_MATCH)
     def delete(self, search_id):
-        """Delete a saved search and its runs"""
+        """Delete a saved search and its runs
+
+        Its recorded runs go with it. `If-Match` with the ETag you read refuses the deletion when it
+        changed since.
+        """
         domain.delete_search(search_id, if_match=if_match())
         return None
 

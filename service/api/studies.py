@@ -244,6 +244,10 @@ class StudyReferenceLink(MethodView):
     @blp.alt_response(308, response="PERMANENT_REDIRECT",
                       description="Merged into another study: `Location` names it.")
     def delete(self, study_id, reference_id):
-        """Unlink a reference from the study"""
+        """Unlink a reference from the study
+
+        Removes the link whatever its role or how it was made; both records stay. 404 when they are
+        not linked.
+        """
         domain.unlink_reference(study_id, reference_id)
         return None

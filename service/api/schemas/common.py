@@ -13,6 +13,7 @@ from ..paging import MAX_CURSOR_LENGTH
 __all__ = ["Bool", "Day", "Instant", "Int", "Text", "Vocab"]  # shared with formats/ (service/validation.py)
 
 _PAGING = ("page", "page_size", "cursor")
+DEFAULT_PAGE_SIZE = 20
 
 
 def _choices(field: fields.Field) -> list:
@@ -77,32 +78,36 @@ class FacetNames(fields.List):
         return list(dict.fromkeys(names))
 
 
+OPTIONAL = {"x-optional": True}  # a member not every answer has (api/spec.py: not `required`)
+
+
 class ProblemSchema(ma.Schema):
-    """An RFC 9457 problem: every non-2xx answer has this shape."""
+    """An RFC 9457 problem: every non-2xx answer has this shape (extension members may be added)."""
+
+    class Meta:
+        unknown = ma.INCLUDE  # documented as additionalProperties: RFC 9457 allows extension members
 
     type = fields.String(metadata={"description": "A URI naming the problem type.", "example": "about:blank"})
-    title = fields.String(metadata={"description": "The HTTP status phrase.",
-                                    "example": "Unprocessable Entity"})
-    status = fields.Integer(metadata={"description": "The HTTP status code.", "example": 422})
-    detail = fields.String(metadata={
-        "description": "What is wrong, in words.",
-        "example": "Invalid query parameter — page_size: Must be greater than or equal to 1 "
-                   "and less than or equal to 100."})
+    title = fields.String(metadata={"description": "The HTTP status phrase."})
+    status = fields.Integer(metadata={"description": "The HTTP status code."})
+    detail = fields.String(metadata={"description": "What is wrong, in words."})
     errors = fields.Dict(
         keys=fields.String(), values=fields.List(fields.String()),
         metadata={"description": "For validation failures: the messages for each field or query "
                                  "parameter at fault, keyed by its name (nested body fields as "
-                                 "dotted paths, e.g. `registrations.0.identifier`).",
-                  "example": {"page_size": ["Must be greater than or equal to 1 and less than or "
-                                            "equal to 100."]}})
+                                 "dotted paths, e.g. `registrations.0.identifier`).", **OPTIONAL})
     owner_study_id = fields.Integer(metadata={
-        "description": "On a 409 for a registration: the study that owns the identifier."})
+        "description": "On a 409 for a registration: the study that owns the identifier.", **OPTIONAL})
     merged_into = fields.Integer(metadata={
         "description": "On a 308 (and a 409 merging an already merged study): the study it was merged "
-                       "into."})
+                       "into.", **OPTIONAL})
     limit = fields.String(metadata={
         "description": "On a 429: the limit reached (`auth`, `writes`, `exports` or `searches`).",
-        "example": "writes"})
+        "example": "writes", **OPTIONAL})
+    database = fields.String(validate=validate.OneOf(["busy", "timeout", "unreachable"]), metadata={
+        "description": "On a 503: what the database did: `busy` (locked, or every connection in use), "
+                       "`timeout` (did not answer in time) or `unreachable`.", "example": "unreachable",
+        **OPTIONAL})
 
 
 class QueryArgsSchema(ma.Schema):
@@ -158,9 +163,12 @@ def paging_fields(sorts, default_sort: str, *, relevance: bool = False,
             validate=validate.Range(1, 10_000),
             metadata={"description": "Page number, from 1. `page` × `page_size` may not exceed "
                                      "10,000: walk further with `cursor`. Not with `cursor`."}),
+        # Default 20, but not as the spec's `default`: clients and Swagger UI's "Try it out" send a
+        # spec default, and an export (`format=csv`...) refuses `page_size`.
         "page_size": Int(
-            load_default=20, validate=validate.Range(1, 100),
-            metadata={"description": "Records per page, 1–100."}),
+            load_default=lambda: DEFAULT_PAGE_SIZE, validate=validate.Range(1, 100),
+            metadata={"description": f"Records per page, 1–100; default {DEFAULT_PAGE_SIZE}. Not with "
+                                     "an export (`format` other than `json`)."}),
         "cursor": Text(
             validate=validate.Length(1, MAX_CURSOR_LENGTH),
             metadata={"description": "Keyset paging for machines walking the whole register: "
@@ -178,7 +186,9 @@ def paging_fields(sorts, default_sort: str, *, relevance: bool = False,
 
 
 class FacetCountSchema(ma.Schema):
-    value = fields.Raw(allow_none=True, metadata={
+    # A string, boolean, integer or null: OpenAPI 3.0 allows `nullable` only beside a `type`.
+    value = fields.Raw(metadata={
+        "anyOf": [{"type": "string", "nullable": True}, {"type": "integer"}, {"type": "boolean"}],
         "description": "A facet value: a vocabulary label or code, `true`/`false` for "
                        "`has_results`, a year (or `null`: no year) for `year`.",
         "example": "Interventional"})
@@ -196,12 +206,13 @@ def envelope(item_schema, name: str, *, facets: tuple[str, ...] = (), searched: 
     ``searched``, the `query` a `q` was read as."""
     extra = {}
     if searched:
-        extra["query"] = fields.String(metadata={"description": QUERY_DOC,
+        extra["query"] = fields.String(metadata={"description": QUERY_DOC, **OPTIONAL,
                                                  "example": "nebulization exosomes"})
     if facets:
         extra["facets"] = fields.Dict(
             keys=fields.String(validate=validate.OneOf(facets)),
             values=fields.List(fields.Nested(FacetCountSchema)), metadata={
+                **OPTIONAL,
                 "description": "Only with `facets=`: for each facet asked, every value of its "
                                "vocabulary in vocabulary order (also at count 0), counted over the "
                                "whole filtered set (every filter and `q` applied), not just this "

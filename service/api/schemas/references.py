@@ -20,6 +20,7 @@ from ...validation import (
 )
 from ...vocabularies import REFERENCE_TYPES
 from .common import (
+    OPTIONAL,
     FacetNames,
     Instant,
     QueryArgsSchema,
@@ -97,9 +98,9 @@ class EvidenceSchema(ma.Schema):
                                               "ChiCTR2000030261."})
     start = fields.Integer(metadata={"description": "Where the identifier starts in `field` (characters)."})
     end = fields.Integer(metadata={"description": "Where it ends in `field`."})
-    source = fields.String(metadata={"description": "For a file's claim: the file it came from."})
+    source = fields.String(metadata={"description": "For a file's claim: the file it came from.", **OPTIONAL})
     claim = fields.String(metadata={"description": "For a file's claim: what the file says of the "
-                                                   "article and the trial."})
+                                                   "article and the trial.", **OPTIONAL})
 
 
 class LinkFieldsSchema(ma.Schema):

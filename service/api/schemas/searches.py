@@ -11,7 +11,7 @@ from marshmallow import fields, validate, validates, validates_schema
 from ...domain.facets import STUDY_FACETS
 from ...domain.searches import SEARCH_SORTS
 from ...domain.studies import STUDY_FILTERS, STUDY_SORTS
-from .common import Instant, QueryArgsSchema, Text, envelope, paging_fields
+from .common import OPTIONAL, Instant, QueryArgsSchema, Text, envelope, paging_fields
 from .search_body import SearchBodySchema
 from .studies import StudyQueryArgsSchema, StudySchema, StudySearchSchema
 
@@ -92,6 +92,7 @@ class SavedSearchSchema(ma.Schema):
     last_run = fields.Nested(SearchRunSchema, allow_none=True, metadata={
         "description": "Its latest run; null: never run."})
     runs = fields.List(fields.Nested(SearchRunSchema), metadata={
+        **OPTIONAL,
         "description": "Every run, newest first (in single reads): when, how many studies, since when."})
 
 

@@ -18,6 +18,7 @@ from ...vocabularies import (
     RESULTS_IN,
 )
 from .common import (
+    OPTIONAL,
     Day,
     FacetNames,
     Instant,
@@ -33,6 +34,11 @@ from .search_body import long_form_note, search_body, search_paging_args
 from .trial import CountrySchema, DisseminationSchema
 
 
+class RegistrationRecordSchema(RegistrationSchema):
+    """A registration as answers hold it: the request's `RegistrationSchema` with `registry` always
+    given, its own component so that answers can require every member (api/spec.py)."""
+
+
 class StudySchema(ma.Schema):
     id = fields.Integer(metadata={"example": 1})
     name = fields.String(metadata={"description": "Short label shown as the record's heading.",
@@ -40,7 +46,7 @@ class StudySchema(ma.Schema):
     title = fields.String(metadata={"example": "A study for the key technology of mesenchymal stem "
                                                "cells exosomes atomization in the treatment of novel "
                                                "coronavirus pneumonia (COVID-19)"})
-    registrations = fields.List(fields.Nested(RegistrationSchema))
+    registrations = fields.List(fields.Nested(RegistrationRecordSchema))
     study_type = fields.String(metadata={"description": FACET_DOC["study_type"], "example": "Interventional"})
     study_aim = fields.String(metadata={"description": FACET_DOC["study_aim"],
                                         "example": "Treatment and Management"})
@@ -79,12 +85,14 @@ class StudySchema(ma.Schema):
     dissemination = fields.Nested(DisseminationSchema, metadata={
         "description": "Whether and when results appeared in a registry, a journal article, a preprint."})
     facet_sources = fields.Dict(metadata={
+        **OPTIONAL,
         "description": "For each derived field, where its value came from: `source` (file format and "
                        "layout), `registration`, `field` (the source's column) and `strength` (3 a coded "
                        "registry field, 2 a registry's words mapped by a table, 1 a keyword rule over "
                        "free text), or the `rule` that derived it (`set by a curator`...), and "
                        "`conflicts`: other values sources state. In single-study reads and exports."})
     curated = fields.List(fields.String(), metadata={
+        **OPTIONAL,
         "description": "Fields a curator set by hand: derivation from the sources never changes them. "
                        "In single-study reads and exports.", "example": ["study_aim"]})
     reference_count = fields.Integer(metadata={
@@ -96,9 +104,11 @@ class StudySchema(ma.Schema):
                        "reviews, meta-analyses, guidance, commentaries, other trials' reports).",
         "example": 0})
     references = fields.List(fields.Nested(LinkedReferenceSchema), metadata={
+        **OPTIONAL,
         "description": "The study's reports (links of role `reports`), newest first, each with why it is "
                        "linked (single-study reads, and lists with `include=references`)."})
     citing = fields.List(fields.Nested(LinkedReferenceSchema), metadata={
+        **OPTIONAL,
         "description": "References citing the study without reporting it (role `cites`), newest first "
                        "(single-study reads, and lists with `include=citing`)."})
 
@@ -202,4 +212,4 @@ class LinkPatchSchema(ma.Schema):
                        "never change it, and the link becomes manual (never removed by automation).",
         "example": "cites"})
 
-__all__ = ["RegistrationSchema", "StudyCreateSchema", "StudyPatchSchema"]
+__all__ = ["RegistrationRecordSchema", "RegistrationSchema", "StudyCreateSchema", "StudyPatchSchema"]
