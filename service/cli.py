@@ -15,11 +15,12 @@ from pathlib import Path
 import click
 import peewee
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from flask.cli import AppGroup, FlaskGroup, ScriptInfo, with_appcontext
 from peewee import InterfaceError, OperationalError
 from playhouse.pool import MaxConnectionsExceeded
 
 from . import migrations
+from .config import ConfigError
 from .db import connection, database, problem_kind
 from .domain import tokens
 from .domain.errors import DomainError
@@ -406,6 +407,20 @@ class _Group(FlaskGroup):
 
     def _load_plugin_commands(self) -> None:  # flask-limiter's `limiter`, ...: not ours
         self._loaded_plugin_commands = True
+
+    def get_command(self, ctx, name):
+        try:
+            return super().get_command(ctx, name)
+        except ConfigError as error:  # a setting the app cannot start with: one line, exit 1
+            raise click.ClickException(f"configuration: {error}") from None
+
+    def list_commands(self, ctx):
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except ConfigError as error:
+            click.secho(f"Error: configuration: {error}\n", err=True, fg="red")
+            return sorted(self.commands)
+        return super().list_commands(ctx)
 
     def invoke(self, ctx):
         try:
