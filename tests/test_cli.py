@@ -172,3 +172,37 @@ def test_import_shows_its_progress_bar_label_and_report(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("importing")  # not a terminal: click writes the label once
     assert re.search(r"^9 rows in [\d.]+ s \([\d,]+ rows/s\): 8 created", result.stderr, re.M)
+
+
+class _File:
+    """A file whose position the test sets."""
+
+    def __init__(self):
+        self.position = 0
+
+    def tell(self) -> int:
+        return self.position
+
+
+def test_progress_eta_and_rate_come_from_the_bytes_and_rows_so_far(monkeypatch):
+    import types
+
+    import click._termui_impl
+
+    clock = [1000.0]
+    monkeypatch.setattr(click._termui_impl, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr("service.cli.time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    stream, terminal = _File(), _Terminal()
+    progress = _Progress(stream, 4_000_000, file=terminal)
+    with progress.bar:
+        clock[0] += 10  # a quarter of the file in 10 s: 30 s to go
+        stream.position = 1_000_000
+        progress.read(65_536)
+        progress.done(2_500)
+        clock[0] += 30
+        stream.position = 4_000_000
+        progress.read(65_536)
+        progress.done(10_000)
+    frames = _frames(terminal)
+    assert (25, "00:00:30  2,500 rows, 250 rows/s") in frames, frames
+    assert frames[-1] == (100, "10,000 rows, 250 rows/s, file read, writing")
