@@ -206,3 +206,37 @@ def test_progress_eta_and_rate_come_from_the_bytes_and_rows_so_far(monkeypatch):
     frames = _frames(terminal)
     assert (25, "00:00:30  2,500 rows, 250 rows/s") in frames, frames
     assert frames[-1] == (100, "10,000 rows, 250 rows/s, file read, writing")
+
+
+def test_serve_from_a_checkout_uses_its_gunicorn_conf(tmp_path):
+    import json
+    import time
+    import urllib.request
+
+    from tests.helpers import free_port
+
+    assert _cli("db", "upgrade", tmp_path=tmp_path).returncode == 0
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    environ = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/cli.db"}
+    server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--bind", f"127.0.0.1:{port}",
+                               "--workers", "1"], env=environ, cwd=tmp_path, stdout=log,
+                              stderr=subprocess.STDOUT)
+    try:
+        for _ in range(150):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert json.load(response) == {"status": "ok", "database": "ok"}
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()
+                time.sleep(0.2)
+        else:
+            pytest.fail("no answer from study-register serve")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    served = (tmp_path / "serve.log").read_text()
+    assert "Using worker: ProblemThreadWorker" in served, served  # gunicorn.conf.py's worker class
+    assert f"Listening at: http://127.0.0.1:{port}" in served
