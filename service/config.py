@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import logging
 from collections.abc import Mapping
@@ -126,6 +127,10 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError(
             f"DATABASE_URL scheme {scheme!r} is not supported; use one of {', '.join(SUPPORTED_SCHEMES)}"
         )
+    if scheme.startswith("postgres") and importlib.util.find_spec("psycopg2") is None:
+        # The default install is SQLite-only: the driver comes with the package's `postgres` extra.
+        raise ConfigError("DATABASE_URL names PostgreSQL, but its driver psycopg2 is not installed: "
+                          "pip install 'study-register[postgres]'")
     level = (environ.get("LOG_LEVEL") or "INFO").upper()
     if level not in logging.getLevelNamesMapping():
         raise ConfigError(f"LOG_LEVEL {level!r} is not a logging level")

@@ -11,13 +11,19 @@ import select
 import socket
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import psycopg2
-import psycopg2.extensions
+try:
+    import psycopg2
+    import psycopg2.extensions
+except ImportError:  # the default install is SQLite-only: the driver comes with `study-register[postgres]`
+    # Nothing raises this: a Postgres DATABASE_URL is refused without the driver (config.load_config,
+    # open_database), so the names below that catch or subclass psycopg2's errors stay valid.
+    psycopg2 = types.SimpleNamespace(OperationalError=type("OperationalError", (Exception,), {}))
 from peewee import (
     SQL,
     AutoField,
@@ -529,6 +535,9 @@ def open_database(url: str, *, max_connections: int = 8):
         # timeout is set by RegisterSqlite from LIMITS.)
         return RegisterSqlite(path, pragmas=SQLITE_PRAGMAS, autoconnect=False, check_same_thread=False,
                               max_connections=max_connections, stale_timeout=300)
+    if not hasattr(psycopg2, "extensions"):
+        raise ValueError("DATABASE_URL names PostgreSQL, but its driver psycopg2 is not installed: "
+                         "pip install 'study-register[postgres]'")
     # Every Postgres URL goes through a pool: opening a backend per request cost 5x throughput.
     params = parse_url(url)
     for name in ("user", "password"):  # percent-encoded in a URL (playhouse leaves them encoded)

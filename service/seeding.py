@@ -117,6 +117,30 @@ def load_seed(document: dict, report: SeedReport, source: str) -> None:
             report.notices_created += 1
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_DIR = PACKAGE_DIR.parent
+
+
+def shipped_path(name: str) -> Path | None:
+    """A file or folder the wheel ships inside the package (pyproject.toml's
+    `[tool.hatch.build.targets.wheel.force-include]` puts the checkout's `seeds/` and `gunicorn.conf.py`
+    at `service/seeds/` and `service/gunicorn.conf.py`), else the same name at the top of the checkout
+    this package runs from (an editable install, or the source tree itself); None when neither exists."""
+    for candidate in (PACKAGE_DIR / name, CHECKOUT_DIR / name):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def default_seed_dir() -> Path:
+    """The register's own seed files: the wheel's copy, or `seeds/` of the checkout."""
+    found = shipped_path("seeds")
+    if found is None:
+        raise SeedError(f"no seeds folder: neither {PACKAGE_DIR / 'seeds'} (an installed wheel) nor "
+                        f"{CHECKOUT_DIR / 'seeds'} (a checkout); name one with --dir")
+    return found
+
+
 def seed_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.json") if p.is_file())
 
