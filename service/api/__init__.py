@@ -9,6 +9,7 @@ from flask_cors import CORS
 from . import duplicates, imports, meta, references, registrations, searches, stats, studies, suggestions
 from .inputs import AsciiIntegerConverter, refuse_control_characters
 from .limits import refuse_long_request_lines
+from .negotiation import init_negotiation
 from .parser import BEARER
 from .problems import ProblemApi
 from .ratelimits import init_rate_limits
@@ -66,6 +67,8 @@ def init_api(app) -> ProblemApi:
          send_wildcard=True)
     # Searches and exports over their rate limit are refused before a database connection is taken...
     init_rate_limits(app)
+    # An Accept header the endpoint cannot satisfy: 406 (api/negotiation.py).
+    init_negotiation(app)
     # ...and first of all hooks, a request line too long.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)
     app.before_request_funcs[None].insert(1, refuse_control_characters)

@@ -171,6 +171,9 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
         "ndjson": "`application/x-ndjson`, one study per line exactly as `GET /studies/{id}` "
                   "answers it (its reports in `references`, the references citing it in `citing`, each "
                   "with its `role`, `link`, `link_identifier`, `confidence`, `rule` and `evidence`).",
+        "fhir": "`application/fhir+json; fhirVersion=4.0`: a FHIR R4 Bundle (`searchset`) of "
+                "ResearchStudy resources, one per study, its reports in `relatedArtifact` (README "
+                "\"FHIR\"; the reports themselves: `GET /references?format=fhir&study_id=…`).",
     }),
 }, name="StudyQueryArgs")
 
