@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import marshmallow as ma
 from flask import Response, request
 from marshmallow import fields, validate
 from werkzeug.datastructures import MIMEAccept
@@ -24,7 +25,7 @@ from werkzeug.http import parse_accept_header
 
 from ..domain.errors import InvalidInput
 from .problems import problem
-from .schemas.common import _PAGING, QueryArgsSchema
+from .schemas.common import _PAGING
 
 JSON = "application/json"
 FHIR_JSON = "application/fhir+json"
@@ -38,13 +39,16 @@ OFFERS: dict[str, tuple[str, ...]] = {
     "studies.Studies": (JSON, FHIR_JSON),
     "references.References": (JSON, FHIR_JSON),
 }
-# The query argument of a single-record GET: its representation (else `Accept` decides).
-RecordFormatArgsSchema = QueryArgsSchema.from_dict({
-    "format": fields.String(validate=validate.OneOf(["json", "fhir"]), metadata={
+# The query argument of a single-record GET: its representation (else `Accept` decides). Other
+# parameters are let through as before (a merged id's redirect keeps them).
+class RecordFormatArgsSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    format = fields.String(validate=validate.OneOf(["json", "fhir"]), metadata={
         "description": "`json` (the default) or `fhir`: the FHIR R4 resource "
                        "(`application/fhir+json; fhirVersion=4.0`), as `Accept: application/fhir+json` "
-                       "asks. Given, it wins over `Accept`."}),
-}, name="RecordFormatArgs")
+                       "asks. Given, it wins over `Accept`."})
 # Endpoints left alone: Swagger UI (HTML) and its files, whatever a browser asks for.
 EXEMPT_ENDPOINTS = {"api-docs.openapi_swagger_ui", "swagger_assets", "static"}
 

@@ -188,9 +188,11 @@ def research_study(study: dict, base: str) -> dict:
     phase = study.get("phase")
     if phase in PHASES:
         resource["phase"] = _concept(_coding(PHASE_SYSTEM, PHASES[phase]), text=phase)
-    resource["category"] = [
+    categories = [
         _concept(_coding(code_system(base, facet), study[facet], study[facet]), text=study[facet])
         for facet in CATEGORY_FACETS if study.get(facet)]
+    if categories:  # FHIR JSON has no empty arrays
+        resource["category"] = categories
     related = [related_artifact(reference, base) for reference in study.get("references") or []]
     if related:
         resource["relatedArtifact"] = related
