@@ -154,7 +154,8 @@ def test_fhir_has_its_own_etag(client, seeded):
 def test_status_phase_registries_and_absolute_urls(app, client, auth):
     app.config["PUBLIC_URL"] = "https://register.example.org"
     study = create_study(client, auth, "NCT04280705", registrations=[
-        {"identifier": "NCT04280705"}, {"identifier": "EUCTR2020-001052-18-DE"}, {"identifier": "ISRCTN83971151"}])
+        {"identifier": "NCT04280705"}, {"identifier": "EUCTR2020-001052-18-DE"},
+        {"identifier": "ISRCTN83971151"}])
     reference = create_reference(client, auth, doi="10.1056/NEJMoa2007764", pmid="32445440",
                                  type="preprint", source="N Engl J Med", year=2020, volume="383",
                                  issue="19", pages="1813-1826", published="2020-11-05",
@@ -266,7 +267,8 @@ def test_bundles_are_not_paged(client, seeded):
 @pytest.mark.parametrize(("accept", "expected"), [
     (None, JSON), ("", JSON), ("*/*", JSON), ("application/*", JSON), (BROWSER, JSON),
     ("application/json", JSON), ("application/fhir+json", FHIR_JSON),
-    ("application/fhir+json; fhirVersion=4.0", FHIR_JSON), ("application/fhir+json;fhirversion=4.0.1", FHIR_JSON),
+    ("application/fhir+json; fhirVersion=4.0", FHIR_JSON),
+    ("application/fhir+json;fhirversion=4.0.1", FHIR_JSON),
     ("application/json;q=0.5, application/fhir+json;q=0.9", FHIR_JSON),
     ("application/json;q=0, */*", FHIR_JSON), ("application/fhir+json;q=0.1, */*;q=0.5", JSON),
     ("application/xml", None), ("text/html", None), ("application/json;q=0", None),
