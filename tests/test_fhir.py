@@ -17,7 +17,7 @@ from service.db import database
 from service.domain import exports
 from service.formats import fhir
 from service.models import Study
-from service.vocabularies import PHASE, RECRUITMENT_STATUS
+from service.vocabularies import PHASE, RECRUITMENT_STATUS, REGISTRIES
 from tests.conftest import assert_problem
 from tests.helpers import create_reference, create_study
 
@@ -194,6 +194,13 @@ def test_every_recruitment_status_maps_to_r4(status):
     resource = fhir.research_study({"id": 1, "title": "T", "recruitment_status": status}, "")
     valid_study(resource)
     assert ("status" in resource) is (status not in ("Unknown", "Unclear"))
+
+
+def test_every_registry_has_its_own_system():
+    assert set(fhir.REGISTRY_SYSTEMS) == set(REGISTRIES)
+    assert len(set(fhir.REGISTRY_SYSTEMS.values())) == len(REGISTRIES)
+    assert all(s.startswith(("https://", "http://")) for s in fhir.REGISTRY_SYSTEMS.values())
+    assert fhir.registry_system("Somewhere") == fhir.ICTRP_SYSTEM
 
 
 def test_every_phase_maps_to_r4():

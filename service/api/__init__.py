@@ -27,8 +27,11 @@ trial registry records, journal articles and preprints.
   from `next` (no depth limit; signed: an altered cursor is 422).
 * A `POST` that writes takes an `Idempotency-Key` header: a retry with the same key answers the
   first answer (`Idempotent-Replayed: true`) and writes nothing.
-* Lists also export: `format=csv|ndjson` (and `ris` on `/references`) streams every matching
+* Lists also export: `format=csv|ndjson|fhir` (and `ris` on `/references`) streams every matching
   record, unpaged, in the order asked, as a download with its exact count in `X-Total-Count`.
+* FHIR R4 (`application/fhir+json; fhirVersion=4.0`): `Accept: application/fhir+json` or `format=fhir`
+  on a study (ResearchStudy) or a reference (DocumentReference); on the lists, a searchset Bundle.
+  An `Accept` the endpoint cannot satisfy is answered 406; `*/*` and browsers get JSON.
 * Input limits: every date and instant (bodies and filters) lies between 1900-01-01 and 2100-12-31
   (instants in UTC); integers are ASCII digits within 64 bits; booleans are `true`/`false`; strings
   hold no NUL, other control characters or lone surrogates; registration identifiers are never blank;
