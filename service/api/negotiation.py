@@ -38,6 +38,7 @@ OFFERS: dict[str, tuple[str, ...]] = {
     "references.ReferenceById": (JSON, FHIR_JSON),
     "studies.Studies": (JSON, FHIR_JSON),
     "references.References": (JSON, FHIR_JSON),
+    "studies.StudyReferences": (JSON, FHIR_JSON),
 }
 # The query argument of a single-record GET: its representation (else `Accept` decides). Other
 # parameters are let through as before (a merged id's redirect keeps them).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import Response, json, request
 from flask.views import MethodView
 
 from ..domain import facets, records
@@ -214,16 +215,29 @@ class StudyById(MethodView):
 class StudyReferences(MethodView):
     @blp.arguments(StudyReferencesArgsSchema, location="query")
     @blp.response(200, LinkedReferenceSchema(many=True))
+    @blp.doc(responses=fhir_doc("Bundle (searchset) of DocumentReference"))
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(308, response="PERMANENT_REDIRECT",
                       description="Merged into another study: `Location` names it.")
+    @blp.alt_response(406, response="NOT_ACCEPTABLE",
+                      description="`Accept` allows neither JSON nor FHIR (R4).")
     def get(self, args, study_id):
         """List a study's references, reports and citing
 
         Its reports, then the references citing it, each newest first, each with its `role`, how it
         was linked and why (`confidence`, `rule`, `evidence`); `role=` keeps one role.
+        `Accept: application/fhir+json` or `format=fhir`: the same references as a FHIR R4 Bundle of
+        DocumentReference resources.
         """
-        return domain.study_references(study_id, role=args.get("role"))
+        references = domain.study_references(study_id, role=args.get("role"))
+        if record_format(args) == FHIR_JSON:
+            base = link("")
+            entries = [fhir.bundle_entry(fhir.document_reference(item, base),
+                                         fhir.reference_url(base, item["id"]), search_mode="match")
+                       for item in LinkedReferenceSchema(many=True).dump(references)]
+            bundle = fhir.searchset(entries, link(request.full_path.rstrip("?")))
+            return Response(json.dumps(bundle), content_type=FHIR_CONTENT_TYPE)
+        return references
 
 
 @blp.route(f"/{STUDY_ID}/references/{REFERENCE_ID}")

@@ -274,6 +274,14 @@ def bundle_entry(resource: dict, url: str, *, search_mode: str | None = None) ->
     return entry
 
 
+def searchset(entries: list[dict], self_url: str) -> dict:
+    """A whole searchset Bundle of ``entries`` (``bundle_entry`` dicts, mode `match`)."""
+    bundle = bundle_head(len(entries), self_url)
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
 def bundle_head(total: int, self_url: str, *, kind: str = "searchset") -> dict:
     """A Bundle without its entries (a stream writes them after this head; FHIR JSON has no empty
     arrays, so a Bundle of no entry is this head alone)."""

@@ -197,6 +197,10 @@ class StudyReferencesArgsSchema(ma.Schema):
     role = fields.String(validate=validate.OneOf(["reports", "cites"]), metadata={
         "description": "Only the links of this role: `reports` (its reports) or `cites` (references citing "
                        "it without reporting it). Default: both."})
+    format = fields.String(validate=validate.OneOf(["json", "fhir"]), metadata={
+        "description": "`json` (the default) or `fhir`: a FHIR R4 Bundle (`searchset`) of DocumentReference "
+                       "resources (`application/fhir+json; fhirVersion=4.0`), as `Accept: "
+                       "application/fhir+json` asks. Given, it wins over `Accept`."})
 
 
 class LinkPatchSchema(ma.Schema):
