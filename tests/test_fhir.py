@@ -294,7 +294,9 @@ def test_bundles_are_not_paged(client, seeded):
     ("application/fhir+json;fhirversion=4.0.1", FHIR_JSON),
     ("application/json;q=0.5, application/fhir+json;q=0.9", FHIR_JSON),
     ("application/json;q=0, */*", FHIR_JSON), ("application/fhir+json;q=0.1, */*;q=0.5", JSON),
-    ("application/xml", None), ("text/html", None), ("application/json;q=0", None),
+    ("*", JSON), ("text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2", JSON),  # Java's default
+    ("application/json;q=abc", JSON), (",", JSON),
+    ("application/xml", None), ("text/html", None), ("application/json;q=0", None), ("garbage", None),
     ("application/fhir+json; fhirVersion=5.0", None), ("application/*;q=0, */*", None),
 ])
 def test_best_match(accept, expected):
@@ -310,6 +312,8 @@ def test_406_on_every_kind_of_endpoint(client, seeded):
     assert "produces: application/json" in body["detail"]
     assert_problem(client.get("/studies/1", headers={"Accept": "application/fhir+json;fhirVersion=5.0"}), 406)
     assert_problem(client.post("/studies", json={}, headers={"Accept": "text/html"}), 406)
+    for odd in (";", "/json", "é/ü".encode().decode("latin-1"), "a" * 4000, "*/*;q=", "application/json;;;"):
+        assert client.get("/studies/1", headers={"Accept": odd}).status_code in (200, 406), odd
 
 
 def test_browsers_and_wildcards_get_json(client, seeded):

@@ -15,6 +15,7 @@ An explicit `format=` query parameter (exports, `format=fhir`) decides the repre
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import marshmallow as ma
@@ -31,6 +32,7 @@ JSON = "application/json"
 FHIR_JSON = "application/fhir+json"
 FHIR_VERSION = "4.0"
 FHIR_CONTENT_TYPE = f"{FHIR_JSON}; fhirVersion={FHIR_VERSION}"
+_BARE_DECIMAL = re.compile(r"(;\s*)q=\.", re.IGNORECASE)
 
 # endpoint -> every media type it can produce, the default (JSON) first.
 OFFERS: dict[str, tuple[str, ...]] = {
@@ -87,6 +89,8 @@ def best_match(offers: Sequence[str], header: str | None) -> str | None:
     No (or an empty) `Accept` accepts anything: the first offer. An offer's quality is the q of the most
     specific range matching it; q=0 refuses it.
     """
+    if header:  # `q=.2` (Java's default Accept) is no RFC qvalue, and werkzeug drops its range
+        header = _BARE_DECIMAL.sub(r"\1q=0.", header)
     ranges = list(parse_accept_header(header, MIMEAccept)) if header else []
     if not ranges:
         return offers[0] if offers else None
