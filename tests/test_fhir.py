@@ -11,6 +11,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.researchstudy import ResearchStudy
+from playhouse.test_utils import count_queries
 
 from service.api.negotiation import FHIR_JSON, JSON, best_match
 from service.db import database
@@ -278,6 +279,23 @@ def test_a_studys_references_as_a_bundle(client, seeded):
     assert valid_bundle(empty, "DocumentReference") == [] and "entry" not in empty.get_json()
     assert_problem(client.get("/studies/1/references?format=ris"), 422, "format")
     assert_problem(client.get("/studies/999999/references", headers=ACCEPT_FHIR), 404)
+
+
+@pytest.mark.parametrize(("path", "per_batch"), [
+    ("/references?format=fhir", 3),  # rows, their study ids, identifiers found (as the NDJSON export)
+    ("/studies?format=fhir", 5),  # rows, registrations, references, their study ids, identifiers
+])
+def test_bundle_streams_in_fixed_queries_per_batch(client, seeded, monkeypatch, path, per_batch):
+    total = int(client.get(path).headers["X-Total-Count"])
+    for size in (4, total):
+        monkeypatch.setattr(exports, "BATCH_SIZE", size)
+        full, rest = divmod(total, size)
+        with count_queries() as counter:
+            response = client.get(path)
+            text = response.get_data(as_text=True)  # the stream runs its batches as the body is read
+        assert counter.count == 1 + per_batch * full + (per_batch if rest else 1), size
+        assert len(json.loads(text)["entry"]) == total
+    assert database.is_closed()  # the stream gave its connection back
 
 
 def test_bundles_are_not_paged(client, seeded):
