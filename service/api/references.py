@@ -75,6 +75,8 @@ class References(MethodView):
     @blp.response(200, ReferencePageSchema, headers=LINK_HEADER)
     @blp.limited
     @blp.doc(responses=export_doc("references"))
+    @blp.alt_response(406, response="NOT_ACCEPTABLE",
+                      description="`Accept` allows neither JSON nor FHIR (R4), and no `format` is given.")
     def get(self, args):
         """List and search references
 

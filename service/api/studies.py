@@ -89,6 +89,8 @@ class Studies(MethodView):
     @blp.response(200, StudyPageSchema, headers=LINK_HEADER)
     @blp.limited
     @blp.doc(responses=export_doc("studies"))
+    @blp.alt_response(406, response="NOT_ACCEPTABLE",
+                      description="`Accept` allows neither JSON nor FHIR (R4), and no `format` is given.")
     def get(self, args):
         """List and search studies
 
