@@ -330,6 +330,7 @@ def test_406_on_every_kind_of_endpoint(client, seeded):
     assert "produces: application/json" in body["detail"]
     assert_problem(client.get("/studies/1", headers={"Accept": "application/fhir+json;fhirVersion=5.0"}), 406)
     assert_problem(client.post("/studies", json={}, headers={"Accept": "text/html"}), 406)
+    assert_problem(client.patch("/studies/1", json={"title": "T"}, headers=ACCEPT_FHIR), 406)  # writes: JSON
     for odd in (";", "/json", "é/ü".encode().decode("latin-1"), "a" * 4000, "*/*;q=", "application/json;;;"):
         assert client.get("/studies/1", headers={"Accept": odd}).status_code in (200, 406), odd
 

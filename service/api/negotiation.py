@@ -34,7 +34,7 @@ FHIR_VERSION = "4.0"
 FHIR_CONTENT_TYPE = f"{FHIR_JSON}; fhirVersion={FHIR_VERSION}"
 _BARE_DECIMAL = re.compile(r"(;\s*)q=\.", re.IGNORECASE)
 
-# endpoint -> every media type it can produce, the default (JSON) first.
+# endpoint -> every media type its GET can produce, the default (JSON) first.
 OFFERS: dict[str, tuple[str, ...]] = {
     "studies.StudyById": (JSON, FHIR_JSON),
     "references.ReferenceById": (JSON, FHIR_JSON),
@@ -107,7 +107,9 @@ def best_match(offers: Sequence[str], header: str | None) -> str | None:
 
 
 def offers() -> tuple[str, ...]:
-    """The media types the current request's endpoint can produce, best first."""
+    """The media types the current request's endpoint can produce, best first (writes answer JSON)."""
+    if request.method not in ("GET", "HEAD"):
+        return (JSON,)
     return OFFERS.get(request.endpoint or "", (JSON,))
 
 
