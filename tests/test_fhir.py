@@ -298,6 +298,21 @@ def test_bundle_streams_in_fixed_queries_per_batch(client, seeded, monkeypatch, 
     assert database.is_closed()  # the stream gave its connection back
 
 
+def test_bundle_is_streamed_head_first(client, seeded, monkeypatch):
+    monkeypatch.setattr(exports, "BATCH_SIZE", 5)
+    response = client.get("/studies?format=fhir", buffered=False)
+    chunks = iter(response.response)
+    head = next(chunks).decode()
+    assert head.startswith('{"resourceType":"Bundle","type":"searchset","total":')
+    assert head.endswith('"entry":[')
+    first = next(chunks).decode()
+    assert first.count('"resourceType":"ResearchStudy"') == 5 and not first.startswith(",")
+    assert next(chunks).decode().startswith(',{"fullUrl":')  # the next batch continues the array
+    assert not database.is_closed()  # the stream holds its connection while the client reads
+    response.close()
+    assert database.is_closed()
+
+
 def test_bundles_are_not_paged(client, seeded):
     assert_problem(client.get("/studies?format=fhir&page_size=5"), 422, "page_size")
     assert_problem(client.get("/references?cursor=*", headers=ACCEPT_FHIR), 422, "cursor")
