@@ -42,6 +42,10 @@ OFFERS: dict[str, tuple[str, ...]] = {
     "references.References": (JSON, FHIR_JSON),
     "studies.StudyReferences": (JSON, FHIR_JSON),
 }
+# Endpoints left alone: Swagger UI (HTML) and its files, whatever a browser asks for.
+EXEMPT_ENDPOINTS = {"api-docs.openapi_swagger_ui", "swagger_assets", "static"}
+
+
 # The query argument of a single-record GET: its representation (else `Accept` decides). Other
 # parameters are let through as before (a merged id's redirect keeps them).
 class RecordFormatArgsSchema(ma.Schema):
@@ -52,8 +56,6 @@ class RecordFormatArgsSchema(ma.Schema):
         "description": "`json` (the default) or `fhir`: the FHIR R4 resource "
                        "(`application/fhir+json; fhirVersion=4.0`), as `Accept: application/fhir+json` "
                        "asks. Given, it wins over `Accept`."})
-# Endpoints left alone: Swagger UI (HTML) and its files, whatever a browser asks for.
-EXEMPT_ENDPOINTS = {"api-docs.openapi_swagger_ui", "swagger_assets", "static"}
 
 
 def _split(media_range: str) -> tuple[str, str, dict[str, str]]:
