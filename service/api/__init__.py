@@ -20,6 +20,7 @@ from . import (
 )
 from .inputs import AsciiIntegerConverter, refuse_control_characters
 from .limits import refuse_long_request_lines
+from .negotiation import init_negotiation
 from .parser import BEARER
 from .problems import ProblemApi
 from .ratelimits import init_rate_limits
@@ -38,8 +39,11 @@ trial registry records, journal articles and preprints.
   from `next` (no depth limit; signed: an altered cursor is 422).
 * A `POST` that writes takes an `Idempotency-Key` header: a retry with the same key answers the
   first answer (`Idempotent-Replayed: true`) and writes nothing.
-* Lists also export: `format=csv|ndjson` (and `ris` on `/references`) streams every matching
+* Lists also export: `format=csv|ndjson|fhir` (and `ris` on `/references`) streams every matching
   record, unpaged, in the order asked, as a download with its exact count in `X-Total-Count`.
+* FHIR R4 (`application/fhir+json; fhirVersion=4.0`): `Accept: application/fhir+json` or `format=fhir`
+  on a study (ResearchStudy) or a reference (DocumentReference); on the lists, a searchset Bundle.
+  An `Accept` the endpoint cannot satisfy is answered 406; `*/*` and browsers get JSON.
 * Input limits: every date and instant (bodies and filters) lies between 1900-01-01 and 2100-12-31
   (instants in UTC); integers are ASCII digits within 64 bits; booleans are `true`/`false`; strings
   hold no NUL, other control characters or lone surrogates; registration identifiers are never blank;
@@ -80,6 +84,8 @@ def init_api(app) -> ProblemApi:
          send_wildcard=True)
     # Searches and exports over their rate limit are refused before a database connection is taken...
     init_rate_limits(app)
+    # An Accept header the endpoint cannot satisfy: 406 (api/negotiation.py).
+    init_negotiation(app)
     # ...and first of all hooks, a request line too long.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_long_request_lines)
     app.before_request_funcs[None].insert(1, refuse_control_characters)

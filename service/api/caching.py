@@ -28,13 +28,15 @@ def if_match() -> list[str] | None:
 
 
 def record_response(body: dict, record: dict, *, last_modified: dt.datetime | None,
-                    status: int = 200, headers: dict | None = None) -> Response:
+                    status: int = 200, headers: dict | None = None,
+                    content_type: str = "application/json") -> Response:
     """A JSON answer for one resource with its validators; 304 when the client's copy is current.
 
-    ``record`` is the domain record the ETag is computed from (the same one If-Match checks).
+    ``record`` is the domain record the ETag is computed from (the same one If-Match checks). Another
+    representation (``content_type``, e.g. FHIR) has a tag of its own, as RFC 9110 §8.8.3 wants.
     """
-    tag = etag(record)
-    response = Response(status=status, mimetype="application/json")
+    tag = etag(record if content_type == "application/json" else {content_type: record})
+    response = Response(status=status, content_type=content_type)
     response.headers["ETag"] = tag
     if last_modified is not None:
         response.last_modified = last_modified.replace(tzinfo=dt.UTC)

@@ -1,4 +1,4 @@
-"""Exports: `format=csv|ndjson|ris` on the list endpoints, streamed as a download in constant memory.
+"""Exports: `format=csv|ndjson|ris|fhir` on the list endpoints, streamed as a download in constant memory.
 
 Every matching record, unpaged, in the order asked. The rows come from ``domain.exports``' keyset
 batches and are serialised batch by batch with the same helpers and schemas as the JSON API
@@ -22,21 +22,26 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import rispy
-from flask import Response, g
+from flask import Response, g, request
 
 from ..db import database, is_postgres, long_operation
 from ..domain import exports, records
 from ..domain.ordering import SortKey
+from ..formats import fhir
+from .links import link
+from .negotiation import FHIR_CONTENT_TYPE
 from .schemas.references import ReferenceSchema
 from .schemas.studies import StudySchema
 
 SEPARATOR = "|"  # joins the values of a multi-valued CSV cell (and the study ids in RIS C1)
-EXPORT_FORMATS = {"studies": ("csv", "ndjson"), "references": ("csv", "ndjson", "ris")}
+EXPORT_FORMATS = {"studies": ("csv", "ndjson", "fhir"), "references": ("csv", "ndjson", "ris", "fhir")}
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "ndjson": "application/x-ndjson",
     "ris": "application/x-research-info-systems",
+    "fhir": FHIR_CONTENT_TYPE,
 }
+FILE_EXTENSIONS = {"fhir": "fhir.json"}  # the download's name: `studies-YYYYMMDD.<extension>`
 STUDY_CSV_COLUMNS = (
     "id", "name", "title", "registrations", "registries", "study_type", "study_aim", "study_design",
     "intervention_assignment", "reference_count", "reference_ids", "cited_by_count", "first_published",
@@ -205,8 +210,42 @@ def reference_ndjson(references: Sequence) -> str:
 
 @dataclass(frozen=True)
 class _Format:
-    header: str  # written once, before the first batch (even when nothing matches)
+    header: str | Callable[[int], str]  # written once, before the first batch (even when nothing
+    # matches); a callable is given the count
     batch: Callable[[Sequence], str]  # rows of one batch -> their text
+    separator: str = ""  # written between two batches
+    footer: str | Callable[[int], str] = ""  # written once, after the last batch; a callable is given
+    # the count
+
+
+# ------------------------------------------------------------------------------------------ FHIR
+
+def _fhir_entries(resources: list[dict], url_of: Callable[[int], str]) -> str:
+    return ",".join(json.dumps(fhir.bundle_entry(r, url_of(int(r["id"])), search_mode="match"),
+                               ensure_ascii=False, separators=(",", ":")) for r in resources)
+
+
+def _fhir_format(resource: str) -> _Format:
+    """A searchset Bundle streamed entry by entry: its head (with `total`), then each batch's entries.
+
+    Built in the request (the stream runs after it): URLs are on PUBLIC_URL, or relative."""
+    base, self_url = link(""), link(request.full_path.rstrip("?"))
+
+    def head(total: int) -> str:  # FHIR JSON has no empty arrays: no match, no `entry`
+        text = json.dumps(fhir.bundle_head(total, self_url), ensure_ascii=False, separators=(",", ":"))
+        return text[:-1] + ',"entry":[' if total else text[:-1]
+
+    if resource == "studies":
+        def batch(rows: Sequence) -> str:
+            items = _STUDY_SCHEMA.dump(records.study_dicts(rows, include_references=True))
+            return _fhir_entries([fhir.research_study(item, base) for item in items],
+                                 lambda i: fhir.study_url(base, i))
+    else:
+        def batch(rows: Sequence) -> str:
+            items = _REFERENCE_SCHEMA.dump(records.reference_dicts(rows))
+            return _fhir_entries([fhir.document_reference(item, base) for item in items],
+                                 lambda i: fhir.reference_url(base, i))
+    return _Format(head, batch, separator=",", footer=lambda total: "]}" if total else "}")
 
 
 _FORMATS: dict[str, dict[str, _Format]] = {
@@ -235,11 +274,17 @@ def _stream(query, keys: Sequence[SortKey], fmt: _Format) -> Iterator:
     try:
         with long_operation(), _snapshot():  # an export's own, longer limits (DATABASE_LONG_TIMEOUT)
             id_field = query.model._meta.primary_key
-            yield query.select(id_field).count()
-            if fmt.header:
-                yield fmt.header.encode()
-            for rows in exports.keyset_batches(query, keys):
-                yield fmt.batch(rows).encode()
+            total = query.select(id_field).count()
+            yield total
+            header = fmt.header(total) if callable(fmt.header) else fmt.header
+            if header:
+                yield header.encode()
+            for number, rows in enumerate(exports.keyset_batches(query, keys)):
+                text = fmt.batch(rows)
+                yield (fmt.separator + text if number and fmt.separator else text).encode()
+            footer = fmt.footer(total) if callable(fmt.footer) else fmt.footer
+            if footer:
+                yield footer.encode()
     finally:
         if not database.is_closed():
             database.close()
@@ -247,21 +292,29 @@ def _stream(query, keys: Sequence[SortKey], fmt: _Format) -> Iterator:
 
 def export_response(resource: str, format_name: str, query, keys: Sequence[SortKey]) -> Response:
     """A streamed download of every row of the filtered ``query`` in the order of ``keys`` (+ id)."""
-    stream = _stream(query, keys, _FORMATS[resource][format_name])
+    fmt = _fhir_format(resource) if format_name == "fhir" else _FORMATS[resource][format_name]
+    stream = _stream(query, keys, fmt)
     total = next(stream)  # opens the snapshot and counts before the headers go out
     g.stream_holds_connection = True
     day = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
     return Response(stream, status=200, content_type=CONTENT_TYPES[format_name], headers={
-        "Content-Disposition": f'attachment; filename="{resource}-{day}.{format_name}"',
+        "Content-Disposition":
+            f'attachment; filename="{resource}-{day}.{FILE_EXTENSIONS.get(format_name, format_name)}"',
         "X-Total-Count": str(total),
     })
+
+
+_EXPORT_SCHEMAS = {"fhir": {
+    "type": "object", "description": "`format=fhir`: a FHIR R4 Bundle of type `searchset` "
+    "(`application/fhir+json; fhirVersion=4.0`), every match an entry (`search.mode` `match`): "
+    "ResearchStudy resources on /studies, DocumentReference on /references."}}
 
 
 def export_doc(resource: str) -> dict:
     """OpenAPI for the 200 of a list endpoint: the export formats' content types and headers."""
     return {200: {
         "description": "The page (`format=json`), or the export as a download (other formats).",
-        "content": {CONTENT_TYPES[f].split(";")[0]: {"schema": {"type": "string"}}
+        "content": {CONTENT_TYPES[f].split(";")[0]: {"schema": _EXPORT_SCHEMAS.get(f, {"type": "string"})}
                     for f in EXPORT_FORMATS[resource]},
         "headers": {
             "Content-Disposition": {
@@ -271,3 +324,10 @@ def export_doc(resource: str) -> dict:
                 "description": "Exports: the exact number of records streamed.",
                 "schema": {"type": "integer"}},
         }}}
+
+
+def fhir_doc(resource_type: str) -> dict:
+    """OpenAPI for the 200 of a single-record GET: its FHIR representation besides the JSON."""
+    return {200: {"content": {"application/fhir+json": {"schema": {
+        "type": "object", "description": f"`Accept: application/fhir+json` or `format=fhir`: a FHIR R4 "
+        f"{resource_type} (`application/fhir+json; fhirVersion=4.0`; README \"FHIR\")."}}}}}

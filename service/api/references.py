@@ -7,12 +7,14 @@ from flask.views import MethodView
 from ..domain import facets, records
 from ..domain import references as domain
 from ..domain.ordering import RELEVANCE, sort_keys
+from ..formats import fhir
 from ..models import Reference
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
-from .exports import export_doc, export_response
-from .links import link_for
+from .exports import export_doc, export_response, fhir_doc
+from .links import link, link_for
 from .listing import LINK_HEADER, resolve_sort, with_query_paging
+from .negotiation import FHIR_CONTENT_TYPE, FHIR_JSON, RecordFormatArgsSchema, list_format, record_format
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import (
@@ -73,6 +75,8 @@ class References(MethodView):
     @blp.response(200, ReferencePageSchema, headers=LINK_HEADER)
     @blp.limited
     @blp.doc(responses=export_doc("references"))
+    @blp.alt_response(406, response="NOT_ACCEPTABLE",
+                      description="`Accept` allows neither JSON nor FHIR (R4), and no `format` is given.")
     def get(self, args):
         """List and search references
 
@@ -81,8 +85,10 @@ class References(MethodView):
         by relevance unless `sort` is given; the answer then says in `query` how `q` was read.
         `facets=` adds counts per value over the whole filtered set. A request line over 8,190 bytes
         is answered 414: send a long strategy to `POST /references/search`.
+        `Accept: application/fhir+json` (without `format`) is `format=fhir`; an `Accept` allowing
+        neither JSON nor FHIR is answered 406.
         """
-        return list_references(args)
+        return list_references(list_format(args))
 
     @blp.write("references")
     @blp.body_errors
@@ -132,16 +138,27 @@ class ReferenceSearch(MethodView):
 
 @blp.route(f"/{REFERENCE_ID}")
 class ReferenceById(MethodView):
+    @blp.arguments(RecordFormatArgsSchema, location="query")
     @blp.response(200, ReferenceSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.doc(responses=fhir_doc("DocumentReference"))
     @blp.alt_response(304, response="NOT_MODIFIED", description="Your copy (If-None-Match) is current.")
     @blp.header(IF_NONE_MATCH)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, reference_id):
+    @blp.alt_response(406, response="NOT_ACCEPTABLE",
+                      description="`Accept` allows neither JSON nor FHIR (R4).")
+    def get(self, args, reference_id):
         """Get a reference
 
         With the studies it reports (`study_ids`) and cites (`cited_study_ids`) and the registration
         identifiers found in it. Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
+        `Accept: application/fhir+json` or `format=fhir`: the reference as a FHIR R4 DocumentReference
+        (README "FHIR").
         """
+        if record_format(args) == FHIR_JSON:
+            record = domain.get_reference(reference_id)
+            resource = fhir.document_reference(ReferenceSchema().dump(record), link(""))
+            return record_response(resource, record, last_modified=record["updated"],
+                                   content_type=FHIR_CONTENT_TYPE)
         return _reference_response(reference_id)
 
     @blp.write("references")

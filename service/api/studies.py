@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from flask import Response, json, request
 from flask.views import MethodView
 
 from ..domain import facets, records
 from ..domain import studies as domain
 from ..domain.ordering import RELEVANCE, sort_keys
+from ..formats import fhir
 from ..models import Study
 from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
-from .exports import export_doc, export_response
-from .links import link_for
+from .exports import export_doc, export_response, fhir_doc
+from .links import link, link_for
 from .listing import LINK_HEADER, resolve_sort, with_query_paging
+from .negotiation import FHIR_CONTENT_TYPE, FHIR_JSON, RecordFormatArgsSchema, list_format, record_format
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import LinkedReferenceSchema
@@ -40,6 +43,14 @@ def study_response(study_id: int, *, status: int = 200, headers: dict | None = N
     record = domain.get_study(study_id)
     return record_response(StudySchema().dump(record), record, last_modified=record["updated"],
                            status=status, headers=headers)
+
+
+def fhir_study_response(study_id: int):
+    """The study as a FHIR R4 ResearchStudy (formats/fhir.py), with its own ETag."""
+    record = domain.get_study(study_id)
+    resource = fhir.research_study(StudySchema().dump(record), link(""))
+    return record_response(resource, record, last_modified=record["updated"],
+                           content_type=FHIR_CONTENT_TYPE)
 
 
 def list_studies(args: dict, *, link_args: dict | None = None):
@@ -78,6 +89,8 @@ class Studies(MethodView):
     @blp.response(200, StudyPageSchema, headers=LINK_HEADER)
     @blp.limited
     @blp.doc(responses=export_doc("studies"))
+    @blp.alt_response(406, response="NOT_ACCEPTABLE",
+                      description="`Accept` allows neither JSON nor FHIR (R4), and no `format` is given.")
     def get(self, args):
         """List and search studies
 
@@ -87,8 +100,10 @@ class Studies(MethodView):
         `query` how `q` was read. `facets=` adds counts per value over the whole filtered set.
         Unknown or repeated single-value parameters are rejected with 422 naming the allowed ones.
         A request line over 8,190 bytes is answered 414: send a long strategy to `POST /studies/search`.
+        `Accept: application/fhir+json` (without `format`) is `format=fhir`; an `Accept` allowing
+        neither JSON nor FHIR is answered 406.
         """
-        return list_studies(args)
+        return list_studies(list_format(args))
 
     @blp.write("studies")
     @blp.body_errors
@@ -140,19 +155,27 @@ class StudySearch(MethodView):
 
 @blp.route(f"/{STUDY_ID}")
 class StudyById(MethodView):
+    @blp.arguments(RecordFormatArgsSchema, location="query")
     @blp.response(200, StudySchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.doc(responses=fhir_doc("ResearchStudy"))
     @blp.alt_response(304, response="NOT_MODIFIED", description="Your copy (If-None-Match) is current.")
     @blp.header(IF_NONE_MATCH)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(308, response="PERMANENT_REDIRECT",
                       description="Merged into another study: `Location` names it.")
-    def get(self, study_id):
+    @blp.alt_response(406, response="NOT_ACCEPTABLE",
+                      description="`Accept` allows neither JSON nor FHIR (R4).")
+    def get(self, args, study_id):
         """Get a study with its reports and the references citing it
 
         `references` are its reports (links of role `reports`), `citing` the references that mention or
         cite it without reporting it; each says why it is linked (`role`, `confidence`, `rule`,
         `evidence`). Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
+        `Accept: application/fhir+json` or `format=fhir`: the study as a FHIR R4 ResearchStudy (its
+        reports in `relatedArtifact`; README "FHIR").
         """
+        if record_format(args) == FHIR_JSON:
+            return fhir_study_response(study_id)
         return study_response(study_id)
 
     @blp.write("studies")
@@ -194,16 +217,29 @@ class StudyById(MethodView):
 class StudyReferences(MethodView):
     @blp.arguments(StudyReferencesArgsSchema, location="query")
     @blp.response(200, LinkedReferenceSchema(many=True))
+    @blp.doc(responses=fhir_doc("Bundle (searchset) of DocumentReference"))
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(308, response="PERMANENT_REDIRECT",
                       description="Merged into another study: `Location` names it.")
+    @blp.alt_response(406, response="NOT_ACCEPTABLE",
+                      description="`Accept` allows neither JSON nor FHIR (R4).")
     def get(self, args, study_id):
         """List a study's references, reports and citing
 
         Its reports, then the references citing it, each newest first, each with its `role`, how it
         was linked and why (`confidence`, `rule`, `evidence`); `role=` keeps one role.
+        `Accept: application/fhir+json` or `format=fhir`: the same references as a FHIR R4 Bundle of
+        DocumentReference resources.
         """
-        return domain.study_references(study_id, role=args.get("role"))
+        references = domain.study_references(study_id, role=args.get("role"))
+        if record_format(args) == FHIR_JSON:
+            base = link("")
+            entries = [fhir.bundle_entry(fhir.document_reference(item, base),
+                                         fhir.reference_url(base, item["id"]), search_mode="match")
+                       for item in LinkedReferenceSchema(many=True).dump(references)]
+            bundle = fhir.searchset(entries, link(request.full_path.rstrip("?")))
+            return Response(json.dumps(bundle), content_type=FHIR_CONTENT_TYPE)
+        return references
 
 
 @blp.route(f"/{STUDY_ID}/references/{REFERENCE_ID}")

@@ -182,6 +182,8 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
                "(type label), N1 (notes), C1 (the study ids, `|`-joined: regroup references by "
                "study), C2 (`Report Results` / `No Results`). Line breaks inside values become "
                "spaces.",
+        "fhir": "`application/fhir+json; fhirVersion=4.0`: a FHIR R4 Bundle (`searchset`) of "
+                "DocumentReference resources, one per reference (README \"FHIR\").",
     }),
 }, name="ReferenceQueryArgs")
 

@@ -181,6 +181,9 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
         "ndjson": "`application/x-ndjson`, one study per line exactly as `GET /studies/{id}` "
                   "answers it (its reports in `references`, the references citing it in `citing`, each "
                   "with its `role`, `link`, `link_identifier`, `confidence`, `rule` and `evidence`).",
+        "fhir": "`application/fhir+json; fhirVersion=4.0`: a FHIR R4 Bundle (`searchset`) of "
+                "ResearchStudy resources, one per study, its reports in `relatedArtifact` (README "
+                "\"FHIR\"; the reports themselves: `GET /references?format=fhir&study_id=…`).",
     }),
 }, name="StudyQueryArgs")
 
@@ -204,6 +207,10 @@ class StudyReferencesArgsSchema(ma.Schema):
     role = fields.String(validate=validate.OneOf(["reports", "cites"]), metadata={
         "description": "Only the links of this role: `reports` (its reports) or `cites` (references citing "
                        "it without reporting it). Default: both."})
+    format = fields.String(validate=validate.OneOf(["json", "fhir"]), metadata={
+        "description": "`json` (the default) or `fhir`: a FHIR R4 Bundle (`searchset`) of DocumentReference "
+                       "resources (`application/fhir+json; fhirVersion=4.0`), as `Accept: "
+                       "application/fhir+json` asks. Given, it wins over `Accept`."})
 
 
 class LinkPatchSchema(ma.Schema):
