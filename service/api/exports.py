@@ -17,20 +17,19 @@ import csv
 import datetime as dt
 import io
 import json
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import rispy
 from flask import Response, g
 
 from ..db import database, is_postgres, long_operation
 from ..domain import exports, records
 from ..domain.ordering import SortKey
+from ..formats import ris
 from .schemas.references import ReferenceSchema
 from .schemas.studies import StudySchema
 
-SEPARATOR = "|"  # joins the values of a multi-valued CSV cell (and the study ids in RIS C1)
+SEPARATOR = "|"  # joins the values of a multi-valued CSV cell
 EXPORT_FORMATS = {"studies": ("csv", "ndjson"), "references": ("csv", "ndjson", "ris")}
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -47,25 +46,6 @@ REFERENCE_CSV_COLUMNS = (
     "pages", "doi", "pmid", "url", "registration_id", "has_results", "publication_types", "cited_study_ids",
     "abstract", "notes", "first_published", "updated",
 )
-# Reference type -> RIS type (DOMAIN.md §3.3). `M3` (type of work) always carries our type's label,
-# so the type survives a round trip even where two types share a RIS type.
-RIS_TYPES = {
-    "journal_article": "JOUR",
-    "trial_registry_record": "DBASE",
-    "preprint": "UNPB",
-    "journal_pre_proof": "INPR",
-    "conference_abstract": "ABST",
-    "press_release": "NEWS",
-    "retraction_notice": "JOUR",
-    "expression_of_concern": "JOUR",
-    "letter": "JOUR",
-    "report": "RPRT",
-    "other": "GEN",
-}
-RESULTS_LABELS = {True: "Report Results", False: "No Results"}
-_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
-_PAGE_RANGE = re.compile(r"^\s*([^\s\-–]+)\s*[-–]\s*([^\s\-–]+)\s*$")
-
 _STUDY_SCHEMA = StudySchema(many=True)
 _STUDY_ROW_SCHEMA = StudySchema(many=True, exclude=("references",))
 _REFERENCE_SCHEMA = ReferenceSchema(many=True)
@@ -110,79 +90,11 @@ def reference_csv_rows(references: Sequence) -> list[list]:
 
 # ------------------------------------------------------------------------------------------- RIS
 
-def _one_line(value) -> str:
-    """RIS is line-based: a line break inside a value would start a bogus tag or be lost."""
-    text = str(value)
-    if "\n" in text or "\r" in text:
-        text = _LINE_BREAKS.sub(" ", text)
-    return text.strip()
-
-
-def ris_fields(record: dict) -> dict:
-    """The rispy fields of one reference as the JSON API serves it (DOMAIN.md §3.3).
-
-    TY type, ID register reference id, TI title, AU authors, PY year, DA date (YYYY/MM/DD at the
-    precision known), T2 (+ JO for journal types) source, VL, IS, SP/EP pages, AB abstract, DO DOI,
-    UR URL, AN accession (PMID, or for a registry record its registration id) with DB its database,
-    M3 type label, N1 notes, C1 study ids (`|`-joined), C2 "Report Results"/"No Results".
-    """
-    ris_type = RIS_TYPES.get(record["type"], "GEN")
-    fields: dict = {"type_of_reference": ris_type, "id": str(record["id"]),
-                    "title": record["title"],
-                    "authors": [a for a in record["authors"] if a and a.strip()]}
-    if record.get("year") is not None:
-        fields["year"] = str(record["year"])
-    if record.get("published"):
-        fields["date"] = record["published"].replace("-", "/")
-    source = record.get("source")
-    if source and ris_type != "DBASE":
-        fields["secondary_title"] = source
-        if ris_type in ("JOUR", "INPR"):
-            fields["journal_name"] = source
-    for name, key in (("volume", "volume"), ("issue", "number"), ("abstract", "abstract"),
-                      ("doi", "doi")):
-        if record.get(name):
-            fields[key] = record[name]
-    if record.get("pages"):
-        match = _PAGE_RANGE.match(record["pages"])
-        if match:
-            fields["start_page"], fields["end_page"] = match.groups()
-        else:
-            fields["start_page"] = record["pages"]
-    if record.get("url"):
-        fields["urls"] = [record["url"]]
-    if ris_type == "DBASE":
-        if source:
-            fields["name_of_database"] = source
-        if record.get("registration_id"):
-            fields["accession_number"] = record["registration_id"]
-    elif record.get("pmid"):
-        fields["name_of_database"] = "PubMed"
-        fields["accession_number"] = record["pmid"]
-    fields["type_of_work"] = record["type_label"]
-    if record.get("notes"):
-        fields["notes"] = [record["notes"]]
-    if record["study_ids"]:
-        fields["custom1"] = SEPARATOR.join(str(s) for s in record["study_ids"])
-    fields["custom2"] = RESULTS_LABELS[bool(record["has_results"])]
-    return {key: ([_one_line(v) for v in value] if isinstance(value, list) else _one_line(value))
-            for key, value in fields.items()}
-
-
-class _RisWriter(rispy.RisWriter):
-    NEWLINE = "\r\n"  # the RIS specification's line ending
-
-    def set_header(self, count: int) -> str:
-        return ""  # rispy numbers records ("1.") by default; reference managers expect none
-
-
-_RIS_WRITER = _RisWriter()
-
-
 def reference_ris(references: Sequence) -> str:
-    """RIS records of ``references`` (3 queries), each ending with `ER  - ` and a blank line."""
+    """RIS records of ``references`` (4 queries; tags in ``formats.ris.ris_fields``)."""
     items = _REFERENCE_SCHEMA.dump(records.reference_dicts(references))
-    return "".join(_RIS_WRITER.formats([ris_fields(item)]) + "\r\n" for item in items)
+    study_keys = exports.registration_ids_of({s for item in items for s in item["study_ids"]})
+    return ris.write_records(items, study_keys)
 
 
 # ---------------------------------------------------------------------------------------- NDJSON
