@@ -338,3 +338,39 @@ def test_abandoned_export_gives_its_connection_back(client, auth, seeded, monkey
     response.close()  # the client goes away half-way
     assert database.is_closed()
     create_reference(client, auth, title="Not blocked by the abandoned export")
+
+
+# ----------------------------------------------------------------------------- CSV for spreadsheets
+
+def test_csv_bom_only_when_asked(client, seeded):
+    plain = client.get("/references?format=csv").data
+    assert plain.startswith(b'"study_ids","id",')  # default: no BOM, what scripts expect
+    response = client.get("/references?format=csv&bom=true")
+    assert response.status_code == 200 and response.data.startswith(b"\xef\xbb\xbf")
+    assert response.data[3:] == plain  # the same export after the mark
+    reader = csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"), newline=""))
+    assert reader.fieldnames[0] == "study_ids" and len(list(reader)) == len(list(csv.reader(
+        io.StringIO(plain.decode(), newline="")))) - 1
+    assert client.get("/studies?format=csv&bom=true").data.startswith(b'\xef\xbb\xbf"id",')
+    assert client.get("/studies?format=csv&bom=false").data.startswith(b'"id",')
+
+
+def test_csv_bom_is_for_csv_only(client):
+    assert_problem(client.get("/references?format=ris&bom=true"), 422, "bom")
+    assert_problem(client.get("/references?bom=true"), 422, "bom")
+    assert_problem(client.get("/studies?format=csv&bom=maybe"), 422, "bom")
+
+
+def test_csv_identifiers_are_quoted_text_counts_bare(client, auth):
+    study = create_study(client, auth, "NCT04280705")
+    create_reference(client, auth, pmid="32187464", year=2020, study_ids=[study["id"]])
+    create_reference(client, auth, title="No PMID", year=2021)
+    text = client.get("/references?format=csv").get_data(as_text=True)
+    first, second = text.splitlines()[1:]
+    assert f'"{study["id"]}",' in first and ',"32187464",' in first and ",2020," in first
+    assert second.startswith('"","') and ',"",' in second and ",2021," in second
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [r["pmid"] for r in rows] == ["32187464", ""] and [r["year"] for r in rows] == ["2020", "2021"]
+    studies = client.get("/studies?format=csv").get_data(as_text=True).splitlines()[1]
+    assert studies.startswith(f'"{study["id"]}","NCT04280705",')
+    assert ',"NCT04280705","ClinicalTrials.gov",' in studies

@@ -53,19 +53,30 @@ _REFERENCE_SCHEMA = ReferenceSchema(many=True)
 
 # ------------------------------------------------------------------------------------------- CSV
 
-def _cell(value) -> str:
+# Columns whose cells are written as quoted text even when they look like numbers (README "CSV
+# exports"); every other text cell is quoted too (csv.QUOTE_NONNUMERIC), counts and years are bare.
+CSV_TEXT_COLUMNS = {"id", "study_ids", "reference_ids", "cited_study_ids", "pmid", "doi", "registrations",
+                    "registration_id"}
+BOM = "\ufeff"  # `bom=true`: the UTF-8 byte order mark Excel on Windows needs to read UTF-8
+
+
+def _cell(value, text: bool = False):
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return SEPARATOR.join(_cell(v) for v in value)
+        return SEPARATOR.join(str(_cell(v)) for v in value)
+    if isinstance(value, int | float) and not text:
+        return value
     return str(value)
 
 
-def _csv_chunk(rows: Sequence[Sequence]) -> str:
+def _csv_chunk(rows: Sequence[Sequence], columns: Sequence[str]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows([[_cell(v) for v in row] for row in rows])
+    text = [c in CSV_TEXT_COLUMNS for c in columns]
+    csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC).writerows(
+        [[_cell(v, t) for v, t in zip(row, text, strict=True)] for row in rows])
     return buffer.getvalue()
 
 
@@ -123,12 +134,13 @@ class _Format:
 
 _FORMATS: dict[str, dict[str, _Format]] = {
     "studies": {
-        "csv": _Format(_csv_chunk([STUDY_CSV_COLUMNS]), lambda rows: _csv_chunk(study_csv_rows(rows))),
+        "csv": _Format(_csv_chunk([STUDY_CSV_COLUMNS], STUDY_CSV_COLUMNS),
+                       lambda rows: _csv_chunk(study_csv_rows(rows), STUDY_CSV_COLUMNS)),
         "ndjson": _Format("", study_ndjson),
     },
     "references": {
-        "csv": _Format(_csv_chunk([REFERENCE_CSV_COLUMNS]),
-                       lambda rows: _csv_chunk(reference_csv_rows(rows))),
+        "csv": _Format(_csv_chunk([REFERENCE_CSV_COLUMNS], REFERENCE_CSV_COLUMNS),
+                       lambda rows: _csv_chunk(reference_csv_rows(rows), REFERENCE_CSV_COLUMNS)),
         "ndjson": _Format("", reference_ndjson),
         "ris": _Format("", reference_ris),
     },
@@ -142,14 +154,14 @@ def _snapshot():
     return database.atomic()  # SQLite WAL: a deferred read transaction sees one snapshot
 
 
-def _stream(query, keys: Sequence[SortKey], fmt: _Format) -> Iterator:
+def _stream(query, keys: Sequence[SortKey], fmt: _Format, prefix: str = "") -> Iterator:
     """First yields the count, then the export's text in chunks; always gives the connection back."""
     try:
         with long_operation(), _snapshot():  # an export's own, longer limits (DATABASE_LONG_TIMEOUT)
             id_field = query.model._meta.primary_key
             yield query.select(id_field).count()
-            if fmt.header:
-                yield fmt.header.encode()
+            if prefix or fmt.header:
+                yield (prefix + fmt.header).encode()
             for rows in exports.keyset_batches(query, keys):
                 yield fmt.batch(rows).encode()
     finally:
@@ -157,9 +169,11 @@ def _stream(query, keys: Sequence[SortKey], fmt: _Format) -> Iterator:
             database.close()
 
 
-def export_response(resource: str, format_name: str, query, keys: Sequence[SortKey]) -> Response:
-    """A streamed download of every row of the filtered ``query`` in the order of ``keys`` (+ id)."""
-    stream = _stream(query, keys, _FORMATS[resource][format_name])
+def export_response(resource: str, format_name: str, query, keys: Sequence[SortKey], *,
+                    bom: bool = False) -> Response:
+    """A streamed download of every row of the filtered ``query`` in the order of ``keys`` (+ id);
+    ``bom``: a CSV starts with the UTF-8 byte order mark."""
+    stream = _stream(query, keys, _FORMATS[resource][format_name], BOM if bom else "")
     total = next(stream)  # opens the snapshot and counts before the headers go out
     g.stream_holds_connection = True
     day = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
