@@ -176,11 +176,18 @@ def _from_ris(entry: dict) -> dict:
         "abstract": entry.get("abstract"),
         "doi": entry.get("doi"),
         "url": entry["urls"][0] if "urls" in entry else None,
-        "pmid": None if trial else entry.get("accession_number"),
+        "pmid": None if trial else entry.get("accession_number") or _extra_pmid(entry),
         "registration_id": entry.get("accession_number") if trial else None,
         "notes": " ".join(entry.get("notes", [])) or None,
         "has_results": "results:yes" in keywords,
     }
+
+
+def _extra_pmid(entry: dict) -> str | None:
+    """A preprint's PMID, in `M2  - PMID: n` (Zotero's Extra) as its `DB` is its server."""
+    extra = entry.get("unknown_tag", {}).get("M2", [])
+    assert extra in ([], [f"PMID: {extra[0][6:]}"] if extra else [])
+    return extra[0].removeprefix("PMID: ") if extra else None
 
 
 def _study_keywords(client, ref: dict) -> list[str]:

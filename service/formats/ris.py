@@ -95,7 +95,8 @@ def map_record(record: dict) -> ArticleRecord:
     if accession and accession.isdigit():
         pmid = accession.lstrip("0") or None
     if pmid is None:
-        for note in (record.get("notes") or []) + [record.get("note") or ""]:
+        extra = (record.get("unknown_tag") or {}).get("M2") or []  # the export's "PMID: n" of a preprint
+        for note in (record.get("notes") or []) + [record.get("note") or ""] + list(extra):
             m = _PMID.search(note or "")
             if m:
                 pmid = m.group(1).lstrip("0") or None
@@ -313,10 +314,13 @@ def ris_fields(record: dict, study_keys: dict[int, list[str]]) -> dict:
     if ris_type == "DBASE":
         if record.get("registration_id"):
             out["accession_number"] = record["registration_id"]
+    elif record.get("pmid") and "name_of_database" in out:
+        # a preprint's DB is its server: `AN` there would be a PMID "in medRxiv". Zotero reads `M2` into
+        # Extra, where "PMID: n" is its own convention; citation-js drops M2 (and AN) of a manuscript.
+        out["extra"] = f"PMID: {record['pmid']}"
     elif record.get("pmid"):
         out["accession_number"] = record["pmid"]
-        if "name_of_database" not in out:
-            out["name_of_database"] = "PubMed"
+        out["name_of_database"] = "PubMed"
     if ris_type in _M3_TYPES:
         out["type_of_work"] = record["type_label"]
     keywords = [STUDY_KEYWORD + key for study in record["study_ids"] for key in study_keys.get(study, [])]
@@ -329,6 +333,7 @@ def ris_fields(record: dict, study_keys: dict[int, list[str]]) -> dict:
 
 class _RisWriter(rispy.RisWriter):
     NEWLINE = "\r\n"  # the RIS specification's line ending
+    DEFAULT_MAPPING = {**rispy.TAG_KEY_MAPPING, "M2": "extra"}  # rispy has no key for M2
 
     def set_header(self, count: int) -> str:
         return ""  # rispy numbers records ("1.") by default; reference managers expect none
