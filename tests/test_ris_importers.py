@@ -96,6 +96,10 @@ def test_persons_split_into_family_and_given(stored, family, given, suffix):
     ("RECOVER‐Adult", "RECOVER‐Adult"),
     ("WHO", "WHO"),
     ("van der Berg", "van der Berg"),  # a family name alone: one field
+    ("Chu Jr", "Chu Jr"),
+    ("COVID Human Genetic Effort+", "COVID Human Genetic Effort+"),
+    ("pour le Groupe canadien de recherche en soins intensifs",
+     "pour le Groupe canadien de recherche en soins intensifs"),
 ])
 def test_group_authors_stay_one_literal_without_a_comma(stored, literal):
     assert split_name(stored) == Name(literal=literal)
@@ -106,7 +110,7 @@ def test_ris_author_values():
     assert ris_author("Chu M") == "Chu, M"
     assert ris_author("Ortiz GJ 4th") == "Ortiz, GJ, 4th"
     assert ris_author("Chu, Mingxing") == "Chu, Mingxing"
-    assert ris_author("   ") is None and split_name("") is None
+    assert ris_author("   ") is None and split_name("") is None and split_name(" , ") is None
 
 
 # --------------------------------------------------------------------------------- through citation-js

@@ -185,7 +185,8 @@ _GROUP_WORDS = re.compile(
     r"working|society|association|institute|university|hospital|trial|trials|trialists|biobank|"
     r"coalition|alliance|registry|organi[sz]ation|council|programm?e?|initiative|cent(?:er|re)|"
     r"department|members|writing|panel|cohort|project|partnership|task|force|board|foundation|agency|"
-    r"ministry|service|unit|laborator(?:y|ies)|faculty|authors|on behalf)\b", re.IGNORECASE)
+    r"ministry|service|unit|laborator(?:y|ies)|faculty|authors|on behalf|effort|groupe|grupo|gruppo|"
+    r"covid|covid-19|sars-cov-2)\b", re.IGNORECASE)
 # Lower-case particles that start a family name written after the given name ("Ludwig van der Berg").
 _PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "do", "du",
               "la", "le", "ter", "ten", "te", "zu", "zur", "vom", "bin", "ibn", "al", "el", "y"}
@@ -232,12 +233,12 @@ def split_name(name: str) -> Name | None:
         suffix = rest.pop() if len(rest) > 1 and rest[-1].lower() in _SUFFIXES else None
         if family and rest:
             return Name(family=family, given=" ".join(rest), suffix=suffix)
-        return Name(literal=family or " ".join(rest))
+        return Name(literal=family or " ".join(rest)) if family or rest else None
     tokens = text.split(" ")
     suffix = None
     if len(tokens) > 2 and tokens[-1].lower() in _SUFFIXES:
         suffix = tokens.pop()
-    if len(tokens) < 2:
+    if len(tokens) < 2 or tokens[-1].lower() in _SUFFIXES:  # "WHO", "Chu Jr": one field
         return Name(literal=text)
     initials = 0
     while initials < len(tokens) - 1 and _is_initials(tokens[-1 - initials]):
