@@ -230,7 +230,7 @@ def test_ris_several_studies_line_breaks_and_other_types(client, auth):
                      has_results=False)
     text = client.get("/references?format=ris").get_data(as_text=True)
     pre_proof, press, report = rispy.loads(text)
-    assert pre_proof["type_of_reference"] == "INPR" and "type_of_work" not in pre_proof
+    assert pre_proof["type_of_reference"] == "JOUR" and "type_of_work" not in pre_proof
     assert pre_proof["keywords"] == ["study:NCT04280705", "study:NCT04292899", "results:yes"]
     assert pre_proof["notes"] == ["First line. Second line."]
     assert pre_proof["abstract"] == "Para one. Para two."

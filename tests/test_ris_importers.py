@@ -184,3 +184,60 @@ def test_registry_record_dates_are_not_read_as_accessed(client, auth):
     item, = citation_js(client.get("/references?format=ris").get_data(as_text=True))
     assert item["type"] == "dataset" and item["source"] == "ClinicalTrials.gov"
     assert item["issued"] == {"date-parts": [[2020, 2]]} and "accessed" not in item
+
+
+# ------------------------------------------------------------------------- what Zotero makes of it
+# Zotero itself does not run here. These tables are what zotero/translators RIS.js (lastUpdated
+# 2026-01-05) does with the RIS types and tags the export writes (`importTypeMap`, `fieldMap`,
+# `degenerateImportFieldMap`), and the fields each item type has in Zotero's schema (zotero-schema
+# version 41). RIS.js drops a value whose field the item type lacks (or, with its hidden preference
+# `RIS.import.ignoreUnknown` off, files it in a "no corresponding Zotero field" child note).
+
+ZOTERO_TYPES = {"JOUR": "journalArticle", "MANSCPT": "manuscript", "DBASE": "dataset",
+                "INPR": "manuscript", "ABST": "journalArticle", "NEWS": "newspaperArticle", "RPRT": "report",
+                "GEN": "journalArticle"}
+_ANY = {"AB": "abstractNote", "AN": "archiveLocation", "DB": "archive", "DO": "DOI", "KW": "tags",
+        "N1": "notes", "UR": "url", "ID": "__ignore", "AU": "creators", "TI": "title", "PY": "date",
+        "DA": "date", "VL": "volume", "IS": "issue", "SP": "pages", "EP": "pages", "M2": "extra",
+        "PB": "publisher"}  # SP of a manuscript is its number of pages: not a page range either
+_BY_TYPE = {("T2", "journalArticle"): "publicationTitle", ("T2", "newspaperArticle"): "publicationTitle",
+            ("T2", "report"): "seriesTitle", ("M3", "manuscript"): "manuscriptType",
+            ("M3", "report"): "reportType", ("PB", "report"): "institution"}
+ZOTERO_FIELDS = {
+    "journalArticle": {"title", "abstractNote", "publicationTitle", "volume", "issue", "pages", "date", "DOI",
+                       "url", "archive", "archiveLocation", "extra"},
+    "manuscript": {"title", "abstractNote", "manuscriptType", "date", "DOI", "url", "archive",
+                   "archiveLocation", "extra"},
+    "dataset": {"title", "abstractNote", "date", "DOI", "url", "archive", "archiveLocation", "extra"},
+    "newspaperArticle": {"title", "abstractNote", "publicationTitle", "volume", "issue", "pages", "date",
+                         "DOI", "url", "archive", "archiveLocation", "extra"},
+    "report": {"title", "abstractNote", "reportType", "institution", "date", "pages", "DOI", "url",
+               "archive", "archiveLocation", "extra", "seriesTitle"},
+}
+_NOT_FIELDS = {"creators", "tags", "notes", "__ignore"}
+
+
+def _zotero_field(tag: str, item_type: str) -> str | None:
+    return _BY_TYPE.get((tag, item_type)) or (None if tag in ("T2", "M3") else _ANY.get(tag))
+
+
+def test_every_tag_has_a_zotero_field(client, auth, seeded):
+    for kind in ("journal_article", "preprint", "trial_registry_record", "journal_pre_proof",
+                 "conference_abstract", "press_release", "report", "other", "letter"):
+        create_reference(client, auth, type=kind, title=f"A {kind}", source="Somewhere", volume="3",
+                         issue="2", pages="1-9", doi=f"10.1234/{kind}", pmid="32187464",
+                         url="https://example.org/x", published="2020-05-06", notes="A note.",
+                         registration_id="NCT04280705" if kind == "trial_registry_record" else None)
+    text = client.get("/references?format=ris").get_data(as_text=True)
+    records = [r for r in text.split("\r\nER  - \r\n") if r.strip()]
+    assert len(records) == int(client.get("/references").get_json()["total"])
+    seen = set()
+    for record in records:
+        lines = record.strip("\r\n").split("\r\n")
+        item_type = ZOTERO_TYPES[lines[0].removeprefix("TY  - ")]
+        for line in lines[1:]:
+            tag = line[:2]
+            field = _zotero_field(tag, item_type)
+            assert field in _NOT_FIELDS or field in ZOTERO_FIELDS[item_type], (item_type, line)
+            seen.add((item_type, tag))
+    assert {t for t, _ in seen} == set(ZOTERO_FIELDS)

@@ -150,7 +150,7 @@ RIS_TYPES = {
     "journal_article": "JOUR",
     "trial_registry_record": "DBASE",
     "preprint": "MANSCPT",
-    "journal_pre_proof": "INPR",
+    "journal_pre_proof": "JOUR",  # Zotero makes INPR a manuscript, which has no journal field
     "conference_abstract": "ABST",
     "press_release": "NEWS",
     "retraction_notice": "JOUR",
@@ -166,8 +166,11 @@ _M3_TYPES = {"MANSCPT", "RPRT"}
 # Zotero and citation-js alike; a manuscript or dataset has no journal field in Zotero, so the server
 # or registry goes in `DB` (Zotero: archive; citation-js: source); a report's source is its institution.
 _SOURCE_TAG = {"MANSCPT": "DB", "DBASE": "DB", "RPRT": "PB"}
-# Zotero's item types without volume and issue fields: VL/IS there would land in the junk note.
+# Zotero's item types without volume and issue fields: VL/IS there would be dropped (or land in the junk
+# note); a manuscript reads SP as its number of pages and a dataset has no pages at all.
 _NO_VOLUME = {"MANSCPT", "DBASE", "RPRT"}
+_NO_PAGES = {"MANSCPT", "DBASE"}
+_DATE_IN_PY = {"DBASE", "NEWS"}
 STUDY_KEYWORD = "study:"  # + each registration identifier of a study the reference reports
 RESULTS_KEYWORDS = {True: "results:yes", False: "results:no"}
 
@@ -285,8 +288,9 @@ def ris_fields(record: dict, study_keys: dict[int, list[str]]) -> dict:
     if any(authors):
         out["authors"] = [a for a in authors if a]
     published = record.get("published")
-    if ris_type == "DBASE":
-        # citation-js reads DA of a dataset as the date accessed: the date goes in PY (old RIS form)
+    if ris_type in _DATE_IN_PY:
+        # citation-js reads DA of a dataset as the date accessed, and not at all on a newspaper
+        # article: the date goes in PY (the older RIS form, which Zotero reads too)
         if published or record.get("year") is not None:
             out["year"] = _ris_date(published) if published else str(record["year"])
     else:
@@ -301,7 +305,7 @@ def ris_fields(record: dict, study_keys: dict[int, list[str]]) -> dict:
     for name, key in (("volume", "volume"), ("issue", "number")):
         if record.get(name) and ris_type not in _NO_VOLUME:
             out[key] = record[name]
-    if record.get("pages"):
+    if record.get("pages") and ris_type not in _NO_PAGES:
         match = _PAGE_RANGE.match(record["pages"])
         if match:
             out["start_page"], out["end_page"] = match.groups()
