@@ -4,6 +4,7 @@ studies automatically by the registration identifiers found in it."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -254,6 +255,7 @@ def split_name(name: str) -> Name | None:
     return Name(family=" ".join(tokens[start:]), given=" ".join(tokens[:start]), suffix=suffix)
 
 
+@functools.lru_cache(maxsize=65536)  # authors recur across an export's records (~6 µs a name uncached)
 def ris_author(name: str) -> str | None:
     """One `AU` value: `Chu, M` for "Chu M" (see ``split_name``)."""
     parsed = split_name(name)
