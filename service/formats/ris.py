@@ -22,6 +22,7 @@ TYPES = {
     "MGZN": "journal_article", "UNPB": "preprint", "MANSCPT": "preprint", "INPR": "journal_pre_proof",
     "CONF": "conference_abstract", "CPAPER": "conference_abstract", "ABST": "conference_abstract",
     "NEWS": "press_release", "RPRT": "report", "GOVDOC": "report", "PCOMM": "letter",
+    "DBASE": "trial_registry_record",  # the register's own export: a registry record, its id in AN
 }
 _PMID = re.compile(r"\bPMID:?\s*(\d{1,10})\b", re.I)
 
@@ -81,7 +82,8 @@ def map_record(record: dict) -> ArticleRecord:
     kind = TYPES.get((record.get("type_of_reference") or "").strip().upper(), "other")
     if "preprint" in (_first(record, "type_of_work") or "").lower():
         kind = "preprint"
-    authors = [fields.one_line(a) for a in (record.get("authors") or record.get("first_authors") or [])]
+    authors = [_stored_author(fields.one_line(a))
+               for a in (record.get("authors") or record.get("first_authors") or [])]
     published = fields.partial_date(_first(record, "date")) or fields.partial_date(
         _first(record, "year", "publication_year"))
     year_text = fields.partial_date(_first(record, "year", "publication_year"))
@@ -93,6 +95,9 @@ def map_record(record: dict) -> ArticleRecord:
     doi = _doi(_first(record, "doi"))
     pmid = None
     accession = _first(record, "accession_number")
+    registration_id = None
+    if kind == "trial_registry_record":
+        registration_id, accession = accession, None
     if accession and accession.isdigit():
         pmid = accession.lstrip("0") or None
     if pmid is None:
@@ -111,7 +116,7 @@ def map_record(record: dict) -> ArticleRecord:
         "authors": [a for a in authors if a],
         "abstract": fields.text(record.get("abstract") or record.get("notes_abstract")),
         "source": _first(record, "secondary_title", "journal_name", "alternate_title3",
-                         "alternate_title2", "alternate_title1", "name_of_database"),
+                         "alternate_title2", "alternate_title1") or _database(record),
         "year": year,
         "published": published,
         "volume": _first(record, "volume"),
@@ -122,10 +127,31 @@ def map_record(record: dict) -> ArticleRecord:
         "url": urls[0] if urls else None,
         "notes": notes,
     }
+    if registration_id:
+        reference["registration_id"] = registration_id
     if RESULTS_KEYWORDS[True] in keywords:  # the register's own export marks reports with results
         reference["has_results"] = True
     fields.check_limits(reference)
     return ArticleRecord(reference=reference)
+
+
+def _database(record: dict) -> str | None:
+    """`DB` as the source (a preprint server, a registry), unless it only names where `AN` is from."""
+    database = _first(record, "name_of_database")
+    return None if database and database.lower() in ("pubmed", "medline") else database
+
+
+def _stored_author(name: str | None) -> str | None:
+    """RIS's `Chu, M` as the register stores PubMed's names, `Chu M` (and `Ortiz, GJ, 4th` as
+    `Ortiz GJ 4th`), so that what the export wrote reads back as it was; a full given name keeps its
+    comma ("Chu, Mingxing"), which ``split_name`` reads the same way again."""
+    if not name or "," not in name:
+        return name
+    parsed = split_name(name)
+    if parsed is None or parsed.literal is not None or not all(
+            _is_initials(t) for t in (parsed.given or "").split()):
+        return name
+    return " ".join(p for p in (parsed.family, parsed.given, parsed.suffix) if p)
 
 
 def _doi(value: str | None) -> str | None:
