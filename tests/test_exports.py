@@ -13,6 +13,7 @@ from playhouse.test_utils import count_queries
 
 from service.db import database
 from service.domain import exports
+from service.formats import fields, ris
 from tests.conftest import assert_problem
 from tests.helpers import create_reference, create_study
 
@@ -150,35 +151,48 @@ def test_empty_exports_keep_their_header(client, seeded):
 
 # -------------------------------------------------------------------------------------------- RIS
 
-RIS_TYPES = {"journal_article": "JOUR", "trial_registry_record": "DBASE", "preprint": "UNPB"}
+RIS_TYPES = {"journal_article": "JOUR", "trial_registry_record": "DBASE", "preprint": "MANSCPT"}
 
 
 def _from_ris(entry: dict) -> dict:
-    """The API's fields as a reference manager would read them back from our RIS (DOMAIN.md §3.3)."""
+    """The API's fields as a reference manager would read them back from our RIS (README "RIS export")."""
     pages = entry.get("start_page")
     if pages and entry.get("end_page"):
         pages += "-" + entry["end_page"]
     trial = entry["type_of_reference"] == "DBASE"
+    in_db = entry["type_of_reference"] in ("DBASE", "MANSCPT")
+    date = entry.get("year") if trial else entry.get("date")
+    keywords = entry.get("keywords", [])
+    source = entry.get("name_of_database" if in_db else "secondary_title")
     return {
         "id": int(entry["id"]),
-        "type_label": entry["type_of_work"],
         "title": entry["title"],
-        "authors": entry.get("authors", []),
-        "year": int(entry["year"]) if "year" in entry else None,
-        "published": entry["date"].replace("/", "-") if "date" in entry else None,
-        "source": entry.get("name_of_database" if trial else "secondary_title"),
+        "year": int(entry["year"][:4]) if "year" in entry else None,
+        "published": fields.partial_date(date) if date and "/" in date else None,
+        "source": None if source == "PubMed" and not trial else source,
         "volume": entry.get("volume"),
         "issue": entry.get("number"),
         "pages": pages,
         "abstract": entry.get("abstract"),
         "doi": entry.get("doi"),
         "url": entry["urls"][0] if "urls" in entry else None,
-        "pmid": None if trial else entry.get("accession_number"),
+        "pmid": None if trial else entry.get("accession_number") or _extra_pmid(entry),
         "registration_id": entry.get("accession_number") if trial else None,
         "notes": " ".join(entry.get("notes", [])) or None,
-        "study_ids": [int(s) for s in entry["custom1"].split("|")] if "custom1" in entry else [],
-        "has_results": entry["custom2"] == "Report Results",
+        "has_results": "results:yes" in keywords,
     }
+
+
+def _extra_pmid(entry: dict) -> str | None:
+    """A preprint's PMID, in `M2  - PMID: n` (Zotero's Extra) as its `DB` is its server."""
+    extra = entry.get("unknown_tag", {}).get("M2", [])
+    assert extra in ([], [f"PMID: {extra[0][6:]}"] if extra else [])
+    return extra[0].removeprefix("PMID: ") if extra else None
+
+
+def _study_keywords(client, ref: dict) -> list[str]:
+    return [f"study:{r['identifier']}" for s in ref["study_ids"]
+            for r in client.get(f"/studies/{s}").get_json()["registrations"]]
 
 
 def test_ris_round_trips_through_rispy(client, seeded):
@@ -188,15 +202,20 @@ def test_ris_round_trips_through_rispy(client, seeded):
     lines = text.split("\r\n")
     assert "\n" not in text.replace("\r\n", "")  # CRLF everywhere
     assert all(line == "" or re.fullmatch(r"[A-Z][A-Z0-9]  - .*", line) for line in lines)
+    assert not any(line.startswith(("C1 ", "C2 ", "JO ")) for line in lines)
     entries = rispy.loads(text)
     expected = _all_items(client, "/references?sort=-updated")
     assert len(entries) == len(expected) == int(response.headers["X-Total-Count"])
     for entry, ref in zip(entries, expected, strict=True):
         assert entry["type_of_reference"] == RIS_TYPES[ref["type"]]
         assert _from_ris(entry) == {name: ref[name] for name in _from_ris(entry)}, ref["id"]
-        if entry["type_of_reference"] == "JOUR" and ref["source"]:
-            assert entry["journal_name"] == ref["source"]
-        if ref["pmid"]:
+        assert entry.get("authors", []) == [ris.ris_author(a) for a in ref["authors"]]
+        assert all(", " in a for a in entry.get("authors", []))  # the seeds' authors are persons
+        assert entry["keywords"] == [*_study_keywords(client, ref),
+                                     "results:yes" if ref["has_results"] else "results:no"], ref["id"]
+        assert entry.get("type_of_work") == ("Preprint" if ref["type"] == "preprint" else None)
+        if ref["pmid"] and ref["type"] != "trial_registry_record" and not (
+                ref["type"] == "preprint" and ref["source"]):
             assert entry["name_of_database"] == "PubMed"
 
 
@@ -207,17 +226,37 @@ def test_ris_several_studies_line_breaks_and_other_types(client, auth):
                            published="2020-10", url="https://example.org/a?x=1",
                            study_ids=[s2["id"], s1["id"]])
     create_reference(client, auth, type="press_release", title="Press", authors=[], has_results=False)
+    create_reference(client, auth, type="report", title="A report", source="WHO", volume="3",
+                     has_results=False)
     text = client.get("/references?format=ris").get_data(as_text=True)
-    pre_proof, press = rispy.loads(text)
-    assert pre_proof["type_of_reference"] == "INPR" and pre_proof["type_of_work"] == "Journal pre-proof"
-    assert pre_proof["custom1"] == f"{s1['id']}|{s2['id']}"
+    pre_proof, press, report = rispy.loads(text)
+    assert pre_proof["type_of_reference"] == "JOUR" and "type_of_work" not in pre_proof
+    assert pre_proof["keywords"] == ["study:NCT04280705", "study:NCT04292899", "results:yes"]
     assert pre_proof["notes"] == ["First line. Second line."]
     assert pre_proof["abstract"] == "Para one. Para two."
     assert pre_proof["start_page"] == "e0241955" and "end_page" not in pre_proof
-    assert pre_proof["date"] == "2020/10" and pre_proof["year"] == "2020"
+    assert pre_proof["date"] == "2020/10//" and pre_proof["year"] == "2020"
     assert pre_proof["urls"] == [ref["url"]]
-    assert press["type_of_reference"] == "NEWS" and "authors" not in press and "custom1" not in press
-    assert press["custom2"] == "No Results"
+    assert press["type_of_reference"] == "NEWS" and "authors" not in press
+    assert press["keywords"] == ["results:no"]
+    assert report["type_of_reference"] == "RPRT" and report["type_of_work"] == "Report"
+    assert report["publisher"] == "WHO" and "volume" not in report  # Zotero's report has no volume
+
+
+def test_ris_import_reads_the_export_back(client, auth, seeded):
+    """What the register writes, its own RIS import reads as the same references."""
+    create_reference(client, auth, type="preprint", title="A preprint with a PMID", source="medRxiv",
+                     pmid="32187464", authors=["Ortiz GJ 4th", "Chu, Mingxing", "PECOS Study Team"])
+    text = client.get("/references?format=ris").get_data(as_text=True)
+    rows = list(ris.parse(io.StringIO(text), {}))
+    expected = _all_items(client, "/references")
+    assert len(rows) == len(expected) > 100
+    names = ("type", "title", "authors", "source", "year", "published", "volume", "issue", "doi", "pmid",
+             "url", "registration_id", "notes")
+    for row, ref in zip(rows, expected, strict=True):
+        got = row.record.reference
+        assert {n: got.get(n) for n in names} == {n: ref[n] for n in names}, ref["id"]
+        assert got.get("has_results", False) == ref["has_results"], ref["id"]
 
 
 # ------------------------------------------------------------------------------------------- 422s
@@ -276,7 +315,7 @@ def _queries(client, path: str) -> int:
 
 @pytest.mark.parametrize("path, per_batch", [
     ("/references?format=ndjson", 3),  # rows, their study ids, identifiers found
-    ("/references?format=ris", 3),
+    ("/references?format=ris", 4),  # + the registrations of their studies (study keywords)
     ("/references?format=csv", 3),
     ("/studies?format=csv", 3),  # rows, registrations, reference ids
     ("/studies?format=ndjson", 5),  # rows, registrations, references, their study ids, identifiers
@@ -309,3 +348,39 @@ def test_abandoned_export_gives_its_connection_back(client, auth, seeded, monkey
     response.close()  # the client goes away half-way
     assert database.is_closed()
     create_reference(client, auth, title="Not blocked by the abandoned export")
+
+
+# ----------------------------------------------------------------------------- CSV for spreadsheets
+
+def test_csv_bom_only_when_asked(client, seeded):
+    plain = client.get("/references?format=csv").data
+    assert plain.startswith(b'"study_ids","id",')  # default: no BOM, what scripts expect
+    response = client.get("/references?format=csv&bom=true")
+    assert response.status_code == 200 and response.data.startswith(b"\xef\xbb\xbf")
+    assert response.data[3:] == plain  # the same export after the mark
+    reader = csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"), newline=""))
+    assert reader.fieldnames[0] == "study_ids" and len(list(reader)) == len(list(csv.reader(
+        io.StringIO(plain.decode(), newline="")))) - 1
+    assert client.get("/studies?format=csv&bom=true").data.startswith(b'\xef\xbb\xbf"id",')
+    assert client.get("/studies?format=csv&bom=false").data.startswith(b'"id",')
+
+
+def test_csv_bom_is_for_csv_only(client):
+    assert_problem(client.get("/references?format=ris&bom=true"), 422, "bom")
+    assert_problem(client.get("/references?bom=true"), 422, "bom")
+    assert_problem(client.get("/studies?format=csv&bom=maybe"), 422, "bom")
+
+
+def test_csv_identifiers_are_quoted_text_counts_bare(client, auth):
+    study = create_study(client, auth, "NCT04280705")
+    create_reference(client, auth, pmid="32187464", year=2020, study_ids=[study["id"]])
+    create_reference(client, auth, title="No PMID", year=2021)
+    text = client.get("/references?format=csv").get_data(as_text=True)
+    first, second = text.splitlines()[1:]
+    assert f'"{study["id"]}",' in first and ',"32187464",' in first and ",2020," in first
+    assert second.startswith('"","') and ',"",' in second and ",2021," in second
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [r["pmid"] for r in rows] == ["32187464", ""] and [r["year"] for r in rows] == ["2020", "2021"]
+    studies = client.get("/studies?format=csv").get_data(as_text=True).splitlines()[1]
+    assert studies.startswith(f'"{study["id"]}","NCT04280705",')
+    assert ',"NCT04280705","ClinicalTrials.gov",' in studies

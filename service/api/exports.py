@@ -17,23 +17,21 @@ import csv
 import datetime as dt
 import io
 import json
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import rispy
 from flask import Response, g, request
 
 from ..db import database, is_postgres, long_operation
 from ..domain import exports, records
 from ..domain.ordering import SortKey
-from ..formats import fhir
+from ..formats import fhir, ris
 from .links import link
 from .negotiation import FHIR_CONTENT_TYPE
 from .schemas.references import ReferenceSchema
 from .schemas.studies import StudySchema
 
-SEPARATOR = "|"  # joins the values of a multi-valued CSV cell (and the study ids in RIS C1)
+SEPARATOR = "|"  # joins the values of a multi-valued CSV cell
 EXPORT_FORMATS = {"studies": ("csv", "ndjson", "fhir"), "references": ("csv", "ndjson", "ris", "fhir")}
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -52,25 +50,6 @@ REFERENCE_CSV_COLUMNS = (
     "pages", "doi", "pmid", "url", "registration_id", "has_results", "publication_types", "cited_study_ids",
     "abstract", "notes", "first_published", "updated",
 )
-# Reference type -> RIS type (DOMAIN.md §3.3). `M3` (type of work) always carries our type's label,
-# so the type survives a round trip even where two types share a RIS type.
-RIS_TYPES = {
-    "journal_article": "JOUR",
-    "trial_registry_record": "DBASE",
-    "preprint": "UNPB",
-    "journal_pre_proof": "INPR",
-    "conference_abstract": "ABST",
-    "press_release": "NEWS",
-    "retraction_notice": "JOUR",
-    "expression_of_concern": "JOUR",
-    "letter": "JOUR",
-    "report": "RPRT",
-    "other": "GEN",
-}
-RESULTS_LABELS = {True: "Report Results", False: "No Results"}
-_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
-_PAGE_RANGE = re.compile(r"^\s*([^\s\-–]+)\s*[-–]\s*([^\s\-–]+)\s*$")
-
 _STUDY_SCHEMA = StudySchema(many=True)
 _STUDY_ROW_SCHEMA = StudySchema(many=True, exclude=("references",))
 _REFERENCE_SCHEMA = ReferenceSchema(many=True)
@@ -78,19 +57,30 @@ _REFERENCE_SCHEMA = ReferenceSchema(many=True)
 
 # ------------------------------------------------------------------------------------------- CSV
 
-def _cell(value) -> str:
+# Columns whose cells are written as quoted text even when they look like numbers (README "CSV
+# exports"); every other text cell is quoted too (csv.QUOTE_NONNUMERIC), counts and years are bare.
+CSV_TEXT_COLUMNS = {"id", "study_ids", "reference_ids", "cited_study_ids", "pmid", "doi", "registrations",
+                    "registration_id"}
+BOM = "\ufeff"  # `bom=true`: the UTF-8 byte order mark Excel on Windows needs to read UTF-8
+
+
+def _cell(value, text: bool = False):
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return SEPARATOR.join(_cell(v) for v in value)
+        return SEPARATOR.join(str(_cell(v)) for v in value)
+    if isinstance(value, int | float) and not text:
+        return value
     return str(value)
 
 
-def _csv_chunk(rows: Sequence[Sequence]) -> str:
+def _csv_chunk(rows: Sequence[Sequence], columns: Sequence[str]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows([[_cell(v) for v in row] for row in rows])
+    text = [c in CSV_TEXT_COLUMNS for c in columns]
+    csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC).writerows(
+        [[_cell(v, t) for v, t in zip(row, text, strict=True)] for row in rows])
     return buffer.getvalue()
 
 
@@ -115,79 +105,11 @@ def reference_csv_rows(references: Sequence) -> list[list]:
 
 # ------------------------------------------------------------------------------------------- RIS
 
-def _one_line(value) -> str:
-    """RIS is line-based: a line break inside a value would start a bogus tag or be lost."""
-    text = str(value)
-    if "\n" in text or "\r" in text:
-        text = _LINE_BREAKS.sub(" ", text)
-    return text.strip()
-
-
-def ris_fields(record: dict) -> dict:
-    """The rispy fields of one reference as the JSON API serves it (DOMAIN.md §3.3).
-
-    TY type, ID register reference id, TI title, AU authors, PY year, DA date (YYYY/MM/DD at the
-    precision known), T2 (+ JO for journal types) source, VL, IS, SP/EP pages, AB abstract, DO DOI,
-    UR URL, AN accession (PMID, or for a registry record its registration id) with DB its database,
-    M3 type label, N1 notes, C1 study ids (`|`-joined), C2 "Report Results"/"No Results".
-    """
-    ris_type = RIS_TYPES.get(record["type"], "GEN")
-    fields: dict = {"type_of_reference": ris_type, "id": str(record["id"]),
-                    "title": record["title"],
-                    "authors": [a for a in record["authors"] if a and a.strip()]}
-    if record.get("year") is not None:
-        fields["year"] = str(record["year"])
-    if record.get("published"):
-        fields["date"] = record["published"].replace("-", "/")
-    source = record.get("source")
-    if source and ris_type != "DBASE":
-        fields["secondary_title"] = source
-        if ris_type in ("JOUR", "INPR"):
-            fields["journal_name"] = source
-    for name, key in (("volume", "volume"), ("issue", "number"), ("abstract", "abstract"),
-                      ("doi", "doi")):
-        if record.get(name):
-            fields[key] = record[name]
-    if record.get("pages"):
-        match = _PAGE_RANGE.match(record["pages"])
-        if match:
-            fields["start_page"], fields["end_page"] = match.groups()
-        else:
-            fields["start_page"] = record["pages"]
-    if record.get("url"):
-        fields["urls"] = [record["url"]]
-    if ris_type == "DBASE":
-        if source:
-            fields["name_of_database"] = source
-        if record.get("registration_id"):
-            fields["accession_number"] = record["registration_id"]
-    elif record.get("pmid"):
-        fields["name_of_database"] = "PubMed"
-        fields["accession_number"] = record["pmid"]
-    fields["type_of_work"] = record["type_label"]
-    if record.get("notes"):
-        fields["notes"] = [record["notes"]]
-    if record["study_ids"]:
-        fields["custom1"] = SEPARATOR.join(str(s) for s in record["study_ids"])
-    fields["custom2"] = RESULTS_LABELS[bool(record["has_results"])]
-    return {key: ([_one_line(v) for v in value] if isinstance(value, list) else _one_line(value))
-            for key, value in fields.items()}
-
-
-class _RisWriter(rispy.RisWriter):
-    NEWLINE = "\r\n"  # the RIS specification's line ending
-
-    def set_header(self, count: int) -> str:
-        return ""  # rispy numbers records ("1.") by default; reference managers expect none
-
-
-_RIS_WRITER = _RisWriter()
-
-
 def reference_ris(references: Sequence) -> str:
-    """RIS records of ``references`` (3 queries), each ending with `ER  - ` and a blank line."""
+    """RIS records of ``references`` (4 queries; tags in ``formats.ris.ris_fields``)."""
     items = _REFERENCE_SCHEMA.dump(records.reference_dicts(references))
-    return "".join(_RIS_WRITER.formats([ris_fields(item)]) + "\r\n" for item in items)
+    study_keys = exports.registration_ids_of({s for item in items for s in item["study_ids"]})
+    return ris.write_records(items, study_keys)
 
 
 # ---------------------------------------------------------------------------------------- NDJSON
@@ -250,12 +172,13 @@ def _fhir_format(resource: str) -> _Format:
 
 _FORMATS: dict[str, dict[str, _Format]] = {
     "studies": {
-        "csv": _Format(_csv_chunk([STUDY_CSV_COLUMNS]), lambda rows: _csv_chunk(study_csv_rows(rows))),
+        "csv": _Format(_csv_chunk([STUDY_CSV_COLUMNS], STUDY_CSV_COLUMNS),
+                       lambda rows: _csv_chunk(study_csv_rows(rows), STUDY_CSV_COLUMNS)),
         "ndjson": _Format("", study_ndjson),
     },
     "references": {
-        "csv": _Format(_csv_chunk([REFERENCE_CSV_COLUMNS]),
-                       lambda rows: _csv_chunk(reference_csv_rows(rows))),
+        "csv": _Format(_csv_chunk([REFERENCE_CSV_COLUMNS], REFERENCE_CSV_COLUMNS),
+                       lambda rows: _csv_chunk(reference_csv_rows(rows), REFERENCE_CSV_COLUMNS)),
         "ndjson": _Format("", reference_ndjson),
         "ris": _Format("", reference_ris),
     },
@@ -269,7 +192,7 @@ def _snapshot():
     return database.atomic()  # SQLite WAL: a deferred read transaction sees one snapshot
 
 
-def _stream(query, keys: Sequence[SortKey], fmt: _Format) -> Iterator:
+def _stream(query, keys: Sequence[SortKey], fmt: _Format, prefix: str = "") -> Iterator:
     """First yields the count, then the export's text in chunks; always gives the connection back."""
     try:
         with long_operation(), _snapshot():  # an export's own, longer limits (DATABASE_LONG_TIMEOUT)
@@ -277,8 +200,8 @@ def _stream(query, keys: Sequence[SortKey], fmt: _Format) -> Iterator:
             total = query.select(id_field).count()
             yield total
             header = fmt.header(total) if callable(fmt.header) else fmt.header
-            if header:
-                yield header.encode()
+            if prefix or header:
+                yield (prefix + (header or "")).encode()
             for number, rows in enumerate(exports.keyset_batches(query, keys)):
                 text = fmt.batch(rows)
                 yield (fmt.separator + text if number and fmt.separator else text).encode()
@@ -290,10 +213,12 @@ def _stream(query, keys: Sequence[SortKey], fmt: _Format) -> Iterator:
             database.close()
 
 
-def export_response(resource: str, format_name: str, query, keys: Sequence[SortKey]) -> Response:
-    """A streamed download of every row of the filtered ``query`` in the order of ``keys`` (+ id)."""
+def export_response(resource: str, format_name: str, query, keys: Sequence[SortKey], *,
+                    bom: bool = False) -> Response:
+    """A streamed download of every row of the filtered ``query`` in the order of ``keys`` (+ id);
+    ``bom``: a CSV starts with the UTF-8 byte order mark."""
     fmt = _fhir_format(resource) if format_name == "fhir" else _FORMATS[resource][format_name]
-    stream = _stream(query, keys, fmt)
+    stream = _stream(query, keys, fmt, BOM if bom else "")
     total = next(stream)  # opens the snapshot and counts before the headers go out
     g.stream_holds_connection = True
     day = dt.datetime.now(dt.UTC).strftime("%Y%m%d")

@@ -54,7 +54,7 @@ def list_references(args: dict):
     keys = sort_keys(args["sort"], domain.REFERENCE_SORTS, Reference.id, rank=RANK,
                      updated=Reference.updated)
     if args.get("format", "json") != "json":  # an export: every match, unpaged (`facets` does not apply)
-        return export_response("references", args["format"], query, keys)
+        return export_response("references", args["format"], query, keys, bom=args.get("bom", False))
     with search_plan(q is not None):
         counts, total = {}, None
         if args.get("facets"):  # counted first: they give the total too

@@ -64,7 +64,7 @@ def list_studies(args: dict, *, link_args: dict | None = None):
                                     ranked_by=q if ranked else None)
     keys = sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK, updated=Study.updated)
     if args.get("format", "json") != "json":  # an export: every match, unpaged (`facets` does not apply)
-        return export_response("studies", args["format"], query, keys)
+        return export_response("studies", args["format"], query, keys, bom=args.get("bom", False))
     include = args.get("include", [])
     with search_plan(q is not None):
         counts, total = {}, None

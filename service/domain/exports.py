@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 
-from ..models import StudyReference
+from ..models import Registration, StudyReference
 from .ordering import SortKey, keyset_after, order_by
 
 BATCH_SIZE = 500  # rows per query; tests lower it to cross batch boundaries with few records
@@ -49,4 +49,17 @@ def reference_ids_of(study_ids: Iterable[int]) -> dict[int, list[int]]:
                 .order_by(StudyReference.study, StudyReference.reference).tuples())
         for study_id, reference_id in rows:
             result[study_id].append(reference_id)
+    return result
+
+
+def registration_ids_of(study_ids: Iterable[int]) -> dict[int, list[str]]:
+    """For each study, its registration identifiers in the order it was given them (one query)."""
+    result: dict[int, list[str]] = defaultdict(list)
+    study_ids = list(study_ids)
+    if study_ids:
+        rows = (Registration.select(Registration.study, Registration.identifier)
+                .where(Registration.study.in_(study_ids))
+                .order_by(Registration.study, Registration.id).tuples())
+        for study_id, identifier in rows:
+            result[study_id].append(identifier)
     return result

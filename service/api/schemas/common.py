@@ -133,9 +133,20 @@ class QueryArgsSchema(ma.Schema):
                 if key in request.args:
                     errors[key] = [f"An export (`format={export}`) is not paged: it streams every "
                                    f"matching record. Drop `{key}`."]
+        if "bom" in allowed and "bom" in request.args and export != "csv":
+            errors["bom"] = ["`bom` applies to CSV exports only (`format=csv`)."]
         if errors:
             raise ma.ValidationError(errors)
         return data
+
+
+BOM_DOC = (
+    "CSV exports only: `true` starts the file with the UTF-8 byte order mark, which Excel on Windows "
+    "needs to read UTF-8 (without it, accented names show as mojibake); default `false`, which is what "
+    "scripts expect (Python's `csv` with `encoding=\"utf-8\"` keeps a BOM in the first column name; "
+    "use `utf-8-sig`). Identifier columns (`id`, `study_ids`, `pmid`, ...) are always quoted text, but "
+    "pandas still infers numbers from quoted cells (a PMID column with blanks becomes float): read "
+    "with `pd.read_csv(url, dtype=str)` (or `dtype={\"pmid\": str, \"study_ids\": str}`).")
 
 
 def paging_fields(sorts, default_sort: str, *, relevance: bool = False,
@@ -182,6 +193,7 @@ def paging_fields(sorts, default_sort: str, *, relevance: bool = False,
         "format": fields.String(
             load_default="json", validate=validate.OneOf(["json", *formats]),
             metadata={"description": format_doc}),
+        **({"bom": Bool(metadata={"description": BOM_DOC})} if "csv" in formats else {}),
     }
 
 

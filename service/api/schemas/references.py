@@ -167,20 +167,22 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
                        "years present, newest first, then `null` for references without one.",
         "example": ["type", "has_results"]}),
     **paging_fields(REFERENCE_SORTS, "id", relevance=True, formats={
-        "csv": "`text/csv; charset=utf-8` (UTF-8, no BOM), a header row then one row per reference, "
+        "csv": "`text/csv; charset=utf-8` (UTF-8, a BOM only with `bom=true`), a header row then "
+               "one row per reference, "
                "the study ids first: study_ids, id, type, title, authors, source, year, published, "
                "volume, issue, pages, doi, pmid, url, registration_id, has_results, publication_types, "
                "cited_study_ids, abstract, notes, first_published, updated (study_ids: the studies it "
                "reports; cited_study_ids: those it cites). Multiple values are joined with `|`; values "
-               "are written as stored, with no spreadsheet-formula escaping.",
+               "are written as stored, with no spreadsheet-formula escaping; text and identifier "
+               "cells quoted (see `bom`).",
         "ndjson": "`application/x-ndjson`, one reference per line exactly as an item of this list.",
         "ris": "`application/x-research-info-systems` (UTF-8, CRLF) for reference managers and "
-               "review tools: TY (JOUR, DBASE for registry records, UNPB preprints, INPR pre-proofs, "
-               "ABST, NEWS, RPRT, GEN), ID (reference id), TI, AU (one per author), PY, DA "
-               "(YYYY/MM/DD at the precision known), T2 and JO (source), VL, IS, SP/EP, AB, DO, UR, "
-               "AN + DB (PMID + PubMed, or a registry record's registration id + its registry), M3 "
-               "(type label), N1 (notes), C1 (the study ids, `|`-joined: regroup references by "
-               "study), C2 (`Report Results` / `No Results`). Line breaks inside values become "
+               "review tools, tags chosen so that Zotero and citation-js read every value (README "
+               "\"RIS export\"): TY (JOUR, MANSCPT preprints, DBASE registry records, ABST, NEWS, "
+               "RPRT, GEN), ID, TI, AU (`Family, Given`; a group author without a comma), PY, DA, "
+               "T2 (journal), DB (server, registry or PubMed), AN (PMID or registration id), VL, IS, "
+               "SP/EP, AB, DO, UR, KW `study:<registration id>` for each registration of each study it "
+               "reports and `results:yes`/`results:no`, N1 (notes). Line breaks inside values become "
                "spaces.",
         "fhir": "`application/fhir+json; fhirVersion=4.0`: a FHIR R4 Bundle (`searchset`) of "
                 "DocumentReference resources, one per reference (README \"FHIR\").",

@@ -172,12 +172,14 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
                        "in each place (a study may count under several) and `none`.",
         "example": ["study_type", "study_aim"]}),
     **paging_fields(STUDY_SORTS, "id", relevance=True, formats={
-        "csv": "`text/csv; charset=utf-8` (UTF-8, no BOM), a header row then one row per study: "
+        "csv": "`text/csv; charset=utf-8` (UTF-8, a BOM only with `bom=true`), a header row then one "
+               "row per study: "
                "id, name, title, registrations, registries, study_type, study_aim, study_design, "
                "intervention_assignment, reference_count, reference_ids (its reports), cited_by_count, "
                "first_published, updated. "
                "Multiple values are joined with `|` (registries in the order of registrations); "
-               "values are written as stored, with no spreadsheet-formula escaping.",
+               "values are written as stored, with no spreadsheet-formula escaping; text and "
+               "identifier cells quoted (see `bom`).",
         "ndjson": "`application/x-ndjson`, one study per line exactly as `GET /studies/{id}` "
                   "answers it (its reports in `references`, the references citing it in `citing`, each "
                   "with its `role`, `link`, `link_identifier`, `confidence`, `rule` and `evidence`).",
