@@ -6,7 +6,7 @@ import swagger_ui_bundle
 from flask import send_from_directory
 from flask_cors import CORS
 
-from . import duplicates, imports, meta, references, registrations, searches, stats, studies, suggestions
+from . import changes, duplicates, imports, meta, references, registrations, searches, stats, studies, suggestions
 from .inputs import AsciiIntegerConverter, refuse_control_characters
 from .limits import refuse_long_request_lines
 from .parser import BEARER
@@ -73,7 +73,7 @@ def init_api(app) -> ProblemApi:
     app.url_map.converters["int"] = AsciiIntegerConverter
     api = ProblemApi(app)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
-                      suggestions.blp, searches.blp,
+                      suggestions.blp, searches.blp, changes.blp,
                       meta.notices,
                       meta.vocabularies, meta.ops):
         api.register_blueprint(blueprint)
