@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -93,9 +94,26 @@ def note(*, studies: Iterable[int] = (), references: Iterable[int] = ()) -> None
     noted.references.update(references)
 
 
+_ready: weakref.WeakSet = weakref.WeakSet()  # databases known to have the change table
+
+
+def _feed_exists() -> bool:
+    """Whether the register has its change table (not before m0010: the migration's snapshot then
+    covers what was written before)."""
+    db = database.obj
+    if db in _ready:
+        return True
+    if db.table_exists(Change._meta.table_name):
+        _ready.add(db)
+        return True
+    return False
+
+
 def _at_commit(pending) -> None:
     noted = _noted.get()
     _noted.set(None)
+    if not _feed_exists():
+        return
     studies, references = set(pending.studies), set(pending.references)
     if noted is not None:
         studies |= noted.studies
@@ -183,6 +201,8 @@ def record_changes(*, studies: Iterable[int] = (), references: Iterable[int] = (
                    existing: dict[str, set[str]] | None = None) -> int:
     """Append a change for each of these records whose state differs from the one its last change left
     (inside the write's transaction); return how many. ``action`` replaces `create` (`snapshot`)."""
+    if not _feed_exists():
+        return 0
     actor = actor if actor is not None else current_actor()
     rows: list[dict] = []
     for kind, ids in ((STUDY, sorted(set(studies))), (REFERENCE, sorted(set(references)))):
