@@ -322,3 +322,26 @@ def test_upgrading_an_existing_register_snapshots_every_record(empty_db):
     mirror = Mirror(client, page_size=100)
     assert_mirrors(client, mirror)
     assert len(mirror.records["study"]) == len(studies)
+
+
+def test_accepting_a_suggestion_is_a_change_of_the_study_and_the_reference(client, auth, runner):
+    from tests.test_suggestions import register, suggest, suggested
+
+    made = register(client, auth)
+    suggest(runner)
+    mirror = Mirror(client, page_size=100)
+    assert_mirrors(client, mirror)
+    top = suggested(client, made["preprint"]["id"])[0]
+    last = get_ok(client, "/changes")["resume"]
+    assert client.post(f"/suggestions/{top['id']}/accept", headers=auth).status_code == 200
+    accepted = get_ok(client, last)["items"]
+    ends = {(c["kind"], c["id"]) for c in accepted}
+    assert {("study", top["study_id"]), ("reference", made["preprint"]["id"])} <= ends
+    reference = next(c for c in accepted if c["kind"] == "reference")
+    assert [top["study_id"], "reports", "manual"] in reference["values"]["studies"]
+    assert {c["actor"] for c in accepted} == {"test"}
+    assert_mirrors(client, mirror)
+    # Relinking everything changes nothing here: no change is recorded.
+    total = get_ok(client, "/changes")["total"]
+    assert runner.invoke(args=["relink"]).exit_code == 0
+    assert get_ok(client, "/changes")["total"] == total
