@@ -12,6 +12,7 @@ import pytest
 
 from service import create_app, migrations
 from service.db import close_all, database
+from service.domain import changes
 from service.models import Change
 from tests.conftest import assert_problem, make_token
 from tests.helpers import create_reference, create_study
@@ -250,7 +251,12 @@ def test_since_filters_by_instant_and_bad_input_is_a_problem(client, auth):
     assert_problem(client.get("/studies/1/history?since=2020-01-01"), 422, "since")
 
 
-def test_an_import_records_one_change_per_record_and_nothing_when_nothing_changed(client, auth, runner):
+@pytest.mark.parametrize("made", ["all before writing", "a chunk at a time"])
+def test_an_import_records_one_change_per_record_and_nothing_when_nothing_changed(client, auth, runner, made,
+                                                                                   monkeypatch):
+    if made == "a chunk at a time":
+        monkeypatch.setattr(changes, "HOLD_AT_MOST", 0)
+        monkeypatch.setattr(changes, "CHUNK", 3)
     result = runner.invoke(args=["import", str(WHO), "--format", "ictrp-csv", "--quiet"])
     assert result.exit_code == 0, result.output
     with database.connection_context():
@@ -262,6 +268,7 @@ def test_an_import_records_one_change_per_record_and_nothing_when_nothing_change
     again = runner.invoke(args=["import", str(WHO), "--format", "ictrp-csv", "--quiet"])
     assert again.exit_code == 0, again.output
     assert get_ok(client, "/changes")["total"] == studies + references
+    assert_mirrors(client, Mirror(client, page_size=7))
     dry = client.post("/imports?dry_run=true", headers=auth, data=RIS.read_bytes(),
                       content_type="application/x-research-info-systems")
     assert dry.status_code == 200

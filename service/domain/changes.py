@@ -42,6 +42,7 @@ CREATE, UPDATE, DELETE, MERGE, SNAPSHOT = "create", "update", "delete", "merge",
 ACTIONS = (CREATE, UPDATE, DELETE, MERGE, SNAPSHOT)
 TOMBSTONES = (DELETE, MERGE)
 CHUNK = 500
+HOLD_AT_MOST = 20_000  # records whose changes are made before any is written (see record_changes)
 _LOCK_KEY = 0x5354_5245_4743_4847  # pg_advisory_xact_lock key of the change feed ("STREGCHG")
 _MODELS = {STUDY: Study, REFERENCE: Reference}
 _LEFT_OUT = {STUDY: {"facet_sources"}, REFERENCE: set()}
@@ -204,19 +205,28 @@ def record_changes(*, studies: Iterable[int] = (), references: Iterable[int] = (
     if not _feed_exists():
         return 0
     actor = actor if actor is not None else current_actor()
-    rows: list[dict] = []
-    for kind, ids in ((STUDY, sorted(set(studies))), (REFERENCE, sorted(set(references)))):
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start:start + CHUNK]
-            rows.extend(_changes_of(kind, chunk, actor, action, (existing or {}).get(kind)))
-    if rows:
-        _lock_feed()
-        now = utcnow()
+    chunks = [(kind, ids[start:start + CHUNK])
+              for kind, ids in ((STUDY, sorted(set(studies))), (REFERENCE, sorted(set(references))))
+              for start in range(0, len(ids), CHUNK)]
+    # The rows are made before the feed's lock is taken, so other writers wait only for the inserts and
+    # the commit; past HOLD_AT_MOST records (a large import, a migration's snapshot) they are made and
+    # inserted a chunk at a time under the lock instead, so memory stays flat.
+    ahead = sum(len(ids) for _, ids in chunks) <= HOLD_AT_MOST
+    pending = [rows for kind, ids in chunks
+               if (rows := _changes_of(kind, ids, actor, action, (existing or {}).get(kind)))] if ahead else None
+    written, locked, now = 0, False, utcnow()
+    for rows in pending if ahead else (_changes_of(kind, ids, actor, action, (existing or {}).get(kind))
+                                        for kind, ids in chunks):
+        if not rows:
+            continue
+        if not locked:
+            _lock_feed()
+            now, locked = utcnow(), True
         for row in rows:
             row["at"] = now
-        for start in range(0, len(rows), 5000):
-            insert_rows(Change, rows[start:start + 5000])
-    return len(rows)
+        insert_rows(Change, rows)
+        written += len(rows)
+    return written
 
 
 def _changes_of(kind: str, ids: list[int], actor: str | None, action: str | None,
