@@ -309,8 +309,8 @@ def empty_db(backend, request, tmp_path):
 
 
 def test_upgrading_an_existing_register_snapshots_every_record(empty_db):
-    from tests.conftest import SEEDS
     from service.seeding import load_seeds, seed_files
+    from tests.conftest import SEEDS
 
     with database.connection_context():
         migrations.upgrade(target=9)

@@ -6,7 +6,18 @@ import swagger_ui_bundle
 from flask import send_from_directory
 from flask_cors import CORS
 
-from . import changes, duplicates, imports, meta, references, registrations, searches, stats, studies, suggestions
+from . import (
+    changes,
+    duplicates,
+    imports,
+    meta,
+    references,
+    registrations,
+    searches,
+    stats,
+    studies,
+    suggestions,
+)
 from .inputs import AsciiIntegerConverter, refuse_control_characters
 from .limits import refuse_long_request_lines
 from .parser import BEARER

@@ -17,7 +17,12 @@ from ..models import Change, Reference, Study
 from .links import link
 from .paging import START, decode_cursor, encode_cursor
 from .parser import Blueprint
-from .schemas.changes import ChangePageSchema, ChangeQueryArgsSchema, HistoryPageSchema, HistoryQueryArgsSchema
+from .schemas.changes import (
+    ChangePageSchema,
+    ChangeQueryArgsSchema,
+    HistoryPageSchema,
+    HistoryQueryArgsSchema,
+)
 
 blp = Blueprint("changes", __name__, url_prefix="",
                 description="The change feed: every create, update, delete and merge of studies and "

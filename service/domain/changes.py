@@ -32,9 +32,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
+from peewee import BooleanField, DateField, DateTimeField
 
 from ..db import before_commit, database, insert_rows, is_postgres, select_in
-from ..models import Change, MergedStudy, Reference, Registration, Study, StudyReference, utcnow
+from ..models import Change, MergedStudy, Reference, Study, utcnow
 
 STUDY, REFERENCE = "study", "reference"
 KINDS = (STUDY, REFERENCE)
@@ -134,27 +135,46 @@ def _columns(kind: str, existing: set[str] | None) -> list:
             if name not in _LEFT_OUT[kind] and (existing is None or f.column_name in existing)]
 
 
+def _converter(column) -> Callable | None:
+    """How a raw value of ``column`` becomes the model's (the same on both databases: SQLite gives text
+    for dates and instants, integers for booleans)."""
+    if column.name in _JSON_COLUMNS:
+        return lambda v: orjson.loads(v or "[]")
+    if isinstance(column, DateTimeField):
+        return lambda v: dt.datetime.fromisoformat(v) if isinstance(v, str) else v
+    if isinstance(column, DateField):
+        return lambda v: dt.date.fromisoformat(v[:10]) if isinstance(v, str) else v
+    if isinstance(column, BooleanField):
+        return lambda v: None if v is None else bool(v)
+    return None
+
+
 def _states(kind: str, ids: list[int], existing: set[str] | None = None) -> dict[int, dict]:
     """The current state of each of these records that exists (``existing``: the table's columns, when
-    the models may be ahead of the schema, as in a migration)."""
+    the models may be ahead of the schema, as in a migration). Raw statements: building a peewee `IN`
+    of 500 ids cost more than running it."""
     model = _MODELS[kind]
+    columns = _columns(kind, existing)
+    names = [c.name for c in columns]
+    converters = [(n, f) for n, f in ((c.name, _converter(c)) for c in columns) if f is not None]
+    selected = ", ".join(f'"{c.column_name}"' for c in columns)
     states: dict[int, dict] = {}
-    for row in model.select(*_columns(kind, existing)).where(model.id.in_(ids)).dicts():
-        for name in _JSON_COLUMNS.intersection(row):
-            row[name] = orjson.loads(row[name] or "[]")
+    for values in select_in(f'SELECT {selected} FROM "{model._meta.table_name}" WHERE {{where}}', "id", ids):
+        row = dict(zip(names, values, strict=True))
+        for name, convert in converters:
+            row[name] = convert(row[name])
         states[row["id"]] = row
     if not states:
         return states
+    links = select_in('SELECT study_id, reference_id, role, link FROM "study_reference" WHERE {where}',
+                      "study_id" if kind == STUDY else "reference_id", list(states))
     if kind == STUDY:
         for state in states.values():
             state["registrations"], state["references"] = [], []
-        for study_id, identifier in (Registration.select(Registration.study, Registration.identifier)
-                                     .where(Registration.study.in_(list(states))).tuples()):
+        for study_id, identifier in select_in('SELECT study_id, identifier FROM "registration" WHERE {where}',
+                                              "study_id", list(states)):
             states[study_id]["registrations"].append(identifier)
-        for study_id, reference_id, role, how in (
-                StudyReference.select(StudyReference.study, StudyReference.reference, StudyReference.role,
-                                      StudyReference.link)
-                .where(StudyReference.study.in_(list(states))).tuples()):
+        for study_id, reference_id, role, how in links:
             states[study_id]["references"].append([reference_id, role, how])
         for state in states.values():
             state["registrations"].sort()
@@ -162,10 +182,7 @@ def _states(kind: str, ids: list[int], existing: set[str] | None = None) -> dict
     else:
         for state in states.values():
             state["studies"] = []
-        for study_id, reference_id, role, how in (
-                StudyReference.select(StudyReference.study, StudyReference.reference, StudyReference.role,
-                                      StudyReference.link)
-                .where(StudyReference.reference.in_(list(states))).tuples()):
+        for study_id, reference_id, role, how in links:
             states[reference_id]["studies"].append([study_id, role, how])
         for state in states.values():
             state["studies"].sort()
@@ -211,12 +228,17 @@ def record_changes(*, studies: Iterable[int] = (), references: Iterable[int] = (
     # The rows are made before the feed's lock is taken, so other writers wait only for the inserts and
     # the commit; past HOLD_AT_MOST records (a large import, a migration's snapshot) they are made and
     # inserted a chunk at a time under the lock instead, so memory stays flat.
-    ahead = sum(len(ids) for _, ids in chunks) <= HOLD_AT_MOST
-    pending = [rows for kind, ids in chunks
-               if (rows := _changes_of(kind, ids, actor, action, (existing or {}).get(kind)))] if ahead else None
+    columns = existing or {}
+
+    def made(kind: str, ids: list[int]) -> list[dict]:
+        return _changes_of(kind, ids, actor, action, columns.get(kind))
+
+    if sum(len(ids) for _, ids in chunks) <= HOLD_AT_MOST:
+        batches: Iterable[list[dict]] = [made(kind, ids) for kind, ids in chunks]
+    else:
+        batches = (made(kind, ids) for kind, ids in chunks)
     written, locked, now = 0, False, utcnow()
-    for rows in pending if ahead else (_changes_of(kind, ids, actor, action, (existing or {}).get(kind))
-                                        for kind, ids in chunks):
+    for rows in batches:
         if not rows:
             continue
         if not locked:
@@ -262,7 +284,8 @@ def snapshot_all(actor: str = "migration") -> int:
     """A `snapshot` change for every study and reference with none yet (an existing register, when the
     feed begins), so a mirror replaying the feed from the start holds every record. Reads only the
     columns the tables have (the models may be ahead of the schema during a migration)."""
-    existing = {kind: {c.name for c in database.get_columns(_MODELS[kind]._meta.table_name)} for kind in KINDS}
+    existing = {kind: {c.name for c in database.get_columns(_MODELS[kind]._meta.table_name)}
+                for kind in KINDS}
     recorded = {kind: {r for (r,) in Change.select(Change.record_id).where(Change.kind == kind).distinct()
                        .tuples()} for kind in KINDS}
     ids = {kind: [i for (i,) in _MODELS[kind].select(_MODELS[kind].id).order_by(_MODELS[kind].id).tuples()
