@@ -352,3 +352,18 @@ def test_accepting_a_suggestion_is_a_change_of_the_study_and_the_reference(clien
     total = get_ok(client, "/changes")["total"]
     assert runner.invoke(args=["relink"]).exit_code == 0
     assert get_ok(client, "/changes")["total"] == total
+
+
+def test_history_pages_keep_old_values_across_pages(client, auth):
+    study = create_study(client, auth, NCT, title="T0")
+    for n in range(1, 4):
+        response = client.patch(f"/studies/{study['id']}", json={"title": f"T{n}"}, headers=auth)
+        assert response.status_code == 200
+    titles, url = [], f"/studies/{study['id']}/history?page_size=1"
+    while url:
+        page = get_ok(client, url)
+        assert len(page["items"]) == 1 and page["total"] == 4
+        titles.append(page["items"][0]["changes"]["title"])
+        url = page["next"]
+    assert titles == [{"old": None, "new": "T0"}, {"old": "T0", "new": "T1"}, {"old": "T1", "new": "T2"},
+                      {"old": "T2", "new": "T3"}]
