@@ -4,6 +4,7 @@ a mirror replaying the feed reproduces the register; tombstones; who changed wha
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -367,3 +368,45 @@ def test_history_pages_keep_old_values_across_pages(client, auth):
         url = page["next"]
     assert titles == [{"old": None, "new": "T0"}, {"old": "T0", "new": "T1"}, {"old": "T1", "new": "T2"},
                       {"old": "T2", "new": "T3"}]
+
+
+def test_changes_commit_in_seq_order_so_a_reader_never_skips_one(app, client):
+    """A write whose change row is written but not committed holds back the next one (the feed's lock on
+    Postgres, the write lock on SQLite): a reader never sees a later `seq` before an earlier commits."""
+    from service.db import before_commit
+    from service.domain import studies as domain_studies
+
+    paused, release, failures = threading.Event(), threading.Event(), []
+
+    def pause(pending):  # after the change hook: the row is inserted, the transaction not committed
+        if threading.current_thread().name == "first":
+            paused.set()
+            release.wait(10)
+
+    def write(identifier, title):
+        try:
+            with database.connection_context():
+                domain_studies.create_study({"registrations": [{"identifier": identifier}], "title": title})
+        except Exception as error:  # noqa: BLE001 - reported by the test
+            failures.append(error)
+
+    before_commit.append(pause)
+    try:
+        first = threading.Thread(target=write, args=(NCT, "Zebra"), name="first")
+        first.start()
+        assert paused.wait(10)
+        second = threading.Thread(target=write, args=(PACTR, "Quokka"), name="second")
+        second.start()
+        time.sleep(0.5)
+        assert get_ok(client, "/changes")["items"] == []
+        assert second.is_alive(), "the second write committed while the first's change was pending"
+        release.set()
+        first.join(10)
+        second.join(10)
+    finally:
+        release.set()
+        before_commit.remove(pause)
+    assert not failures
+    items = get_ok(client, "/changes")["items"]
+    assert [(c["values"]["title"], c["action"]) for c in items] == [("Zebra", "create"), ("Quokka", "create")]
+    assert items[0]["seq"] < items[1]["seq"]
