@@ -19,7 +19,8 @@ and a reader past `seq` N never misses one committed later with a smaller `seq`.
 write lock serialises writers already.)
 
 The acting token's name: the HTTP layer tells it with `set_actor_source` (domain code never imports
-the API); `acting_as` names the actor of a block (the CLI, the migration).
+the API); `acting_as` names the actor of a block (a script); the command line has none (null), the
+migration's snapshot is `migration`.
 """
 
 from __future__ import annotations
