@@ -50,6 +50,7 @@ class Mirror:
         self.deleted = {"study": set(), "reference": set()}
         self.merged = {}
         self.seqs = []
+        self.values = {"study": {}, "reference": {}}  # id -> the record's fields, folded from `values`
 
     def sync(self):
         url = self.url
@@ -61,10 +62,14 @@ class Mirror:
                 if change["action"] in ("delete", "merge"):
                     assert change["deleted_at"] and change["values"] is None
                     self.records[kind].pop(record_id, None)
+                    self.values[kind].pop(record_id, None)
                     self.deleted[kind].add(record_id)
                     if change["action"] == "merge":
                         self.merged[record_id] = change["merged_into"]
                     continue
+                if change["action"] in ("create", "snapshot"):
+                    self.values[kind][record_id] = {}
+                self.values[kind][record_id].update(change["values"])
                 response = self.client.get(f"/{kind.replace('y', 'ie')}s/{record_id}"
                                            if kind == "study" else f"/references/{record_id}")
                 if response.status_code == 200:
@@ -90,6 +95,14 @@ def assert_mirrors(client, mirror):
     assert mirror.records["study"] == etags(client, "/studies", studies)
     assert mirror.records["reference"] == etags(client, "/references", references)
     assert mirror.seqs == sorted(set(mirror.seqs)), "every change once, in ascending order"
+    # A mirror that only folds each change's new values holds the same fields as the register.
+    for kind, listed in (("study", studies), ("reference", references)):
+        assert set(mirror.values[kind]) == set(listed)
+        for record_id, record in listed.items():
+            folded = mirror.values[kind][record_id]
+            for name in ("title", "updated", "first_published", *(("name", "study_type") if kind == "study"
+                                                                    else ("type", "doi", "authors"))):
+                assert folded[name] == record[name], (kind, record_id, name)
 
 
 def test_a_mirror_replaying_the_feed_reproduces_the_register(client, auth):
