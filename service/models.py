@@ -278,6 +278,27 @@ class IdempotencyKey(BaseModel):
         indexes = ((("token", "key"), True),)
 
 
+class Change(BaseModel):
+    """One change of a study or a reference, append-only (domain/changes.py writes it in the write's own
+    transaction): its place in the feed (`seq`, never reused), when, the record, what happened (`create`,
+    `update`, `delete`, `merge`, or `snapshot`: a record already there when the feed began), the acting
+    token's name, the names of the fields that changed, and the record's state after it (JSON; null for a
+    tombstone). A merged study's tombstone names the study it went into."""
+
+    seq = IdField()
+    at = DateTimeField(default=utcnow, index=True)
+    kind = CharField(max_length=10)  # "study" or "reference"
+    record_id = IntegerField()
+    action = CharField(max_length=10)
+    actor = CharField(max_length=200, null=True)
+    field_names = TextField(default="[]")  # JSON array
+    state = TextField(null=True)  # JSON object; null: deleted or merged
+    merged_into = IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("kind", "record_id", "seq"), False),)
+
+
 MODELS = [Study, Reference, StudyReference, Registration, ReferenceIdentifier, LinkSuppression,
           Notice, ApiToken, StudyCountry, SourceRecord, MergedStudy, DuplicateDecision, Suggestion,
-          SavedSearch, SearchRun, RegisterState, IdempotencyKey]
+          SavedSearch, SearchRun, RegisterState, IdempotencyKey, Change]

@@ -7,6 +7,7 @@ from flask import send_from_directory
 from flask_cors import CORS
 
 from . import (
+    changes,
     downloads,
     duplicates,
     imports,
@@ -94,7 +95,7 @@ def init_api(app) -> ProblemApi:
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [OperationIds()]})
     api.spec.__class__ = FinishedSpec  # to_dict() gives the finished document (api/spec.py)
     for blueprint in (studies.blp, duplicates.blp, references.blp, registrations.blp, stats.blp, imports.blp,
-                      suggestions.blp, searches.blp, downloads.blp,
+                      suggestions.blp, searches.blp, downloads.blp, changes.blp,
                       meta.notices,
                       meta.vocabularies, meta.ops):
         api.register_blueprint(blueprint)

@@ -79,8 +79,10 @@ def rederive_all() -> int:
         changed_ids = rederive(ids)
         if changed_ids:
             from ..search import index
+            from . import changes
 
             index.refresh_many(changed_ids, [])
+            changes.record_changes(studies=changed_ids)
     return len(changed_ids)
 
 

@@ -72,7 +72,7 @@ from ..models import (
 )
 from ..search import index as search_index
 from ..vocabularies import UNCLEAR
-from . import derive, evidence, linking, suggestions
+from . import changes, derive, evidence, linking, suggestions
 from .errors import DomainError
 from .references import normalise_doi
 from .scratch import IdSet, SpillingMap
@@ -179,6 +179,9 @@ def import_file(stream: BinaryIO, *, fmt: str, encoding: str | None = None, dry_
                     engine.finish()
                     if not dry_run:
                         engine.refresh_search()
+                        # One change per record created or changed (the studies linked to those
+                        # references joined study_ids above), written in bulk at commit.
+                        changes.note(studies=engine.study_ids, references=engine.reference_ids)
                         touched_references = list(engine.reference_ids)
                 except READ_ERRORS as error:
                     raise ImportRefused(describe_read_error(error, used, line)) from None

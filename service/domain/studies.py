@@ -18,7 +18,7 @@ from ..search import index
 from ..search.query import SearchQuery
 from ..validation import CURATABLE
 from ..vocabularies import UNCLEAR
-from . import evidence, linking, records
+from . import changes, evidence, linking, records
 from .errors import Conflict, InvalidInput, Moved, NotFound
 from .ordering import Dated
 
@@ -307,11 +307,13 @@ def update_study(study_id: int, data: dict[str, Any], *, if_match: list[str] | N
 
 
 def touch_references(reference_ids: Sequence[int], when: dt.datetime) -> None:
+    changes.note(references=reference_ids)
     if reference_ids:
         Reference.update(updated=when).where(Reference.id.in_(list(reference_ids))).execute()
 
 
 def touch_studies(study_ids: Sequence[int], when: dt.datetime) -> None:
+    changes.note(studies=study_ids)
     if study_ids:
         Study.update(updated=when).where(Study.id.in_(list(study_ids))).execute()
 
