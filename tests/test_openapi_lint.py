@@ -201,7 +201,7 @@ def test_answers_hold_every_member_their_schema_requires(client, auth, seeded):
     """`required` is true of real answers: reads of the seeded register (lists with every `include` and
     facet, single reads, a saved search and a notice) lack no member their schema requires."""
     spec = client.get("/openapi.json").get_json()
-    client.post("/notices", json={"message": "Holiday delay"}, headers=auth)
+    notice = client.post("/notices", json={"message": "Holiday delay"}, headers=auth).get_json()
     search = client.post("/searches", json={"name": "s", "q": "covid"}, headers=auth).get_json()
     study_ids = [s["id"] for s in client.get("/studies?page_size=100").get_json()["items"]]
     reference_ids = [r["id"] for r in client.get("/references?page_size=100").get_json()["items"]]
@@ -215,9 +215,15 @@ def test_answers_hold_every_member_their_schema_requires(client, auth, seeded):
         "/searches/{search_id}/results": [""], "/studies/{study_id}": [""],
         "/studies/{study_id}/references": [""], "/references/{reference_id}": [""],
         "/references/{reference_id}/suggestions": [""], "/registrations/{identifier}": [""],
+        "/changes": ["", "since=2000-01-01T00:00:00Z"], "/studies/{study_id}/history": [""],
+        "/references/{reference_id}/history": [""], "/notices/{notice_id}": [""],
     }
-    values = {"name": ["study_type"], "search_id": [search["id"]], "study_id": study_ids,
-              "reference_id": reference_ids[:40], "identifier": ["ChiCTR2000030261"]}
+    json_reads = {path for path, operations in spec["paths"].items()
+                  if "application/json" in operations.get("get", {}).get("responses", {}).get("200", {})
+                  .get("content", {})}
+    assert json_reads - set(reads) == set(), "a JSON read this test does not check"
+    values = {"name": ["study_type"], "search_id": [search["id"]], "notice_id": [notice["id"]],
+              "study_id": study_ids, "reference_id": reference_ids[:40], "identifier": ["ChiCTR2000030261"]}
     missing: set[str] = set()
     for template, queries in reads.items():
         found = re.search(r"\{(\w+)\}", template)

@@ -66,9 +66,14 @@ class ChangeSchema(ma.Schema):
         "description": "A `merge`: the study this one was merged into (its id answers 308 there)."})
 
 
+# Any JSON value: OpenAPI 3.0 allows `nullable` only beside a `type`, so the null sits in the string arm.
+_ANY_JSON = [{"type": "string", "nullable": True}, {"type": "number"}, {"type": "boolean"},
+             {"type": "array", "items": {}}, {"type": "object"}]
+
+
 class FieldChangeSchema(ma.Schema):
-    old = fields.Raw(allow_none=True, metadata={"description": "The value before (null: none)."})
-    new = fields.Raw(allow_none=True, metadata={"description": "The value after (null: none)."})
+    old = fields.Raw(metadata={"anyOf": _ANY_JSON, "description": "The value before (null: none)."})
+    new = fields.Raw(metadata={"anyOf": _ANY_JSON, "description": "The value after (null: none)."})
 
 
 class HistoryEntrySchema(ChangeSchema):
