@@ -27,8 +27,10 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     from .api import init_api
     from .cli import register_commands
+    from .web import init_web
 
     app.extensions["problem_api"] = init_api(app)
+    init_web(app)
     register_commands(app)
     app.wsgi_app = TrustedProxies(app.wsgi_app, settings["TRUSTED_PROXIES"])
     return app
