@@ -37,6 +37,11 @@ def export_args(list_args: type[ma.Schema], resource: str, name: str) -> type[ma
     return QueryArgsSchema.from_dict(declared, name=name)
 
 
+# A JSON download is a JSON document, not a string (schemathesis validates it as such).
+_JSON_BODIES = {"application/fhir+json": {
+    "type": "object", "description": "A FHIR R4 Bundle of type searchset (README \"FHIR\")."}}
+
+
 def export_responses(resource: str) -> dict:
     """The 200 of an export: one media type per format (text first: a generated client reads the body as
     text), with the download's headers."""
@@ -44,7 +49,7 @@ def export_responses(resource: str) -> dict:
     media.sort(key=lambda m: not m.startswith("text/"))
     return {200: {
         "description": "The export as a download, in the media type of `format`.",
-        "content": {m: {"schema": {"type": "string"}} for m in media},
+        "content": {m: {"schema": _JSON_BODIES.get(m, {"type": "string"})} for m in media},
         "headers": {
             "Content-Disposition": {
                 "description": f'`attachment; filename="{resource}-YYYYMMDD.<format>"`.',

@@ -66,14 +66,11 @@ class ChangeSchema(ma.Schema):
         "description": "A `merge`: the study this one was merged into (its id answers 308 there)."})
 
 
-# Any JSON value: OpenAPI 3.0 allows `nullable` only beside a `type`, so the null sits in the string arm.
-_ANY_JSON = [{"type": "string", "nullable": True}, {"type": "number"}, {"type": "boolean"},
-             {"type": "array", "items": {}}, {"type": "object"}]
-
-
 class FieldChangeSchema(ma.Schema):
-    old = fields.Raw(metadata={"anyOf": _ANY_JSON, "description": "The value before (null: none)."})
-    new = fields.Raw(metadata={"anyOf": _ANY_JSON, "description": "The value after (null: none)."})
+    # Any JSON value, null included: an untyped schema (OpenAPI 3.0 allows `nullable` only beside a
+    # `type`, and a union of every type makes generated clients cast needlessly).
+    old = fields.Raw(metadata={"description": "The value before (any JSON value; null: none)."})
+    new = fields.Raw(metadata={"description": "The value after (any JSON value; null: none)."})
 
 
 class HistoryEntrySchema(ChangeSchema):
