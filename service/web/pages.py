@@ -59,6 +59,8 @@ def value_label(facet: str, value) -> str:
         return type_label(value)
     if value is None:
         return "Not known"
+    if facet == "results_in":
+        return {"none": "No results anywhere"}.get(value, str(value).capitalize())
     return str(value)
 
 
