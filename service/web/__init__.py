@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, g, request
 
 from ..domain import notices as notice_domain
 from ..domain.errors import NotFound
@@ -32,10 +32,15 @@ def active_notices() -> list[dict]:
             .order_by(notice_domain.Notice.id)]
 
 
+PAGE_ENDPOINTS = {"studies.StudyById"}  # pages answered by an API endpoint (content negotiation)
+
+
 @web.app_context_processor
 def _notices() -> dict:
-    """Every template rendered (the web pages, and the record page answered by the studies blueprint)
-    has the active notices; read once per request, and only when a template asks."""
+    """Every page's template (the pages' blueprints, and the record page answered by the studies
+    blueprint) has the active notices, read once per request; other templates (Swagger UI) do not."""
+    if request.blueprint not in {b.name for b in BLUEPRINTS} and request.endpoint not in PAGE_ENDPOINTS:
+        return {}
     if "web_notices" not in g:
         g.web_notices = active_notices()
     return {"notices": g.web_notices}
