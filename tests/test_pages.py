@@ -142,6 +142,14 @@ def test_search_finds_the_seed_study_as_the_api_does(client, study_id):
     assert export.status_code == 200 and export.text.count("\n") == api["total"] + 1
 
 
+def test_an_empty_search_box_is_the_first_page(client, seeded):
+    response = client.get("/?q=&study_type=Interventional")
+    assert response.status_code == 200
+    total = client.get("/studies?study_type=Interventional").get_json()["total"]
+    assert f"{total} studies" in response.text
+    assert client.get("/?q=%20%20").status_code == 200
+
+
 def _facet_counts(body: str) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for facet, block in re.findall(r'data-facet="([^"]+)">(.*?)</fieldset>', body, re.S):

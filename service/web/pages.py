@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import marshmallow as ma
 from flask import render_template, request
 from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import MultiDict
 
 from ..api.problems import flatten
 from ..api.schemas.studies import StudyQueryArgsSchema, StudySchema
@@ -84,8 +85,10 @@ def _page_args() -> dict:
                         + ": use the export links on the page, or GET /studies.",
                         {key: ["Not a parameter of the search page."] for key in given})
     schema = StudyQueryArgsSchema()
+    # An empty search box (`?q=`) is no search: the register's first page, not "nothing to look for".
+    given = MultiDict([(k, v) for k, v in request.args.items(multi=True) if k != "q" or v.strip()])
     try:
-        args = schema.load(MultiDictProxy(request.args, schema))
+        args = schema.load(MultiDictProxy(given, schema))
     except ma.ValidationError as error:
         errors = flatten(error.messages)
         parts = [f"{key}: {msgs[0]}" for key, msgs in errors.items()]
@@ -112,7 +115,8 @@ def home():
         return error_page(422, "The search cannot be run", f"q: {error}", {"q": [str(error)]})
     except DomainError as error:
         return error_page(error.status, "The search cannot be run", error.detail, error.errors)
-    params = {key: request.args.getlist(key) for key in request.args}
+    params = {key: [v for v in request.args.getlist(key) if key != "q" or v.strip()] for key in request.args}
+    params = {key: values for key, values in params.items() if values}
     selected = {name: set(request.args.getlist(name)) for name in FILTERS}
     facets = []
     for name, label in PAGE_FACETS.items():
