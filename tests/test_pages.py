@@ -13,8 +13,6 @@ import pytest
 
 from service.identifiers import registry_record_url
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
 SEED_PAGE = Path(__file__).parent / "fixtures" / "seed-record-ChiCTR2000030261.txt"
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 HTML = "text/html; charset=utf-8"
