@@ -228,6 +228,25 @@ def test_record_page_carries_every_line_of_the_seed_page_in_order(client, notice
     assert registry_record_url("ChiCTR2000030261") in page.links
 
 
+def test_record_page_lists_the_references_citing_the_study(client, auth, study_id):
+    review = client.post("/references", json={
+        "type": "journal_article", "title": "Stem cell therapies for COVID-19: a <systematic> review",
+        "authors": ["Doe J"], "doi": "10.1000/review.1", "has_results": False}, headers=auth).get_json()
+    linked = client.put(f"/studies/{study_id}/references/{review['id']}", headers=auth)
+    assert linked.status_code in (200, 201), linked.get_json()
+    role = client.patch(f"/studies/{study_id}/references/{review['id']}", json={"role": "cites"},
+                        headers=auth)
+    assert role.status_code == 200, role.get_json()
+    page = parse(html_get(client, f"/studies/{study_id}").text)
+    assert (2, "Cited by") in page.headings
+    text = " ".join(page.text)
+    assert "Stem cell therapies for COVID-19: a <systematic> review" in text
+    assert "https://doi.org/10.1000/review.1" in page.links
+    # Citing is not reporting: the review is no "Reference record" of the study.
+    assert [t for level, t in page.headings if level == 3].count(
+        "Stem cell therapies for COVID-19: a <systematic> review") == 0
+
+
 def test_the_seed_lines_check_can_fail(client, notice, study_id):
     text = " ".join(parse(html_get(client, f"/studies/{study_id}").text).text)
     with pytest.raises(AssertionError):

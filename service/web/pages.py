@@ -161,9 +161,13 @@ def record_page(study_id: int):
             links.append(("Registry record " + ref["registration_id"], registry_url))
         references.append(dict(ref, type_text=ref.get("type_label") or type_label(ref.get("type")),
                                links=links))
+    citing = [dict(ref, type_text=ref.get("type_label") or type_label(ref.get("type")),
+                   url=("https://doi.org/" + ref["doi"]) if ref.get("doi") else
+                   (f"https://pubmed.ncbi.nlm.nih.gov/{ref['pmid']}/" if ref.get("pmid") else None))
+              for ref in record.get("citing", [])]
     registrations = [dict(r, url=registry_record_url(r["identifier"]))
                      for r in record.get("registrations", [])]
-    return render_template("record.html", study=record, references=references,
+    return render_template("record.html", study=record, references=references, citing=citing,
                            registrations=registrations, facet_labels=PAGE_FACETS,
                            record_facets=RECORD_FACETS, first_published=day(record.get("first_published")),
                            updated=day(record.get("updated"))), 200
