@@ -148,6 +148,17 @@ def test_an_empty_search_box_is_the_first_page(client, seeded):
     assert client.get("/?q=%20%20").status_code == 200
 
 
+def test_results_is_one_choice_and_any_is_no_filter(client, seeded):
+    body = client.get("/").text
+    assert re.search(r'type="radio" name="has_results" value=""\s+checked', body)
+    assert 'type="radio" name="has_results" value="true"' in body
+    assert client.get("/?has_results=&study_type=Interventional").status_code == 200
+    chosen = client.get("/?has_results=true").text
+    assert re.search(r'name="has_results" value="true"\s+checked', chosen)
+    total = client.get("/studies?has_results=true").get_json()["total"]
+    assert f"{total} studies" in chosen
+
+
 def _facet_counts(body: str) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for facet, block in re.findall(r'data-facet="([^"]+)">(.*?)</fieldset>', body, re.S):

@@ -85,8 +85,8 @@ def _page_args() -> dict:
                         + ": use the export links on the page, or GET /studies.",
                         {key: ["Not a parameter of the search page."] for key in given})
     schema = StudyQueryArgsSchema()
-    # An empty search box (`?q=`) is no search: the register's first page, not "nothing to look for".
-    given = MultiDict([(k, v) for k, v in request.args.items(multi=True) if k != "q" or v.strip()])
+    # An empty search box (`?q=`) is no search, an empty choice ("Any") no filter: a form sends them.
+    given = MultiDict([(k, v) for k, v in request.args.items(multi=True) if v.strip()])
     try:
         args = schema.load(MultiDictProxy(given, schema))
     except ma.ValidationError as error:
@@ -115,9 +115,9 @@ def home():
         return error_page(422, "The search cannot be run", f"q: {error}", {"q": [str(error)]})
     except DomainError as error:
         return error_page(error.status, "The search cannot be run", error.detail, error.errors)
-    params = {key: [v for v in request.args.getlist(key) if key != "q" or v.strip()] for key in request.args}
+    params = {key: [v for v in request.args.getlist(key) if v.strip()] for key in request.args}
     params = {key: values for key, values in params.items() if values}
-    selected = {name: set(request.args.getlist(name)) for name in FILTERS}
+    selected = {name: set(params.get(name, [])) for name in FILTERS}
     facets = []
     for name, label in PAGE_FACETS.items():
         values = [dict(item, label=value_label(name, item["value"]), param=value_param(item["value"]),
