@@ -7,13 +7,14 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench bench-search bench-slow docker-engine docker-images docker-build compose-up compose-down clean
+.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench bench-search bench-slow screenshots docker-engine docker-images docker-build compose-up compose-down clean
 
 help:
 	@echo "make run      set up, migrate, seed an empty register, serve on http://$(HOST):$(PORT)"
 	@echo "make test     set up and run every test (SQLite, and Postgres when reachable)"
 	@echo "make openapi  regenerate openapi/openapi.json from the app"
 	@echo "make lint     ruff"
+	@echo "make screenshots  docs/home.png and docs/record.png from the browser test (Chromium)"
 	@echo "make real-data  import every real file of ../shared/data (DATA=...), one command per file"
 	@echo "make linking-report  the real data but DIRECCT's results, links judged against them"
 	@echo "make bench    load benchmark (bench/README.md)"
@@ -59,6 +60,9 @@ $(NODE_TOOLS): tests/node/package.json tests/node/package-lock.json
 
 test: install-dev $(NODE_TOOLS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+screenshots: install-dev $(NODE_TOOLS)
+	SCREENSHOTS=docs $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_pages_browser.py
 
 lint: install-dev
 	$(BIN)/ruff check service tests bench seeds

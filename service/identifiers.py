@@ -17,6 +17,7 @@ import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 # registry code -> strict pattern of the canonical form (DOMAIN.md §3.5), tried in order.
 CANONICAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -275,3 +276,28 @@ def registry_of(identifier: str) -> str | None:
             return code
     return None
 
+
+
+# Registries whose record pages have a stable address built from the identifier alone; every other one
+# (ChiCTR's pages are keyed by an internal number) is linked to its record in the WHO ICTRP search
+# portal, which indexes every primary registry.
+_RECORD_PAGES = {
+    "ClinicalTrials.gov": "https://clinicaltrials.gov/study/{id}",
+    "ISRCTN": "https://www.isrctn.com/{id}",
+    "EudraCT": "https://www.clinicaltrialsregister.eu/ctr-search/search?query={id}",
+    "DRKS": "https://drks.de/search/en/trial/{id}",
+    "ANZCTR": "https://www.anzctr.org.au/{id}.aspx",
+}
+ICTRP_RECORD = "https://trialsearch.who.int/Trial2.aspx?TrialID={id}"
+
+
+def registry_record_url(identifier: str | None) -> str | None:
+    """The web page of the registry record ``identifier`` (any written form) names: the registry's own
+    page where its address follows from the identifier, else the WHO ICTRP record; None for a string
+    that is no registration identifier."""
+    found = canonical(identifier or "")
+    if found is None:
+        return None
+    ident, registry = found
+    template = _RECORD_PAGES.get(registry, ICTRP_RECORD)
+    return template.format(id=quote(ident, safe=""))

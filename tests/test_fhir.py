@@ -353,8 +353,13 @@ def test_406_on_every_kind_of_endpoint(client, seeded):
 def test_browsers_and_wildcards_get_json(client, seeded):
     for accept in (BROWSER, "*/*", "application/*", "application/json;q=0.9, text/html"):
         for path in ("/studies/1", "/studies", "/vocabularies"):
+            if "text/html" in accept and path == "/studies/1":
+                continue  # a study offers HTML too: its record page (tests/test_pages.py)
             response = client.get(path, headers={"Accept": accept})
             assert response.status_code == 200 and response.headers["Content-Type"] == JSON, (accept, path)
+    for accept in (BROWSER, "application/json;q=0.9, text/html"):  # HTML preferred: the record page
+        page = client.get("/studies/1", headers={"Accept": accept})
+        assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert client.get("/docs", headers={"Accept": BROWSER}).status_code == 200
 
 

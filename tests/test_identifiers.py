@@ -15,7 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.identifiers import CANONICAL_PATTERNS, Found, canonical, find_identifiers, normalise, registry_of
+from service.identifiers import (
+    CANONICAL_PATTERNS,
+    Found,
+    canonical,
+    find_identifiers,
+    normalise,
+    registry_of,
+    registry_record_url,
+)
 from service.vocabularies import REGISTRIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -469,3 +477,14 @@ def test_an_identifier_in_random_prose_is_found(item, before, after, opening, cl
     assert found[identifier].registry == code
     assert found[identifier].written.endswith(identifier)  # or "JPRN-", "DRKS ID" ... before it
     assert text[found[identifier].start:found[identifier].end] == found[identifier].written
+
+
+def test_registry_record_urls():
+    assert registry_record_url("nct 04280705") == "https://clinicaltrials.gov/study/NCT04280705"
+    assert registry_record_url("ISRCTN12345678") == "https://www.isrctn.com/ISRCTN12345678"
+    assert registry_record_url("ChiCTR-2000030261") == \
+        "https://trialsearch.who.int/Trial2.aspx?TrialID=ChiCTR2000030261"
+    assert registry_record_url("CTRI/2020/04/024775") == \
+        "https://trialsearch.who.int/Trial2.aspx?TrialID=CTRI%2F2020%2F04%2F024775"
+    assert registry_record_url("ACTRN12620000445976") == "https://www.anzctr.org.au/ACTRN12620000445976.aspx"
+    assert registry_record_url("not an identifier") is None and registry_record_url(None) is None

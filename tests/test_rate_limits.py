@@ -161,6 +161,14 @@ def test_searches_are_limited_per_address(make_app):
     assert client.get("/studies?q=covid", environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code == 200
 
 
+def test_the_search_page_counts_as_a_search(make_app):
+    client = make_app(RATE_LIMIT_SEARCHES="2 per minute").test_client()
+    assert client.get("/?q=covid").status_code == 200
+    assert client.get("/studies?q=covid").status_code == 200
+    _assert_429(client.get("/?q=exosomes"), "searches", 2)
+    assert client.get("/").status_code == 200  # no `q`: the register's first page, not a search
+
+
 def test_a_refused_search_takes_no_database_connection(make_app, monkeypatch):
     client = make_app(RATE_LIMIT_SEARCHES="1 per minute").test_client()
     assert client.get("/studies?q=covid").status_code == 200

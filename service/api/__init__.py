@@ -44,7 +44,8 @@ trial registry records, journal articles and preprints.
   record, unpaged, in the order asked, as a download with its exact count in `X-Total-Count`.
 * FHIR R4 (`application/fhir+json; fhirVersion=4.0`): `Accept: application/fhir+json` or `format=fhir`
   on a study (ResearchStudy) or a reference (DocumentReference); on the lists, a searchset Bundle.
-  An `Accept` the endpoint cannot satisfy is answered 406; `*/*` and browsers get JSON.
+  An `Accept` the endpoint cannot satisfy is answered 406; `*/*` and browsers get JSON, except on
+  `/studies/{id}`, where a browser (`Accept: text/html`) gets the study record page.
 * Input limits: every date and instant (bodies and filters) lies between 1900-01-01 and 2100-12-31
   (instants in UTC); integers are ASCII digits within 64 bits; booleans are `true`/`false`; strings
   hold no NUL, other control characters or lone surrogates; registration identifiers are never blank;

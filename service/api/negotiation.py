@@ -5,8 +5,9 @@ to the media types it can produce, best first; an endpoint not listed produces J
 picks the client's most preferred of them (q-values, `type/*` and `*/*` honoured; a more specific range
 decides an offer's quality; ties go to the endpoint's own order, so `*/*` and no `Accept` get JSON), and
 the ``before_request`` hook answers 406 problem+json when none is acceptable. A browser's
-`text/html,...,*/*;q=0.8` gets JSON. To add a representation (HTML pages), add its media type to the
-endpoint's offers and branch on ``chosen()`` in the view.
+`text/html,...,*/*;q=0.8` gets JSON, except on `/studies/{id}`, which offers HTML last (the study record
+page: one URL per study, for people and machines alike). To add a representation, add its media type to
+the endpoint's offers and branch on ``chosen()`` in the view.
 
 An explicit `format=` query parameter (exports, `format=fhir`) decides the representation itself and
 `Accept` is not consulted: a Swagger UI or a generated client may send `Accept: application/json` with
@@ -30,13 +31,14 @@ from .schemas.common import _PAGING
 
 JSON = "application/json"
 FHIR_JSON = "application/fhir+json"
+TEXT_HTML = "text/html"
 FHIR_VERSION = "4.0"
 FHIR_CONTENT_TYPE = f"{FHIR_JSON}; fhirVersion={FHIR_VERSION}"
 _BARE_DECIMAL = re.compile(r"(;\s*)q=\.", re.IGNORECASE)
 
 # endpoint -> every media type its GET can produce, the default (JSON) first.
 OFFERS: dict[str, tuple[str, ...]] = {
-    "studies.StudyById": (JSON, FHIR_JSON),
+    "studies.StudyById": (JSON, FHIR_JSON, TEXT_HTML),  # HTML: the study record page (service/web)
     "references.ReferenceById": (JSON, FHIR_JSON),
     "studies.Studies": (JSON, FHIR_JSON),
     "references.References": (JSON, FHIR_JSON),
@@ -145,7 +147,8 @@ def init_negotiation(app) -> None:
 
 
 def record_format(args: dict) -> str:
-    """The media type of a single-record GET: from `format=` when given, else from `Accept`."""
+    """The media type of a single-record GET: from `format=` when given, else from `Accept` (JSON, FHIR
+    JSON, or HTML where the endpoint offers it)."""
     if args.get("format"):
         return FHIR_JSON if args["format"] == "fhir" else JSON
     return chosen() or JSON

@@ -35,6 +35,7 @@ KINDS = {
 }
 EXPORT_FORMATS = ("csv", "ndjson", "ris")
 SEARCH_LISTS = ("/studies", "/references")
+SEARCH_PAGES = ("",)  # "/": the home page searches as GET /studies does (service/web)
 
 
 @dataclass
@@ -162,7 +163,7 @@ def _read_kind() -> str | None:
     if request.method == "POST" and path in {p + "/search" for p in SEARCH_LISTS}:
         return "searches"
     if request.method == "GET" and (
-            (path in SEARCH_LISTS and request.args.get("q", "").strip())
+            (path in (*SEARCH_LISTS, *SEARCH_PAGES) and request.args.get("q", "").strip())
             or (path.startswith("/searches/") and path.endswith("/results"))):
         return "searches"
     return None

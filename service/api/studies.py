@@ -15,7 +15,14 @@ from .caching import if_match, record_response
 from .exports import export_doc, export_response, fhir_doc
 from .links import link, link_for
 from .listing import LINK_HEADER, resolve_sort, with_query_paging
-from .negotiation import FHIR_CONTENT_TYPE, FHIR_JSON, RecordFormatArgsSchema, list_format, record_format
+from .negotiation import (
+    FHIR_CONTENT_TYPE,
+    FHIR_JSON,
+    TEXT_HTML,
+    RecordFormatArgsSchema,
+    list_format,
+    record_format,
+)
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import LinkedReferenceSchema
@@ -158,6 +165,9 @@ class StudyById(MethodView):
     @blp.arguments(RecordFormatArgsSchema, location="query")
     @blp.response(200, StudySchema, headers={"ETag": {"schema": {"type": "string"}}})
     @blp.doc(responses=fhir_doc("ResearchStudy"))
+    @blp.doc(responses={200: {"content": {"text/html": {"schema": {
+        "type": "string",
+        "description": "`Accept: text/html`: the study record page (README \"Web pages\")."}}}}})
     @blp.alt_response(304, response="NOT_MODIFIED", description="Your copy (If-None-Match) is current.")
     @blp.header(IF_NONE_MATCH)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -172,10 +182,16 @@ class StudyById(MethodView):
         cite it without reporting it; each says why it is linked (`role`, `confidence`, `rule`,
         `evidence`). Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
         `Accept: application/fhir+json` or `format=fhir`: the study as a FHIR R4 ResearchStudy (its
-        reports in `relatedArtifact`; README "FHIR").
+        reports in `relatedArtifact`; README "FHIR"). `Accept: text/html` (a browser; `*/*` and no
+        `Accept` still get JSON): the study record page for people (README "Web pages").
         """
-        if record_format(args) == FHIR_JSON:
+        representation = record_format(args)
+        if representation == FHIR_JSON:
             return fhir_study_response(study_id)
+        if representation == TEXT_HTML:
+            from ..web import render_study  # the pages' layer renders it (service/web)
+
+            return render_study(study_id)
         return study_response(study_id)
 
     @blp.write("studies")
