@@ -14,6 +14,8 @@ from flask import Blueprint
 web = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                 static_url_path="/static/web")
 
+from . import map as _map  # noqa: E402,F401  (the /map route, on `web`)
+
 BLUEPRINTS: list[Blueprint] = [web]
 
 
