@@ -19,7 +19,7 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 TYPE_COLOURS = dict(zip(STUDY_TYPE, PALETTE, strict=False))
 MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 # Shading of the matrix: 0 (none) to 5 (the largest count), each with a text colour of contrast >= 4.5.
-SHADES = [("#ffffff", "#4a4a4a"), ("#eff3ff", "#1b1b1b"), ("#c6dbef", "#1b1b1b"),
+SHADES = [("#ffffff", "#757575"), ("#eff3ff", "#1b1b1b"), ("#c6dbef", "#1b1b1b"),
           ("#6baed6", "#1b1b1b"), ("#2171b5", "#ffffff"), ("#08306b", "#ffffff")]
 
 
@@ -123,7 +123,13 @@ def month_chart(by_month: dict, *, width: int = 960, height: int = 340) -> Marku
 
 
 def shade(count: int, largest: int) -> tuple[str, str]:
-    """The matrix cell's background and text colour for ``count`` (5 steps up to ``largest``)."""
+    """The matrix cell's background and text colour for ``count``: 5 steps up to ``largest`` on a
+    square-root scale, so that a few studies still show beside a crowded cell."""
     if count <= 0 or largest <= 0:
         return SHADES[0]
-    return SHADES[max(1, math.ceil(5 * count / largest))]
+    return SHADES[min(5, max(1, math.ceil(5 * math.sqrt(count / largest))))]
+
+
+def breakable(text: str) -> Markup:
+    """``text`` escaped, with a line-break opportunity after each `/` (`Parallel/Crossover`)."""
+    return Markup(str(escape(text)).replace("/", "/<wbr>"))

@@ -20,7 +20,7 @@ from ..domain.notices import filtered_notices
 from ..domain.studies import STUDY_FILTERS, study_conditions
 from ..search.index import search_plan
 from . import web
-from .evidence_map import month_chart, month_label, shade
+from .evidence_map import breakable, month_chart, month_label, shade
 
 # The parameters a map carries over into its links (the rest, paging and formats, mean nothing here).
 CARRIED = ("q", *STUDY_FILTERS)
@@ -70,7 +70,8 @@ def evidence_map_page():
         filters_given = [(k, v) for k, v in _carried()]
         response = render_template(
             "map.html", notices=notices, errors=[], counts=counts, matrix=matrix, largest=largest,
-            chart=month_chart(counts["by_month"]), month_label=month_label, shade=shade, href=href,
+            chart=month_chart(counts["by_month"]), month_label=month_label, shade=shade,
+            breakable=breakable, href=href,
             filters_given=filters_given, query=q.normalized if q is not None else None,
             q=request.args.get("q", "")), 200
     body, status = response
