@@ -157,3 +157,20 @@ def test_registered_dates_are_dates(client, auth):
     create_study(client, auth, "NCT04280002", registered="2020-04-01")
     html = client.get("/map").get_data(as_text=True)
     assert "2020 Mar: 1 study" in html and "2020 Apr: 1 study" in html and _bars(html) == [1, 1]
+
+
+def test_one_grouped_query_per_chart_whatever_the_size(client, auth):
+    from playhouse.test_utils import count_queries
+
+    def queries(path: str) -> int:
+        with count_queries() as counter:
+            assert client.get(path).status_code == 200
+        return counter.count
+
+    create_study(client, auth, "NCT04280001", registered="2020-03-31")
+    few = queries("/map"), queries("/map?q=covid*&study_type=Interventional")
+    for index in range(2, 12):
+        create_study(client, auth, f"NCT042800{index:02d}", registered=f"2020-{index:02d}-01",
+                     study_aim="Prevention")
+    assert (queries("/map"), queries("/map?q=covid*&study_type=Interventional")) == few
+    assert few[0] == 3  # the active notices, then one GROUP BY per chart
