@@ -12,6 +12,7 @@ import pytest
 
 from service.web.evidence_map import month_chart, nice_ticks, shade
 
+from .conftest import assert_problem
 from .helpers import count, create_study
 
 CELL = re.compile(r'<a href="(/\?[^"]+)"[^>]*>([\d,]+)</a>')
@@ -174,3 +175,34 @@ def test_one_grouped_query_per_chart_whatever_the_size(client, auth):
                      study_aim="Prevention")
     assert (queries("/map"), queries("/map?q=covid*&study_type=Interventional")) == few
     assert few[0] == 3  # the active notices, then one GROUP BY per chart
+
+
+@pytest.mark.parametrize("query", ["", "q=covid*", "study_type=Interventional&has_results=false"])
+def test_the_json_counts_are_the_pages(client, seeded, query):
+    """`/stats/map` (the page's "these counts as JSON" link) answers the numbers the page draws."""
+    html = client.get(f"/map?{query}").get_data(as_text=True)
+    link = re.search(r'<a href="(/stats/map[^"]*)">these counts as JSON</a>', html).group(1)
+    assert urlsplit(unescape(link)).query == query.replace("*", "%2A")
+    response = client.get(unescape(link))
+    assert response.status_code == 200
+    body = response.get_json()
+    cells = {(q["study_aim"][0], q["study_design"][0]): n for q, n in _cells(html)}
+    assert {(c["study_aim"], c["study_design"]): c["count"]
+            for c in body["studies_by_aim_and_design"] if c["count"]} == cells
+    assert sum(cells.values()) == body["studies"] == _api_total(client, dict(parse_qsl_lists(query)))
+    months = body["studies_registered_by_month_and_type"]
+    assert [m["count"] for m in months] == _bars(html)
+    assert sum(m["count"] for m in months) == body["registered"]
+    assert all(m["count"] == sum(t["count"] for t in m["study_type"]) for m in months)
+
+
+def parse_qsl_lists(query: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for key, value in parse_qsl(query):
+        found.setdefault(key, []).append(value)
+    return found
+
+
+def test_the_json_counts_refuse_a_bad_query(client):
+    assert_problem(client.get("/stats/map?q=%28covid"), 422, "q")
+    assert_problem(client.get("/stats/map?page=2"), 422, "page")
