@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from ..domain.evidence_map import evidence_map
 from ..domain.stats import register_stats
+from ..domain.studies import STUDY_FILTERS, study_conditions
+from ..search.index import search_plan
 from .caching import record_response
 from .parser import IF_NONE_MATCH, Blueprint
-from .schemas.stats import StatsSchema
+from .schemas.stats import EvidenceMapArgsSchema, EvidenceMapSchema, StatsSchema
 
 blp = Blueprint("stats", __name__, url_prefix="/stats",
                 description="Totals and counts for dashboards and evidence maps.")
@@ -29,3 +32,34 @@ class Stats(MethodView):
         """
         stats = register_stats()
         return record_response(StatsSchema().dump(stats), stats, last_modified=stats["last_updated"])
+
+
+@blp.route("/map")
+class EvidenceMap(MethodView):
+    @blp.arguments(EvidenceMapArgsSchema, location="query")
+    @blp.response(200, EvidenceMapSchema)
+    def get(self, args):
+        """The evidence map's counts
+
+        What the page `/map` draws, for the studies `GET /studies` would list with the same `q` and
+        filters: studies per month of registration and study type (every month from the first to
+        the last registration date, 0 where none), and per study aim × study design (every pair of
+        vocabulary values). Two grouped queries, whatever the register's size.
+        """
+        q = args.get("q")
+        filters = {k: args[k] for k in STUDY_FILTERS if args.get(k) is not None}
+        with search_plan(q is not None):
+            counts = evidence_map(study_conditions(q=q, **filters))
+        by_month, matrix = counts["by_month"], counts["matrix"]
+        return {
+            "studies": matrix["total"],
+            "registered": by_month["dated"],
+            "study_types": by_month["types"],
+            "studies_registered_by_month_and_type": [
+                {"month": m["month"], "count": sum(m["counts"].values()),
+                 "study_type": [{"value": t, "count": m["counts"][t]} for t in by_month["types"]]}
+                for m in by_month["months"]],
+            "studies_by_aim_and_design": [
+                {"study_aim": aim, "study_design": design, "count": matrix["counts"][aim][design]}
+                for aim in matrix["aims"] for design in matrix["designs"]],
+        }

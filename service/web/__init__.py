@@ -23,6 +23,8 @@ from ..domain.errors import NotFound
 web = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                 static_url_path="/static/web")
 
+from . import map as _map  # noqa: E402,F401  (the /map route, on `web`)
+
 BLUEPRINTS: list[Blueprint] = [web]
 HTML = "text/html; charset=utf-8"
 

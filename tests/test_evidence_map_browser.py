@@ -1,0 +1,99 @@
+"""The evidence map in headless Chromium: /map loads with no outside request and no serious or critical
+axe-core violation, and a matrix cell leads to the list of exactly its studies."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from .test_docs_browser import (
+    CHROMIUM,
+    IN_CI,
+    LAUNCH_ARGS,
+    LOCAL_HOSTS,
+    _need_browser,
+    live_server,  # noqa: F401  (the fixture)
+)
+
+pytestmark = pytest.mark.browser
+
+AXE = Path(__file__).parent / "node" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def _axe() -> Path:
+    if not AXE.exists():
+        message = "axe-core is not installed: run `make test` (npm ci --prefix tests/node)"
+        if IN_CI:
+            pytest.fail("CI=true: " + message)
+        pytest.skip(message)
+    return AXE
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_map_is_accessible_and_a_cell_leads_to_its_list(live_server, client):  # noqa: F811
+    _need_browser()
+    axe = _axe()
+    from playwright.sync_api import expect, sync_playwright
+
+    requested, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.route("**/*", lambda route: route.continue_()
+                       if urlsplit(route.request.url).hostname in LOCAL_HOSTS else route.abort())
+            response = page.goto(f"{live_server}/map", wait_until="networkidle")
+            assert response.status == 200
+            expect(page.get_by_role("heading", name="Evidence map")).to_be_visible()
+            expect(page.locator("svg.month-chart")).to_be_visible()
+            expect(page.get_by_role("table", name="Studies by study aim (rows) and study design (columns)")
+                   ).to_be_visible()
+            if os.environ.get("MAP_SCREENSHOT"):
+                page.screenshot(path=os.environ["MAP_SCREENSHOT"], full_page=True)
+
+            page.add_script_tag(path=str(axe))
+            result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+            serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+                       for v in result["violations"] if v["impact"] in ("serious", "critical")]
+            assert serious == [], serious
+
+            # The largest cell: follow it by keyboard-reachable link, as a reviewer would click it.
+            cells = page.locator("table.matrix td a")
+            numbers = [int(t.replace(",", "")) for t in cells.all_inner_texts()]
+            assert numbers
+            cell = cells.nth(numbers.index(max(numbers)))
+            expected = max(numbers)
+            href = cell.get_attribute("href")
+            with page.expect_navigation():
+                cell.click()
+            answer = page.context.request.get(page.url)
+            landed = urlsplit(page.url)
+            query = parse_qsl(landed.query)
+            home_html = answer.status == 200 and answer.headers["content-type"].startswith("text/html")
+            if home_html:
+                text = page.inner_text("main")
+        finally:
+            browser.close()
+
+    assert landed.path == "/" and page_query_names(query) == {"study_aim", "study_design"}, href
+    api = client.get("/studies", query_string=[*query, ("page_size", "100")]).get_json()
+    assert api["total"] == expected
+    if home_html:  # the home page (issue 15 point 1) lists those studies and says how many
+        assert re.search(rf"\b{expected:,}\b", text), text[:500]
+        assert all(study["name"] in text for study in api["items"][:10])
+    else:  # before the home page exists, "/" is the API's 404 for an unknown path
+        assert answer.status == 404
+    outside = [url for url in requested if urlsplit(url).hostname not in LOCAL_HOSTS | {None}
+               and not url.startswith("data:")]
+    assert outside == [], f"/map asked outside hosts: {outside}"
+    assert errors == []
+
+
+def page_query_names(query: list[tuple[str, str]]) -> set[str]:
+    return {name for name, _ in query}
