@@ -7,7 +7,6 @@ page and the API understand a query the same way; a bad one is answered with a 4
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlencode
 
 import marshmallow as ma
@@ -16,7 +15,6 @@ from webargs.multidictproxy import MultiDictProxy
 
 from ..api.schemas.studies import StudyQueryArgsSchema
 from ..domain.evidence_map import evidence_map
-from ..domain.notices import filtered_notices
 from ..domain.studies import STUDY_FILTERS, study_conditions
 from ..search.index import search_plan
 from . import web
@@ -52,13 +50,11 @@ def href(path: str, **replace: str) -> str:
 @web.route("/map")
 def evidence_map_page():
     """The evidence map of the current search and filters (HTML)."""
-    started = time.perf_counter()
     schema = StudyQueryArgsSchema()
-    notices = list(filtered_notices())
     try:
         args = schema.load(MultiDictProxy(request.args, schema))
     except ma.ValidationError as error:
-        response = render_template("map.html", notices=notices, errors=_messages(error.messages),
+        response = render_template("map.html", errors=_messages(error.messages),
                                    args=request.args), 422
     else:
         q = args.get("q")
@@ -69,11 +65,9 @@ def evidence_map_page():
         largest = max((n for row in matrix["counts"].values() for n in row.values()), default=0)
         filters_given = [(k, v) for k, v in _carried()]
         response = render_template(
-            "map.html", notices=notices, errors=[], counts=counts, matrix=matrix, largest=largest,
+            "map.html", errors=[], counts=counts, matrix=matrix, largest=largest,
             chart=month_chart(counts["by_month"]), month_label=month_label, shade=shade,
             breakable=breakable, href=href,
             filters_given=filters_given, query=q.normalized if q is not None else None,
             q=request.args.get("q", "")), 200
-    body, status = response
-    duration = (time.perf_counter() - started) * 1000
-    return body, status, {"Server-Timing": f"app;dur={duration:.1f}"}
+    return response  # the notices (context processor) and Server-Timing come from the `web` blueprint
