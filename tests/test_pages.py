@@ -306,3 +306,16 @@ def test_machines_still_get_json(client, study_id, accept):
     assert client.get(f"/studies/{study_id}?format=json", headers={"Accept": BROWSER}).headers[
         "Content-Type"] == JSON
     assert client.get("/studies", headers={"Accept": BROWSER}).headers["Content-Type"] == JSON
+
+
+@pytest.mark.parametrize("path", ["/", "/?q=exosomes", "/map"])
+def test_pages_answer_whoever_asks_for_html_and_refuse_json_only(client, seeded, path):
+    """A page is HTML: `Accept: text/html` alone gets it (no 406), `Accept: application/json` alone a
+    406 problem naming what the page produces; its stylesheet comes whatever `Accept` says."""
+    page = client.get(path, headers={"Accept": "text/html"})
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    refused = client.get(path, headers={"Accept": "application/json"})
+    assert refused.status_code == 406 and refused.mimetype == "application/problem+json"
+    assert "text/html" in refused.get_json()["detail"]
+    css = client.get("/static/web/site.css", headers={"Accept": "text/css"})
+    assert css.status_code == 200 and css.mimetype == "text/css"

@@ -90,5 +90,17 @@ def render_study(study_id: int) -> Response:
 
 
 def init_web(app) -> None:
+    from ..api.negotiation import EXEMPT_ENDPOINTS, OFFERS, TEXT_HTML
+
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    # A page produces HTML: `Accept: text/html` gets it, `Accept: application/json` alone a 406
+    # problem (as on any endpoint); its static files are served whatever `Accept` says.
+    names = {blueprint.name for blueprint in BLUEPRINTS}
+    for rule in app.url_map.iter_rules():
+        owner, _, view = rule.endpoint.rpartition(".")
+        if owner in names:
+            if view == "static":
+                EXEMPT_ENDPOINTS.add(rule.endpoint)
+            else:
+                OFFERS.setdefault(rule.endpoint, (TEXT_HTML,))
