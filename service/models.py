@@ -158,8 +158,8 @@ class StudyReference(BaseModel):
     evidence = TextField(default="[]")  # JSON array: where the identifier was found, with the text
     created = DateTimeField(default=utcnow)
 
-    class Meta:
-        indexes = ((("study", "reference"), True),)
+    class Meta:  # (reference, role, study) covers the facets over the whole register (m0011)
+        indexes = ((("study", "reference"), True), (("reference", "role", "study"), False))
 
 
 class Registration(BaseModel):
