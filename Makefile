@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench bench-search bench-slow screenshots docker-engine docker-images docker-build compose-up compose-down clean
+.PHONY: help run test install install-dev lint openapi migrate seed token real-data linking-report bench bench-search bench-pages bench-slow screenshots docker-engine docker-images docker-build compose-up compose-down clean
 
 help:
 	@echo "make run      set up, migrate, seed an empty register, serve on http://$(HOST):$(PORT)"
@@ -19,6 +19,7 @@ help:
 	@echo "make linking-report  the real data but DIRECCT's results, links judged against them"
 	@echo "make bench    load benchmark (bench/README.md)"
 	@echo "make bench-search  search latency, this checkout beside BASE=<another checkout> (bench/README.md)"
+	@echo "make bench-pages  page latency at 50,000 studies, server and client time (bench/pages.py)"
 	@echo "make bench-slow  slow clients: nginx + gunicorn beside gunicorn alone (bench/slow_clients.py)"
 	@echo "make docker-build / compose-up / compose-down  the image; app + Postgres (OFFLINE=1: no registry)"
 
@@ -115,6 +116,11 @@ bench: install-dev
 # checkout, e.g. `git worktree add /work/bench-base <commit>`) when given.
 bench-search: install-dev
 	$(BIN)/python bench/search_bench.py $(if $(BASE),--baseline-code $(BASE)) $(BENCH_ARGS)
+
+# Page latency at 50,000 studies (bench/pages.py): the home page, a record page, the map and their JSON
+# equivalents, server (Server-Timing / in-process) and client time beside /health and the JSON list.
+bench-pages: install-dev
+	$(BIN)/python bench/pages.py $(BENCH_ARGS)
 
 # Containers, two routes (README "Containers", docker/README.md). With a container registry (python:3.12-slim
 # and postgres:16 are pulled): `make docker-build`, `make compose-up`. Without one, OFFLINE=1: the base images

@@ -59,6 +59,11 @@ class Study(BaseModel):
     # JSON array: the fields a curator set by hand; derivation never changes them.
     curated = TextField(default="[]")
 
+    class Meta:  # covering indexes of the facet counts (domain/facets.py, m0011)
+        indexes = ((("study_type", "study_aim", "study_design", "intervention_assignment",
+                     "recruitment_status", "phase"), False),
+                   (("results_registry", "results_article", "results_preprint"), False))
+
 
 class StudyCountry(BaseModel):
     """A country where a study recruits (ISO 3166-1 alpha-2), derived with the study's other fields."""
@@ -153,8 +158,8 @@ class StudyReference(BaseModel):
     evidence = TextField(default="[]")  # JSON array: where the identifier was found, with the text
     created = DateTimeField(default=utcnow)
 
-    class Meta:
-        indexes = ((("study", "reference"), True),)
+    class Meta:  # (reference, role, study) covers the facets over the whole register (m0011)
+        indexes = ((("study", "reference"), True), (("reference", "role", "study"), False))
 
 
 class Registration(BaseModel):
@@ -164,6 +169,9 @@ class Registration(BaseModel):
     study = ForeignKeyField(Study, backref="registrations", on_delete="CASCADE", index=True)
     registry = CharField(max_length=40, index=True)
     identifier = CharField(max_length=100, unique=True)  # canonical form (identifiers.normalise)
+
+    class Meta:  # covering: facets count distinct studies per registry in index order (m0011)
+        indexes = ((("registry", "study"), False),)
 
 
 class ReferenceIdentifier(BaseModel):

@@ -1,0 +1,53 @@
+"""The facet counts of `reference_type` and `has_results` (domain/facets.py) are planned two ways: over
+the whole register the references drive the join, over a filtered set the studies' links do. Both must
+give what the plain join gives, on a register filled as the benchmarks fill it (bench/fill.py)."""
+
+from __future__ import annotations
+
+from peewee import fn
+
+from bench.fill import Corpus, fill
+from service.db import database
+from service.domain import facets
+from service.domain.studies import study_conditions
+from service.models import Reference, Study, StudyReference
+from service.vocabularies import REFERENCE_TYPES
+
+SENTENCES = [f"Sentence {i} about ventilation and mortality in hospital patients." for i in range(40)]
+CORPUS = Corpus(study_titles=[f"A study of treatment {i} in COVID-19 patients" for i in range(50)],
+                article_titles=[f"Outcomes of treatment {i}" for i in range(50)],
+                abstracts=[SENTENCES[i:i + 6] for i in range(30)],
+                journals=["The Lancet", "BMJ", "JAMA"],
+                authors=[f"Author{i} A" for i in range(30)])
+
+
+def _plain(conditions) -> tuple[dict, int]:
+    """The counts as a plain join from the links (the planner's own order), no covering index needed."""
+    ids = Study.select(Study.id).where(*conditions) if conditions else Study.select(Study.id)
+    rows = (StudyReference.select(Reference.type, fn.COUNT(fn.DISTINCT(StudyReference.study)))
+            .join(Reference).where((StudyReference.role == "reports") & StudyReference.study.in_(ids))
+            .group_by(Reference.type))
+    with_results = (StudyReference.select(fn.COUNT(fn.DISTINCT(StudyReference.study))).join(Reference)
+                    .where((StudyReference.role == "reports") & (Reference.has_results == True)  # noqa: E712
+                           & StudyReference.study.in_(ids)).scalar())
+    return dict(rows.tuples()), with_results
+
+
+def test_reporting_facets_agree_with_the_plain_join_filtered_or_not(app):
+    with database.connection_context():
+        fill(300, seed=3, corpus=CORPUS)
+        # a few links that only cite: they count for neither facet
+        cited = [link.id for link in StudyReference.select(StudyReference.id)][::7]
+        StudyReference.update(role="cites").where(StudyReference.id.in_(cited)).execute()
+        for filters in ({}, {"study_type": ["Interventional"]}, {"registry": ["ChiCTR"]},
+                        {"study_type": ["Observational"], "registry": ["ISRCTN", "ChiCTR"]}):
+            conditions = study_conditions(**filters)
+            counts, total = facets.study_facets(["reference_type", "has_results"], conditions)
+            by_type, with_results = _plain(conditions)
+            assert total == Study.select().where(*conditions).count() if conditions else 300
+            assert counts["reference_type"] == [{"value": t, "count": by_type.get(t, 0)}
+                                                for t in REFERENCE_TYPES]
+            assert counts["has_results"] == [{"value": True, "count": with_results},
+                                             {"value": False, "count": total - with_results}]
+            # the fill makes studies with results and without
+            assert 0 < with_results < total, (filters, with_results, total, counts)
