@@ -63,7 +63,7 @@ test: install-dev $(NODE_TOOLS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 screenshots: install-dev $(NODE_TOOLS)
-	SCREENSHOTS=docs $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_pages_browser.py
+	SCREENSHOTS=docs MAP_SCREENSHOT=docs/map.png $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_pages_browser.py tests/test_evidence_map_browser.py
 
 lint: install-dev
 	$(BIN)/ruff check service tests bench seeds
