@@ -73,17 +73,33 @@ def count(client, path: str) -> int:
     return client.get(path).get_json()["total"]
 
 
-NODE_BIN = Path(__file__).parent / "node" / "node_modules" / ".bin"
+NODE_MODULES = Path(__file__).parent / "node" / "node_modules"
+NODE_BIN = NODE_MODULES / ".bin"
 
 
-def node_tool(name: str) -> Path:
-    """A command of tests/node/package.json (installed by `make test`); skips outside CI when absent."""
+def node_file(path: Path, name: str) -> Path:
+    """A file tests/node/package.json installs (`make test` runs npm ci): fails in CI when absent,
+    skips elsewhere."""
     import pytest
 
-    path = NODE_BIN / name
     if not path.exists():
         message = f"{name} is not installed: run `make test` (npm ci --prefix tests/node)"
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
+            pytest.fail("CI=true: " + message)
         pytest.skip(message)
     return path
+
+
+def node_tool(name: str) -> Path:
+    """A command of tests/node/package.json."""
+    return node_file(NODE_BIN / name, name)
+
+
+def axe_problems(page) -> list[str]:
+    """Serious or critical axe-core violations on a Playwright page as it is now (axe-core from
+    tests/node)."""
+    axe = node_file(NODE_MODULES / "axe-core" / "axe.min.js", "axe-core")
+    page.add_script_tag(path=str(axe))
+    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]

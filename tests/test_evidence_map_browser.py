@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from .helpers import NODE_MODULES, axe_problems, node_file
 from .test_docs_browser import (
     CHROMIUM,
-    IN_CI,
     LAUNCH_ARGS,
     LOCAL_HOSTS,
     _need_browser,
@@ -21,22 +20,12 @@ from .test_docs_browser import (
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).parent / "node" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def _axe() -> Path:
-    if not AXE.exists():
-        message = "axe-core is not installed: run `make test` (npm ci --prefix tests/node)"
-        if IN_CI:
-            pytest.fail("CI=true: " + message)
-        pytest.skip(message)
-    return AXE
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_the_map_is_accessible_and_a_cell_leads_to_its_list(live_server, client):  # noqa: F811
     _need_browser()
-    axe = _axe()
+    node_file(NODE_MODULES / "axe-core" / "axe.min.js", "axe-core")  # before the browser starts
     from playwright.sync_api import expect, sync_playwright
 
     requested, errors = [], []
@@ -57,10 +46,7 @@ def test_the_map_is_accessible_and_a_cell_leads_to_its_list(live_server, client)
             if os.environ.get("MAP_SCREENSHOT"):
                 page.screenshot(path=os.environ["MAP_SCREENSHOT"], full_page=True)
 
-            page.add_script_tag(path=str(axe))
-            result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-                       for v in result["violations"] if v["impact"] in ("serious", "critical")]
+            serious = axe_problems(page)
             assert serious == [], serious
 
             # The largest cell: follow it by keyboard-reachable link, as a reviewer would click it.

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.helpers import NODE_MODULES, axe_problems, node_file
 from tests.test_docs_browser import (  # noqa: F401 (live_server: the fixture)
     CHROMIUM,
-    IN_CI,
     LAUNCH_ARGS,
     LOCAL_HOSTS,
     _need_browser,
@@ -23,24 +23,6 @@ from tests.test_pages import NOTICE, assert_lines_in_order, seed_lines
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).parent / "node" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def _need_axe() -> Path:
-    if not AXE.exists():
-        message = "axe-core is not installed: run `make test` (npm ci --prefix tests/node)"
-        if IN_CI:
-            pytest.fail("CI=true: " + message)
-        pytest.skip(message)
-    return AXE
-
-
-def _axe_problems(page) -> list[str]:
-    """Serious or critical axe-core violations on the page as it is now."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-    return [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 @pytest.fixture
@@ -56,7 +38,7 @@ def notice(app, seeded):
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_search_open_the_record_filter_and_check_accessibility(live_server, notice, client):  # noqa: F811
     _need_browser()
-    _need_axe()
+    node_file(NODE_MODULES / "axe-core" / "axe.min.js", "axe-core")  # before the browser starts
     from playwright.sync_api import expect, sync_playwright
 
     shots = os.environ.get("SCREENSHOTS")
@@ -72,14 +54,14 @@ def test_search_open_the_record_filter_and_check_accessibility(live_server, noti
 
             page.goto(f"{live_server}/", wait_until="networkidle")
             expect(page.get_by_text(NOTICE)).to_be_visible()
-            violations["home"] = _axe_problems(page)
+            violations["home"] = axe_problems(page)
 
             page.get_by_label("Search studies and their reports").fill("nebulization exosomes")
             page.get_by_role("button", name="Search", exact=True).click()
             page.wait_for_load_state("networkidle")
             results = page.locator("ol.studies")
             expect(results).to_contain_text("ChiCTR2000030261")
-            violations["search"] = _axe_problems(page)
+            violations["search"] = axe_problems(page)
             if shots:
                 page.screenshot(path=str(Path(shots) / "home.png"), full_page=True)
 
@@ -87,7 +69,7 @@ def test_search_open_the_record_filter_and_check_accessibility(live_server, noti
             page.wait_for_load_state("networkidle")
             expect(page.get_by_role("heading", level=1)).to_have_text("ChiCTR2000030261")
             assert_lines_in_order(seed_lines(), page.locator("body").inner_text())
-            violations["record"] = _axe_problems(page)
+            violations["record"] = axe_problems(page)
             if shots:
                 page.screenshot(path=str(Path(shots) / "record.png"), full_page=True)
 
@@ -109,7 +91,7 @@ def test_search_open_the_record_filter_and_check_accessibility(live_server, noti
             # The accessibility check can fail: an unlabelled control and an image without text.
             page.set_content('<html lang="en"><body><main><img src="/static/web/site.css">'
                              '<input type="text"></main></body></html>')
-            assert len(_axe_problems(page)) >= 2
+            assert len(axe_problems(page)) >= 2
         finally:
             browser.close()
 
