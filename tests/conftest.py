@@ -150,3 +150,24 @@ def assert_problem(response, status: int, *fields: str) -> dict:
     for leak in ("Traceback", "SELECT ", "/work/", "site-packages"):
         assert leak not in text
     return body
+
+
+@pytest.fixture
+def empty_db(backend, request, tmp_path):
+    """A database with no tables at all, bound to the shared handle."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
+    with database.connection_context():
+        if backend == "postgres":
+            database.execute_sql("DROP SCHEMA public CASCADE")
+            database.execute_sql("CREATE SCHEMA public")
+    yield app
+    with database.connection_context():
+        if backend == "postgres":  # leave the shared test database as the other tests expect it
+            database.execute_sql("DROP SCHEMA public CASCADE")
+            database.execute_sql("CREATE SCHEMA public")
+    _migrated.discard(url)
+    close_all(database.obj)

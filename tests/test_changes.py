@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from service import create_app, migrations
-from service.db import close_all, database
+from service import migrations
+from service.db import database
 from service.domain import changes
 from service.models import Change
 from tests.conftest import assert_problem, make_token
@@ -299,28 +299,6 @@ def every_change(client):
 
 
 # -- an existing register -----------------------------------------------------------------------------
-
-@pytest.fixture
-def empty_db(backend, request, tmp_path):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
-    with database.connection_context():
-        if backend == "postgres":
-            database.execute_sql("DROP SCHEMA public CASCADE")
-            database.execute_sql("CREATE SCHEMA public")
-    yield app
-    with database.connection_context():
-        if backend == "postgres":
-            database.execute_sql("DROP SCHEMA public CASCADE")
-            database.execute_sql("CREATE SCHEMA public")
-    from tests import conftest
-
-    conftest._migrated.discard(url)
-    close_all(database.obj)
-
 
 def test_upgrading_an_existing_register_snapshots_every_record(empty_db):
     from service.seeding import load_seeds, seed_files

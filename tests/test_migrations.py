@@ -2,34 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
-from service import create_app, migrations
-from service.db import close_all, database
+from service import migrations
+from service.db import database
 from service.models import MODELS, Study, StudyReference
-
-
-@pytest.fixture
-def empty_db(backend, request, tmp_path):
-    """A database with no tables at all, bound to the shared handle."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
-    with database.connection_context():
-        if backend == "postgres":
-            database.execute_sql("DROP SCHEMA public CASCADE")
-            database.execute_sql("CREATE SCHEMA public")
-    yield app
-    with database.connection_context():
-        if backend == "postgres":  # leave the shared test database as the other tests expect it
-            database.execute_sql("DROP SCHEMA public CASCADE")
-            database.execute_sql("CREATE SCHEMA public")
-    from tests import conftest
-
-    conftest._migrated.discard(url)
-    close_all(database.obj)
 
 
 def _columns(table):
