@@ -69,6 +69,16 @@ def create_reference(client, auth, **overrides) -> dict:
     return response.get_json()
 
 
+def all_items(client, path: str) -> list[dict]:
+    """Every record of a JSON list, walked with its cursor."""
+    items, url = [], path + ("&" if "?" in path else "?") + "page_size=100&cursor=*"
+    while url:
+        body = client.get(url).get_json()
+        items += body["items"]
+        url = body["next"]
+    return items
+
+
 def count(client, path: str) -> int:
     return client.get(path).get_json()["total"]
 

@@ -15,7 +15,7 @@ from service.db import database
 from service.domain import exports
 from service.formats import fields, ris
 from tests.conftest import assert_problem
-from tests.helpers import create_reference, create_study
+from tests.helpers import all_items, create_reference, create_study
 
 DISPOSITION = re.compile(r'attachment; filename="(studies|references)-\d{8}\.(csv|ndjson|ris)"')
 
@@ -43,16 +43,6 @@ def _csv(client, path: str) -> tuple[list[str], list[dict], int]:
     return reader.fieldnames, rows, int(response.headers["X-Total-Count"])
 
 
-def _all_items(client, path: str) -> list[dict]:
-    """Every record of a JSON list, walked with its cursor."""
-    items, url = [], path + ("&" if "?" in path else "?") + "page_size=100&cursor=*"
-    while url:
-        body = client.get(url).get_json()
-        items += body["items"]
-        url = body["next"]
-    return items
-
-
 def _cell(value) -> str:
     if value is None:
         return ""
@@ -77,7 +67,7 @@ def test_study_ndjson_lines_are_the_single_study_records(client, seeded):
 
 def test_reference_ndjson_lines_are_the_list_items(client, seeded):
     lines, total = _ndjson(client, "/references?format=ndjson")
-    assert lines == _all_items(client, "/references")
+    assert lines == all_items(client, "/references")
     assert total == len(lines) > 100
 
 
@@ -86,12 +76,12 @@ def test_filters_and_sort_apply_to_exports(client, seeded):
                  "/references?has_results=true&year_from=2021&sort=title",
                  "/references?linked=true&sort=-updated"):
         lines, total = _ndjson(client, path + "&format=ndjson")
-        expected = _all_items(client, path)
+        expected = all_items(client, path)
         assert [r["id"] for r in lines] == [r["id"] for r in expected] and total == len(expected) > 0
     for path in ("/studies?registry=ChiCTR&sort=-name", "/studies?has_results=true&sort=updated",
                  "/studies?study_design=Parallel/Crossover&sort=-first_published"):
         lines, total = _ndjson(client, path + "&format=ndjson")
-        expected = _all_items(client, path)
+        expected = all_items(client, path)
         assert [s["id"] for s in lines] == [s["id"] for s in expected] and total == len(expected) > 0
 
 
@@ -102,7 +92,7 @@ def test_study_csv_one_row_per_study(client, seeded):
     assert columns == ["id", "name", "title", "registrations", "registries", "study_type", "study_aim",
                        "study_design", "intervention_assignment", "reference_count", "reference_ids",
                        "cited_by_count", "first_published", "updated"]
-    expected = _all_items(client, "/studies?sort=-updated")
+    expected = all_items(client, "/studies?sort=-updated")
     assert [int(r["id"]) for r in rows] == [s["id"] for s in expected] and total == len(rows)
     for row, study in zip(rows, expected, strict=True):
         full = client.get(f"/studies/{study['id']}").get_json()
@@ -118,7 +108,7 @@ def test_study_csv_one_row_per_study(client, seeded):
 def test_reference_csv_study_ids_first_and_fields_as_the_api(client, seeded):
     columns, rows, total = _csv(client, "/references?format=csv")
     assert columns[:2] == ["study_ids", "id"]
-    expected = _all_items(client, "/references")
+    expected = all_items(client, "/references")
     assert total == len(rows) == len(expected)
     for row, ref in zip(rows, expected, strict=True):
         assert row == {name: _cell(ref[name]) for name in columns}
@@ -204,7 +194,7 @@ def test_ris_round_trips_through_rispy(client, seeded):
     assert all(line == "" or re.fullmatch(r"[A-Z][A-Z0-9]  - .*", line) for line in lines)
     assert not any(line.startswith(("C1 ", "C2 ", "JO ")) for line in lines)
     entries = rispy.loads(text)
-    expected = _all_items(client, "/references?sort=-updated")
+    expected = all_items(client, "/references?sort=-updated")
     assert len(entries) == len(expected) == int(response.headers["X-Total-Count"])
     for entry, ref in zip(entries, expected, strict=True):
         assert entry["type_of_reference"] == RIS_TYPES[ref["type"]]
@@ -249,7 +239,7 @@ def test_ris_import_reads_the_export_back(client, auth, seeded):
                      pmid="32187464", authors=["Ortiz GJ 4th", "Chu, Mingxing", "PECOS Study Team"])
     text = client.get("/references?format=ris").get_data(as_text=True)
     rows = list(ris.parse(io.StringIO(text), {}))
-    expected = _all_items(client, "/references")
+    expected = all_items(client, "/references")
     assert len(rows) == len(expected) > 100
     names = ("type", "title", "authors", "source", "year", "published", "volume", "issue", "doi", "pmid",
              "url", "registration_id", "notes")
@@ -291,7 +281,7 @@ def test_batches_keep_order_without_duplicates(client, seeded, monkeypatch, size
                  "/studies?sort=name"):
         lines, total = _ndjson(client, path + "&format=ndjson")
         ids = [r["id"] for r in lines]
-        assert ids == [r["id"] for r in _all_items(client, path)] and len(set(ids)) == len(ids) == total
+        assert ids == [r["id"] for r in all_items(client, path)] and len(set(ids)) == len(ids) == total
 
 
 def test_ties_across_batch_boundaries(client, auth, monkeypatch):
@@ -301,7 +291,7 @@ def test_ties_across_batch_boundaries(client, auth, monkeypatch):
     monkeypatch.setattr(exports, "BATCH_SIZE", 3)
     for sort in ("title", "-title"):
         lines, _ = _ndjson(client, f"/references?format=ndjson&sort={sort}")
-        assert [r["id"] for r in lines] == [r["id"] for r in _all_items(client, f"/references?sort={sort}")]
+        assert [r["id"] for r in lines] == [r["id"] for r in all_items(client, f"/references?sort={sort}")]
         assert len({r["id"] for r in lines}) == 12
 
 

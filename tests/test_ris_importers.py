@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from service.formats.ris import Name, ris_author, split_name
-from tests.helpers import create_reference, create_study
+from tests.helpers import all_items, create_reference, create_study
 
 NODE_DIR = Path(__file__).parent / "node"
 SCRIPT = NODE_DIR / "ris-to-csl.js"
@@ -37,15 +37,6 @@ def citation_js(ris_text: str) -> list[dict]:
                           cwd=NODE_DIR, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def _all_items(client, path: str) -> list[dict]:
-    items, url = [], path + ("&" if "?" in path else "?") + "page_size=100&cursor=*"
-    while url:
-        body = client.get(url).get_json()
-        items += body["items"]
-        url = body["next"]
-    return items
 
 
 def _csl_name(name: Name) -> dict:
@@ -119,10 +110,10 @@ def test_every_seeded_record_through_citation_js(client, seeded):
     response = client.get("/references?format=ris&sort=-updated")
     assert response.status_code == 200
     items = citation_js(response.get_data(as_text=True))
-    expected = _all_items(client, "/references?sort=-updated")
+    expected = all_items(client, "/references?sort=-updated")
     assert len(items) == len(expected) == int(response.headers["X-Total-Count"]) > 100
     registrations = {s["id"]: [r["identifier"] for r in s["registrations"]]
-                     for s in _all_items(client, "/studies")}
+                     for s in all_items(client, "/studies")}
     kinds = set()
     for item, ref in zip(items, expected, strict=True):
         where = f"reference {ref['id']}"
