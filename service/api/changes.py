@@ -91,11 +91,9 @@ class Changes(MethodView):
 
 
 def _history(kind: str, model, record_id: int, args: dict):
-    if not domain.has_history(kind, record_id):
-        if model.select(model.id).where(model.id == record_id).exists():
-            pass  # a record with no change recorded (written outside the API's writes): an empty history
-        else:
-            raise NotFound(f"{kind.capitalize()} {record_id} does not exist and never did.")
+    # A record with no change recorded (written outside the API's writes) has an empty history.
+    if not domain.has_history(kind, record_id) and not model.select().where(model.id == record_id).exists():
+        raise NotFound(f"{kind.capitalize()} {record_id} does not exist and never did.")
     query = domain.history_query(kind, record_id)
     return _page(query, args, lambda rows: domain.history_items(kind, record_id, rows))
 
