@@ -3,6 +3,7 @@ GET /studies shows the seeded study, on GET /references/export the RIS download.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -36,6 +37,28 @@ def _need_browser():
         pytest.skip(message)
 
 
+@contextlib.contextmanager
+def local_page(height: int = 1600):
+    """A page of headless Chromium that may reach only the service (any other request is aborted);
+    yields it with the URLs it requested and the errors its scripts raised."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    requested: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": height})
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.route("**/*", lambda route: route.continue_()
+                       if urlsplit(route.request.url).hostname in LOCAL_HOSTS else route.abort())
+            yield page, requested, errors
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def live_server(app, seeded):
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -48,41 +71,23 @@ def live_server(app, seeded):
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_try_it_out_on_get_studies_shows_the_seeded_study(live_server, tmp_path):
-    _need_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    requested, errors = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            page.on("request", lambda request: requested.append(request.url))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-
-            def only_local(route):
-                host = urlsplit(route.request.url).hostname
-                if host in LOCAL_HOSTS:
-                    route.continue_()
-                else:
-                    route.abort()
-
-            page.route("**/*", only_local)
-            page.goto(f"{live_server}/docs", wait_until="networkidle")
-            operation = page.locator("#operations-studies-get_studies")
-            expect(operation).to_be_visible(timeout=15_000)
-            operation.locator(".opblock-summary").click()
-            operation.get_by_role("button", name="Try it out").click()
-            operation.get_by_role("button", name="Execute").click()
-            live = operation.locator(".live-responses-table")
-            expect(live).to_be_visible(timeout=15_000)
-            page.screenshot(path=str(tmp_path / "docs.png"), full_page=True)
-            if os.environ.get("DOCS_SCREENSHOT"):
-                page.screenshot(path=os.environ["DOCS_SCREENSHOT"], full_page=True)
-            expect(live.locator("tbody .response-col_status").first).to_contain_text("200")
-            expect(live.locator("tbody .response-col_description").first).to_contain_text(
-                "ChiCTR2000030261", timeout=15_000)
-        finally:
-            browser.close()
+    with local_page() as (page, requested, errors):
+        page.goto(f"{live_server}/docs", wait_until="networkidle")
+        operation = page.locator("#operations-studies-get_studies")
+        expect(operation).to_be_visible(timeout=15_000)
+        operation.locator(".opblock-summary").click()
+        operation.get_by_role("button", name="Try it out").click()
+        operation.get_by_role("button", name="Execute").click()
+        live = operation.locator(".live-responses-table")
+        expect(live).to_be_visible(timeout=15_000)
+        page.screenshot(path=str(tmp_path / "docs.png"), full_page=True)
+        if os.environ.get("DOCS_SCREENSHOT"):
+            page.screenshot(path=os.environ["DOCS_SCREENSHOT"], full_page=True)
+        expect(live.locator("tbody .response-col_status").first).to_contain_text("200")
+        expect(live.locator("tbody .response-col_description").first).to_contain_text(
+            "ChiCTR2000030261", timeout=15_000)
 
     outside = [url for url in requested if urlsplit(url).hostname not in LOCAL_HOSTS | {None}
                and not url.startswith("data:")]

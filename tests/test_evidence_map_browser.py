@@ -11,11 +11,10 @@ import pytest
 
 from .helpers import NODE_MODULES, axe_problems, node_file
 from .test_docs_browser import (
-    CHROMIUM,
-    LAUNCH_ARGS,
     LOCAL_HOSTS,
     _need_browser,
     live_server,  # noqa: F401  (the fixture)
+    local_page,
 )
 
 pytestmark = pytest.mark.browser
@@ -26,46 +25,36 @@ pytestmark = pytest.mark.browser
 def test_the_map_is_accessible_and_a_cell_leads_to_its_list(live_server, client):  # noqa: F811
     _need_browser()
     node_file(NODE_MODULES / "axe-core" / "axe.min.js", "axe-core")  # before the browser starts
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    requested, errors = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("request", lambda request: requested.append(request.url))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.route("**/*", lambda route: route.continue_()
-                       if urlsplit(route.request.url).hostname in LOCAL_HOSTS else route.abort())
-            response = page.goto(f"{live_server}/map", wait_until="networkidle")
-            assert response.status == 200
-            expect(page.get_by_role("heading", name="Evidence map")).to_be_visible()
-            expect(page.locator("svg.month-chart")).to_be_visible()
-            expect(page.get_by_role("table", name="Studies by study aim (rows) and study design (columns)")
-                   ).to_be_visible()
-            if os.environ.get("MAP_SCREENSHOT"):
-                page.screenshot(path=os.environ["MAP_SCREENSHOT"], full_page=True)
+    with local_page(900) as (page, requested, errors):
+        response = page.goto(f"{live_server}/map", wait_until="networkidle")
+        assert response.status == 200
+        expect(page.get_by_role("heading", name="Evidence map")).to_be_visible()
+        expect(page.locator("svg.month-chart")).to_be_visible()
+        expect(page.get_by_role("table", name="Studies by study aim (rows) and study design (columns)")
+               ).to_be_visible()
+        if os.environ.get("MAP_SCREENSHOT"):
+            page.screenshot(path=os.environ["MAP_SCREENSHOT"], full_page=True)
 
-            serious = axe_problems(page)
-            assert serious == [], serious
+        serious = axe_problems(page)
+        assert serious == [], serious
 
-            # The largest cell: follow it by keyboard-reachable link, as a reviewer would click it.
-            cells = page.locator("table.matrix td a")
-            numbers = [int(t.replace(",", "")) for t in cells.all_inner_texts()]
-            assert numbers
-            cell = cells.nth(numbers.index(max(numbers)))
-            expected = max(numbers)
-            href = cell.get_attribute("href")
-            with page.expect_navigation():
-                cell.click()
-            answer = page.context.request.get(page.url)
-            landed = urlsplit(page.url)
-            query = parse_qsl(landed.query)
-            home_html = answer.status == 200 and answer.headers["content-type"].startswith("text/html")
-            if home_html:
-                text = page.inner_text("main")
-        finally:
-            browser.close()
+        # The largest cell: follow it by keyboard-reachable link, as a reviewer would click it.
+        cells = page.locator("table.matrix td a")
+        numbers = [int(t.replace(",", "")) for t in cells.all_inner_texts()]
+        assert numbers
+        cell = cells.nth(numbers.index(max(numbers)))
+        expected = max(numbers)
+        href = cell.get_attribute("href")
+        with page.expect_navigation():
+            cell.click()
+        answer = page.context.request.get(page.url)
+        landed = urlsplit(page.url)
+        query = parse_qsl(landed.query)
+        home_html = answer.status == 200 and answer.headers["content-type"].startswith("text/html")
+        if home_html:
+            text = page.inner_text("main")
 
     assert landed.path == "/" and page_query_names(query) == {"study_aim", "study_design"}, href
     api = client.get("/studies", query_string=[*query, ("page_size", "100")]).get_json()
