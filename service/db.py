@@ -471,9 +471,14 @@ class Breaker:
                     self._prober = None
 
     def reset(self) -> None:
+        """Forget the database's state; wait for a probe in flight, which would otherwise run its
+        statement on a connection being closed (a segfault in the SQLite driver)."""
         with self._lock:
+            prober = self._prober
             self.opened, self._probing, self._prober = None, False, None
             self._generation += 1
+        if prober is not None and prober is not threading.current_thread():
+            prober.join(LIMITS.health + self.PROBE_INTERVAL + 1)
 
 
 BREAKER = Breaker()
@@ -566,9 +571,9 @@ def init_database(url: str, *, max_connections: int = 8, limits: Limits | None =
         for name in Limits.__dataclass_fields__:
             setattr(LIMITS, name, getattr(limits, name))
     previous = database.obj
+    BREAKER.reset()  # first: its probe thread may be using one of the connections closed here
     if previous is not None:
         close_all(previous)
-    BREAKER.reset()
     db = open_database(url, max_connections=max_connections)
     database.initialize(db)
     return db

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from service import create_app
-from service.db import close_all, database
+from service.db import close_all, database, init_database
 from service.vocabularies import FACETS, REFERENCE_TYPES
 from tests.conftest import assert_problem
 from tests.helpers import free_port
@@ -27,6 +28,21 @@ def test_unreachable_database_is_503_not_500():
         body = assert_problem(response, 503)
         assert body["database"] == "unreachable" and response.headers["Retry-After"]
         assert_problem(client.get("/studies"), 503)
+    finally:
+        close_all(database.obj)
+
+
+def test_binding_another_database_ends_the_probe_of_the_last_one(tmp_path):
+    # A probe left running on the proxy would go on with the next database while its connections are
+    # closed under it (on SQLite the driver segfaulted).
+    app = create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
+                      "LOG_LEVEL": "CRITICAL"})
+    assert_problem(app.test_client().get("/studies"), 503)
+    probes = [t for t in threading.enumerate() if t.name == "database probe"]
+    assert probes
+    init_database(f"sqlite:///{tmp_path}/other.db")
+    try:
+        assert not any(t.is_alive() for t in probes)
     finally:
         close_all(database.obj)
 
