@@ -19,9 +19,14 @@ def test_health_and_version(client, backend):
     assert version["database"] == ("sqlite" if backend == "sqlite" else "postgresql")
 
 
+def _unreachable_app():
+    """The app bound to a Postgres port nothing listens on."""
+    return create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
+                       "LOG_LEVEL": "CRITICAL"})
+
+
 def test_unreachable_database_is_503_not_500():
-    app = create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
-                      "LOG_LEVEL": "CRITICAL"})
+    app = _unreachable_app()
     try:
         client = app.test_client()
         response = client.get("/health")
@@ -35,8 +40,7 @@ def test_unreachable_database_is_503_not_500():
 def test_binding_another_database_ends_the_probe_of_the_last_one(tmp_path):
     # A probe left running on the proxy would go on with the next database while its connections are
     # closed under it (on SQLite the driver segfaulted).
-    app = create_app({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
-                      "LOG_LEVEL": "CRITICAL"})
+    app = _unreachable_app()
     assert_problem(app.test_client().get("/studies"), 503)
     probes = [t for t in threading.enumerate() if t.name == "database probe"]
     assert probes
