@@ -26,11 +26,13 @@ def create_app(config: Mapping | None = None) -> Flask:
     register_request_hooks(app)
 
     from .api import init_api
+    from .api.cache import init_cache
     from .cli import register_commands
     from .web import init_web
 
     app.extensions["problem_api"] = init_api(app)
     init_web(app)
+    init_cache(app)  # after every other hook: its lookup runs last, its store first
     register_commands(app)
     app.wsgi_app = TrustedProxies(app.wsgi_app, settings["TRUSTED_PROXIES"])
     return app

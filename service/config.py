@@ -93,6 +93,18 @@ def _rate_limits(environ: Mapping[str, str]) -> dict[str, Any]:
     return settings
 
 
+def _cache(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The response cache (api/cache.py): on or off, its size in this process, and how long Redis
+    (with REDIS_URL) keeps an entry that no later write has made unreachable already."""
+    enabled = (environ.get("CACHE") or "on").lower()
+    if enabled not in ("on", "off"):
+        raise ConfigError(f"CACHE must be on or off, got {enabled!r}")
+    return {"CACHE_ENABLED": enabled == "on",
+            "CACHE_MAX_BYTES": _int(environ, "CACHE_MAX_BYTES", 64 * 1_048_576, 0, 1 << 40),
+            "CACHE_MAX_ENTRY_BYTES": _int(environ, "CACHE_MAX_ENTRY_BYTES", 2 * 1_048_576, 0, 1 << 34),
+            "CACHE_TTL": _int(environ, "CACHE_TTL", 3600, 1, 30 * 86400)}
+
+
 def _seconds(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
     raw = environ.get(name)
     if raw in (None, ""):
@@ -159,6 +171,7 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         # dropped.
         "TRUSTED_PROXIES": _networks(environ, "TRUSTED_PROXIES"),
         **_rate_limits(environ),
+        **_cache(environ),
         "DATABASE_LIMITS": {key: _seconds(environ, name, default, low, high)
                             for key, (name, default, low, high) in DATABASE_LIMITS.items()},
     }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from typing import Any
 
-from ..db import write_transaction
+from ..db import database, write_transaction
 from ..models import Notice, utcnow
 from . import records
 from .errors import InvalidInput, NotFound
@@ -80,3 +81,20 @@ def delete_notice(notice_id: int, *, if_match: list[str] | None = None) -> None:
         notice = _get(notice_id)
         records.check_precondition(f"Notice {notice_id}", lambda: notice_dict(notice), if_match)
         Notice.delete().where(Notice.id == notice_id).execute()
+
+
+def notice_boundaries() -> list[dt.datetime]:
+    """Every instant at which a notice starts or ends, in order: between two of them the set of active
+    notices (the banner of every page, `GET /notices`) cannot change without a write."""
+    cursor = database.cursor()  # the driver's own: the cache's query, once per write generation
+    cursor.execute('SELECT starts, ends FROM "notice" WHERE starts IS NOT NULL OR ends IS NOT NULL')
+    instants = set()
+    for starts, ends in cursor.fetchall():
+        instants.update(Notice.starts.python_value(t) for t in (starts, ends) if t is not None)
+    return sorted(instants)
+
+
+def notice_period(boundaries: list[dt.datetime], now: dt.datetime | None = None) -> int:
+    """How many of ``boundaries`` have passed at ``now``: answers that show notices are the same for
+    one write generation and one period."""
+    return bisect.bisect_right(boundaries, now or utcnow())

@@ -11,7 +11,11 @@ SECRET_KEY = "secret_key"
 
 
 def stored_secret_key() -> str:
-    """The register's own signing key, made (once, whichever worker comes first) when there is none."""
+    """The register's own signing key, made (once, whichever worker comes first) when there is none. Read
+    first: an insert that conflicts still fires Postgres's statement triggers (the write generation)."""
+    stored = RegisterState.get_or_none(RegisterState.name == SECRET_KEY)
+    if stored is not None:
+        return stored.value
     RegisterState.insert(name=SECRET_KEY, value=secrets.token_urlsafe(32)).on_conflict_ignore().execute()
     return RegisterState.get_by_id(SECRET_KEY).value
 

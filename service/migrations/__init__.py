@@ -12,6 +12,7 @@ from peewee import CharField, DateTimeField, IntegerField, Model
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
 
 from ..db import database, is_postgres
+from ..generation import install_triggers
 from ..models import utcnow
 
 _NAME = re.compile(r"^m(\d{4})_\w+$")
@@ -79,6 +80,9 @@ def upgrade(target: int | None = None) -> list[Migration]:
             SchemaMigration.create(version=migration.version, name=migration.name)
         applied.append(migration)
     at_latest = target is None or target >= latest_version()
+    if at_latest:  # a table any migration added is tracked by the write generation too
+        with database.atomic():
+            install_triggers(database.obj)
     if at_latest and any(getattr(m.module, "RELINK_AFTER", False) for m in applied):
         from ..domain.references import relink_all
 

@@ -1,0 +1,266 @@
+"""The response cache: a public read asked again is answered from memory until the register changes.
+
+Every entry is filed under the register's write generation (service/generation.py, moved by triggers on
+each committed write, by any worker, process or host) and the notice period (notices start and end on
+their own: domain/notices.py). A request reads the generation first (one indexed row) and looks its
+answer up under it; an entry made under an earlier generation is never found again, so no answer is
+served after a write that could have changed it. The generation is read *before* the answer is built:
+an answer built while a write commits may show the write, never miss one that a later request sees.
+
+- In this process (the default, no server needed): an LRU of CACHE_MAX_BYTES, emptied when the
+  generation moves. With REDIS_URL (the rate limits' Redis) entries go to Redis too, shared by every
+  worker and host, and expire after CACHE_TTL; a Redis that fails is left alone for STORAGE_RETRY_AFTER
+  seconds, as the rate limits do, and answers are built as without a cache.
+- Only GETs (and HEADs) of the endpoints in CACHED, without `Authorization`, answered 200 in full (not
+  streamed: exports and bundles are never kept), at most CACHE_MAX_ENTRY_BYTES. The key is the
+  register, its generation and notice period, the app's code and settings, the URL with its query, and
+  the headers an answer depends on (`Accept`, `Accept-Encoding`).
+- Answers without a validator of their own (lists, searches, facets, pages) get a strong ETag made of
+  the key: `If-None-Match` with it is answered 304 after the one generation read, entry or not. Single
+  records keep their content ETag (`If-Match` checks it on writes); a stored one answers 304 from the
+  entry. Every cached kind of answer says `Cache-Control: no-cache` (revalidate each time: cheap here).
+- `X-Cache: hit` or `miss` (`off` with CACHE=off) says which it was, and a hit says its own time in
+  `Server-Timing: app;dur=<ms>`; headers made per request (rate limits, CORS, Vary) are made again on a
+  hit by their own hooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import orjson
+from flask import Flask, Response, current_app, g, request
+
+from .. import generation
+from ..domain.notices import notice_boundaries, notice_period
+
+logger = logging.getLogger(__name__)
+
+CACHED = frozenset({
+    "studies.Studies", "studies.StudyById", "studies.StudyReferences",
+    "duplicates.DuplicateCandidates", "duplicates.MergedStudies",
+    "references.References", "references.ReferenceById", "registrations.RegistrationByIdentifier",
+    "stats.Stats", "stats.EvidenceMap",
+    "suggestions.ReferenceSuggestions", "suggestions.Suggestions",
+    # not searches.SavedSearchResults: its first page records a run
+    "searches.SavedSearches", "searches.SavedSearchById",
+    "changes.Changes", "changes.StudyHistory", "changes.ReferenceHistory",
+    "notices.Notices", "notices.NoticeById",
+    "vocabularies.Vocabularies", "vocabularies.VocabularyByName",
+    "web.home", "web.evidence_map_page",
+})
+# Headers a hit gets from the hooks that made them, not from the entry.
+PER_REQUEST = frozenset({"ratelimit", "ratelimit-policy", "server-timing", "x-cache", "vary", "date",
+                         "access-control-allow-origin", "access-control-expose-headers", "set-cookie",
+                         "content-length"})
+VALIDATORS = ("ETag", "Last-Modified", "Cache-Control")
+STORAGE_RETRY_AFTER = 5.0
+
+
+def _code_id() -> str:
+    """A digest of the service's own files: a deploy of other code never reads entries of the last one."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".html", ".css", ".js", ".svg", ".json"):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class Entry:
+    __slots__ = ("status", "headers", "body", "etag")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes):
+        self.status, self.headers, self.body = status, headers, body
+        self.etag = next((v for k, v in headers if k.lower() == "etag"), None)
+
+    def dumps(self) -> bytes:
+        return orjson.dumps([self.status, self.headers]) + b"\0" + self.body
+
+    @classmethod
+    def loads(cls, raw: bytes) -> Entry:
+        head, _, body = raw.partition(b"\0")
+        status, headers = orjson.loads(head)
+        return cls(status, [tuple(h) for h in headers], body)
+
+
+class ResponseCache:
+    def __init__(self, app: Flask):
+        config = app.config
+        self.enabled = config["CACHE_ENABLED"]
+        self.max_bytes = config["CACHE_MAX_BYTES"]
+        self.max_entry = min(config["CACHE_MAX_ENTRY_BYTES"], self.max_bytes)
+        self.ttl = config["CACHE_TTL"]
+        settings = repr(sorted((k, repr(v)) for k, v in config.items() if k.isupper())).encode()
+        self.prefix = (f"{config['RATE_LIMIT_KEY_PREFIX']}:cache:{_code_id()}:"
+                       f"{hashlib.sha256(settings).hexdigest()[:12]}:")
+        self.redis = None
+        if config["REDIS_URL"]:
+            import redis
+
+            self.redis = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=0.5,
+                                              socket_connect_timeout=0.5)
+        self.redis_down_until = 0.0
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
+        self.size = 0
+        self.state: tuple[str, int] | None = None  # (register, generation) the entries and boundaries are of
+        self.boundaries: list = []
+
+    # --- the generation and its notice period ---
+    def scope(self) -> str | None:
+        """`<register>:<generation>:<notice period>` for this request (one read), None: do not cache."""
+        current = generation.current()
+        if current is None:
+            return None
+        with self.lock:
+            if current != self.state:
+                self.entries.clear()
+                self.size = 0
+                self.state, self.boundaries = current, None
+            boundaries = self.boundaries
+        if boundaries is None:
+            boundaries = notice_boundaries()
+            with self.lock:
+                if self.state == current:
+                    self.boundaries = boundaries
+        return f"{current[0]}:{current[1]}:{notice_period(boundaries)}"
+
+    # --- entries ---
+    def get(self, key: str) -> Entry | None:
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is not None:
+                self.entries.move_to_end(key)
+                return entry
+        if self.redis is None or time.monotonic() < self.redis_down_until:
+            return None
+        try:
+            raw = self.redis.get(self.prefix + key)
+        except Exception as error:  # noqa: BLE001 - any failure of Redis: build the answer instead
+            self._redis_failed(error)
+            return None
+        if raw is None:
+            return None
+        entry = Entry.loads(raw)
+        self._keep(key, entry)
+        return entry
+
+    def put(self, key: str, entry: Entry) -> None:
+        self._keep(key, entry)
+        if self.redis is not None and time.monotonic() >= self.redis_down_until:
+            try:
+                self.redis.set(self.prefix + key, entry.dumps(), ex=self.ttl)
+            except Exception as error:  # noqa: BLE001
+                self._redis_failed(error)
+
+    def _keep(self, key: str, entry: Entry) -> None:
+        size = len(entry.body) + 200
+        with self.lock:
+            if key.split("|", 1)[0].rsplit(":", 1)[0] != self._scope_prefix() or size > self.max_bytes:
+                return  # the generation moved on while this answer was built
+            old = self.entries.pop(key, None)
+            if old is not None:
+                self.size -= len(old.body) + 200
+            self.entries[key] = entry
+            self.size += size
+            while self.size > self.max_bytes and self.entries:
+                _, dropped = self.entries.popitem(last=False)
+                self.size -= len(dropped.body) + 200
+
+    def _scope_prefix(self) -> str | None:
+        return None if self.state is None else f"{self.state[0]}:{self.state[1]}"
+
+    def _redis_failed(self, error: BaseException) -> None:
+        self.redis_down_until = time.monotonic() + STORAGE_RETRY_AFTER
+        logger.warning("cache storage unreachable (%s); not used for %.0f s", error, STORAGE_RETRY_AFTER)
+
+
+def _cache() -> ResponseCache:
+    return current_app.extensions["response_cache"]
+
+
+def _wanted_tags() -> list[str]:
+    header = request.headers.get("If-None-Match")
+    return [] if header is None else [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
+
+
+def _not_modified(tag: str, headers: list[tuple[str, str]]) -> Response:
+    response = Response(status=304)
+    for name, value in headers:
+        if name in VALIDATORS:
+            response.headers[name] = value
+    response.headers["ETag"] = tag
+    response.headers["X-Cache"] = "hit"
+    return response
+
+
+def lookup() -> Response | None:
+    """before_request (the last one: after the limits, negotiation and the connection): the stored
+    answer, or a 304, or None to build it (the key is left in ``g`` for ``store``)."""
+    started = time.perf_counter()
+    cache = _cache()
+    if (request.method not in ("GET", "HEAD") or request.endpoint not in CACHED
+            or "Authorization" in request.headers):
+        return None
+    scope = cache.scope()
+    if scope is None:
+        return None
+    variant = "\n".join((request.host_url, request.full_path, request.headers.get("Accept", ""),
+                         request.headers.get("Accept-Encoding", "")))
+    key = f"{scope}|{hashlib.sha256(variant.encode()).hexdigest()}"
+    g.cache_key = key
+    wanted = _wanted_tags()
+    entry = cache.get(key) if cache.enabled else None
+    if entry is None:
+        own = _generation_tag(key)
+        if own in wanted or "*" in wanted:
+            return _not_modified(own, [("Cache-Control", "no-cache")])
+        return None
+    g.cache_hit = True
+    if entry.etag is not None and (entry.etag.removeprefix("W/") in wanted or "*" in wanted):
+        return _not_modified(entry.etag, entry.headers)
+    response = Response(entry.body, status=entry.status)
+    response.headers.clear()
+    for name, value in entry.headers:
+        response.headers.add(name, value)
+    response.headers["X-Cache"] = "hit"
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
+
+
+def _generation_tag(key: str) -> str:
+    return f'"g{hashlib.sha256(key.encode()).hexdigest()[:24]}"'
+
+
+def store(response: Response) -> Response:
+    """after_request: keep a full 200 answer of a cacheable read; give it a validator if it has none."""
+    key = g.get("cache_key")
+    if key is None or g.get("cache_hit"):
+        return response
+    if (response.status_code != 200 or response.is_streamed or response.direct_passthrough
+            or "Set-Cookie" in response.headers):
+        return response
+    if "ETag" not in response.headers:
+        response.headers["ETag"] = _generation_tag(key)
+    response.headers.setdefault("Cache-Control", "no-cache")
+    body = response.get_data()
+    cache = _cache()
+    if cache.enabled and len(body) <= cache.max_entry:
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() not in PER_REQUEST]
+        cache.put(key, Entry(200, headers, body))
+    response.headers["X-Cache"] = "miss" if cache.enabled else "off"
+    return response
+
+
+def init_cache(app: Flask) -> None:
+    """Last of the before_request hooks, first of the after_request ones (they run in reverse)."""
+    app.extensions["response_cache"] = ResponseCache(app)
+    app.before_request(lookup)
+    app.after_request(store)
