@@ -16,7 +16,7 @@ SUPPORTED_SCHEMES = ("sqlite", "postgres", "postgresql", "postgres+pool", "postg
 MAX_REQUEST_LINE = 8190
 
 
-# Rate limits per client (api/ratelimits.py), each a flask-limiter string ("10 per minute;100 per hour").
+# Rate limits per client (api/ratelimits.py), each a `limits` string ("10 per minute;100 per hour").
 RATE_LIMIT_DEFAULTS = {
     "RATE_LIMIT_AUTH_FAILURES": "10 per minute",  # refused tokens, per remote address
     "RATE_LIMIT_WRITES": "300 per minute",  # writes, per token
