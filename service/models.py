@@ -307,6 +307,19 @@ class Change(BaseModel):
         indexes = ((("kind", "record_id", "seq"), False),)
 
 
+class StudyReportTypes(BaseModel):
+    """Kept by triggers in the database (migrations/m0013), never written by the service: for each study
+    with a reporting reference, the types of those references and whether one has results, as bits
+    (vocabularies.REPORT_TYPE_BITS, HAS_RESULTS_BIT). What the facets `reference_type` and `has_results`
+    count (domain/facets.py). Not in MODELS: derived, like the search index."""
+
+    study = ForeignKeyField(Study, primary_key=True, on_delete="CASCADE", column_name="study_id")
+    types = IntegerField()
+
+    class Meta:
+        table_name = "study_report_types"
+
+
 MODELS = [Study, Reference, StudyReference, Registration, ReferenceIdentifier, LinkSuppression,
           Notice, ApiToken, StudyCountry, SourceRecord, MergedStudy, DuplicateDecision, Suggestion,
           SavedSearch, SearchRun, RegisterState, IdempotencyKey, Change]

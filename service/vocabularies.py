@@ -112,6 +112,13 @@ REFERENCE_TYPES = {
     "other": ("Other", "A reference type not covered by the other values."),
 }
 
+# `study_report_types` (kept by triggers, migrations/m0013): one bit per type of reference reporting a
+# study (a "reports" link), and HAS_RESULTS_BIT when one of them has results. The facets `reference_type` and
+# `has_results` count studies by it, without joining their references (domain/facets.py).
+REPORT_TYPE_BITS = {name: 1 << position for position, name in enumerate(REFERENCE_TYPES)}
+HAS_RESULTS_BIT = 1 << 16
+
+
 # code -> (name, definition)
 REGISTRIES = {
     "ClinicalTrials.gov": ("ClinicalTrials.gov (US)", "Identifiers NCT + 8 digits."),

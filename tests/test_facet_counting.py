@@ -1,6 +1,7 @@
-"""The facet counts of `reference_type` and `has_results` (domain/facets.py) are planned two ways: over
-the whole register the references drive the join, over a filtered set the studies' links do. Both must
-give what the plain join gives, on a register filled as the benchmarks fill it (bench/fill.py)."""
+"""The facet counts of `reference_type` and `has_results` (domain/facets.py) count each study's
+`report_types`, which triggers keep (migrations/m0013). Whoever writes the links or the references (a
+bulk insert, a raw update, the API), filtered or not, they must give what the plain join gives, on a
+register filled as the benchmarks fill it (bench/fill.py)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,50 @@ def test_reporting_facets_agree_with_the_plain_join_filtered_or_not(app):
                                              {"value": False, "count": total - with_results}]
             # the fill makes studies with results and without
             assert 0 < with_results < total, (filters, with_results, total, counts)
+
+
+def test_every_way_of_changing_a_report_keeps_the_counts_of_the_plain_join(client, auth):
+    """Through the API (a link made, its role changed, a reference's type and results edited, a link
+    and a reference removed) and by raw SQL, the two facets stay the plain join's; a study's
+    dissemination follows an edit of its reference's results too."""
+    from tests.helpers import create_reference, create_study
+
+    study = create_study(client, auth, "NCT04280705")
+    other = create_study(client, auth, "NCT04292899")
+    article = create_reference(client, auth, study_ids=[study["id"]], type="journal_article",
+                               has_results=False)
+    preprint = create_reference(client, auth, type="preprint", has_results=True)
+
+    def agree():
+        with database.connection_context():
+            counts, total = facets.study_facets(["reference_type", "has_results"], [])
+            by_type, with_results = _plain([])
+        assert counts["reference_type"] == [{"value": t, "count": by_type.get(t, 0)} for t in REFERENCE_TYPES]
+        assert counts["has_results"][0] == {"value": True, "count": with_results}
+        return {c["value"]: c["count"] for c in counts["reference_type"] if c["count"]}, with_results
+
+    def ok(response):
+        assert response.status_code in (200, 201, 204), response.get_json()
+
+    links, references = f"/studies/{other['id']}/references/{preprint['id']}", "/references/"
+    assert agree() == ({"journal_article": 1}, 0)
+    ok(client.put(links, headers=auth))
+    assert agree() == ({"journal_article": 1, "preprint": 1}, 1)
+    ok(client.patch(f"{references}{article['id']}", json={"has_results": True}, headers=auth))
+    assert agree() == ({"journal_article": 1, "preprint": 1}, 2)
+    dissemination = client.get(f"/studies/{study['id']}").get_json()["dissemination"]
+    assert dissemination["article"]["results"] is True and dissemination["reported"] is True
+    ok(client.patch(f"{references}{article['id']}", json={"type": "letter"}, headers=auth))
+    assert agree() == ({"letter": 1, "preprint": 1}, 2)
+    ok(client.patch(links, json={"role": "cites"}, headers=auth))
+    assert agree() == ({"letter": 1}, 1)
+    mark = database.param
+    with database.connection_context():
+        database.execute_sql(f"UPDATE study_reference SET role = 'reports' WHERE reference_id = {mark}",
+                             (preprint["id"],))
+        database.execute_sql(f'UPDATE "reference" SET has_results = {mark} WHERE id = {mark}',
+                             (False, article["id"]))
+    assert agree() == ({"letter": 1, "preprint": 1}, 1)
+    ok(client.delete(f"{references}{preprint['id']}", headers=auth))
+    ok(client.delete(f"/studies/{study['id']}/references/{article['id']}", headers=auth))
+    assert agree() == ({}, 0)

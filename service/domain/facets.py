@@ -12,11 +12,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from peewee import JOIN, Case, fn
+from peewee import Case, fn
 
-from ..db import is_postgres
-from ..models import Reference, Registration, Study, StudyCountry, StudyReference
-from ..vocabularies import FACETS, REFERENCE_TYPES, REGISTRIES, RESULTS_IN, STATUS_VOCABULARIES
+from ..models import Reference, Registration, Study, StudyCountry
+from ..models import StudyReportTypes as Types
+from ..vocabularies import (
+    FACETS,
+    HAS_RESULTS_BIT,
+    REFERENCE_TYPES,
+    REGISTRIES,
+    REPORT_TYPE_BITS,
+    RESULTS_IN,
+    STATUS_VOCABULARIES,
+)
 
 STUDY_FACETS = ("study_type", "study_aim", "study_design", "intervention_assignment", "registry",
                 "reference_type", "has_results", "recruitment_status", "phase", "country", "results_in")
@@ -29,20 +37,10 @@ def _listed(order: Sequence, counts: dict) -> list[dict]:
     return [{"value": value, "count": counts.get(value, 0)} for value in order]
 
 
-def _reporting(conditions: Sequence, ids, *columns):
-    """The ``columns`` of (reference, its "reports" link), over the studies matching ``conditions``.
-    Over the whole register the references drive (their own index, then each one's links from the
-    covering index (reference_id, role, study_id), m0011); over a filtered set the matching studies'
-    links drive and each reference is looked up by id. SQLite's planner (no ANALYZE) would pick the
-    links first in the one case and, with the covering index, walk the IN list once per reference in
-    the other (quadratic): its CROSS JOIN, the join's condition in WHERE, keeps the written order.
-    Postgres plans the join itself."""
-    linked = (StudyReference.reference == Reference.id) & (StudyReference.role == "reports")
-    outer, inner = (StudyReference, Reference) if conditions else (Reference, StudyReference)
-    query = outer.select(*columns)
-    query = (query.join(inner, on=linked) if is_postgres()
-             else query.join(inner, JOIN.CROSS).where(linked))
-    return query.where(StudyReference.study.in_(ids)) if conditions else query
+def _reported(conditions: Sequence, ids, *columns):
+    """``columns`` of `study_report_types` over the studies matching ``conditions``."""
+    query = Types.select(*columns)
+    return query.where(Types.study.in_(ids)) if conditions else query
 
 
 def _where(query, conditions: Sequence):
@@ -65,7 +63,8 @@ def _grouped(model, names: Sequence[str], conditions: Sequence) -> tuple[dict[st
 def study_facets(names: Sequence[str], conditions: Sequence) -> tuple[dict[str, list[dict]], int]:
     """Counts of the studies matching ``conditions`` (expressions over Study) for each facet, and
     how many studies match. The four classifications are counted together in one grouped query
-    (which also gives the total); `registry`, `reference_type`, `has_results` take one each."""
+    (which also gives the total); `registry`, `reference_type`, `has_results` take one each, the last
+    two over `study_report_types` (kept by triggers: m0013), not a join of every reporting reference."""
     ids = _where(Study.select(Study.id), conditions)
     columns = [n for n in names if n in GROUPED]
     if columns:
@@ -96,12 +95,18 @@ def study_facets(names: Sequence[str], conditions: Sequence) -> tuple[dict[str, 
             rows = rows.where(Registration.study.in_(ids)) if conditions else rows
             result[name] = _listed(list(REGISTRIES), dict(rows.tuples()))
         elif name == "reference_type":
-            rows = _reporting(conditions, ids, Reference.type,
-                              fn.COUNT(fn.DISTINCT(StudyReference.study))).group_by(Reference.type)
-            result[name] = _listed(list(REFERENCE_TYPES), dict(rows.tuples()))
+            # A bit per type reporting the study: the few masks there are, counted.
+            rows = _reported(conditions, ids, Types.types, fn.COUNT(Types.study)).group_by(
+                Types.types).tuples()
+            by_type: Counter = Counter()
+            for mask, count in rows:
+                for kind, bit in REPORT_TYPE_BITS.items():
+                    if mask & bit:
+                        by_type[kind] += count
+            result[name] = _listed(list(REFERENCE_TYPES), by_type)
         elif name == "has_results":
-            with_results = _reporting(conditions, ids, fn.COUNT(fn.DISTINCT(StudyReference.study))).where(
-                Reference.has_results == True)  # noqa: E712
+            with_results = _reported(conditions, ids, fn.COUNT(Types.study)).where(
+                Types.types.bin_and(HAS_RESULTS_BIT) != 0)
             count = with_results.scalar() or 0
             result[name] = _listed([True, False], {True: count, False: total - count})
     return result, total

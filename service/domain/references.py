@@ -131,6 +131,10 @@ def _linked_study_ids(reference_id: int) -> list[int]:
             .where(StudyReference.reference == reference_id).tuples()]
 
 
+# A reference's fields its reporting studies derive values from (domain/derive.py: dissemination).
+REPORTING_FIELDS = ("type", "has_results", "published")
+
+
 def create_reference(data: dict[str, Any]) -> int:
     """Create a reference, linked by hand to ``study_ids`` when given; return its id."""
     study_ids = sorted(set(data.get("study_ids") or []))
@@ -170,6 +174,9 @@ def update_reference(reference_id: int, data: dict[str, Any], *,
         values.setdefault("updated", now)
         Reference.update(values).where(Reference.id == reference_id).execute()
         changed(references=[reference_id])
+        if any(name in data for name in REPORTING_FIELDS):
+            # What its studies derive from it (dissemination): they are derived again.
+            changed(studies=_linked_study_ids(reference_id))
         if any(name in data for name in linking.TEXT_FIELDS + linking.DECIDING_FIELDS):
             linking.relink_reference(Reference.get_by_id(reference_id),
                                      lambda ids: touch_studies(ids, now))
