@@ -4,8 +4,13 @@ raw loopback HTTP the serving tests speak to gunicorn and nginx."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -16,6 +21,42 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def _status(port: int, path: str) -> int:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def served(url: str, *, threads: int, workers: int = 1, **settings: str):
+    """The service under gunicorn (the repo's gunicorn.conf.py) on a free port: ``workers`` workers of
+    ``threads`` threads each, on the database at ``url``; stopped on exit. Yields the port."""
+    root = Path(__file__).resolve().parent.parent
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "GUNICORN_BIND": f"{HOST}:{port}",
+           "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads), **settings}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"),
+                               "service.wsgi:app"], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        end = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if _status(port, "/health") == 200:
+                    break
+            assert time.monotonic() < end and server.poll() is None, "gunicorn did not start"
+            time.sleep(0.2)
+        yield port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 def raw_http(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:

@@ -9,7 +9,6 @@ import datetime as dt
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from service.db import close_all, database
 from service.domain.register_state import stored_secret_key
 from service.domain.tokens import create_token
 from tests.conftest import make_token
-from tests.helpers import HOST, create_reference, create_study, free_port
+from tests.helpers import HOST, create_reference, create_study, free_port, served
 from tests.test_rate_limits import redis_url  # noqa: F401 - the fixture: Redis required in CI
 from tests.test_suggestions import OTHERS, register, suggest, suggested
 
@@ -292,23 +291,7 @@ def test_two_gunicorn_workers_never_answer_from_before_a_write(database_url, see
     """Each worker keeps its own entries; the generation both read is in the database."""
     token = make_token()
     close_all(database.obj)
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
-           "GUNICORN_BIND": f"{HOST}:{port}", "WEB_CONCURRENCY": "2",
-           "GUNICORN_THREADS": "1", "RATE_LIMITS": "off"}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                               "service.wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        end = time.monotonic() + 30
-        while True:
-            try:
-                if _get(port, "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < end and server.poll() is None, "gunicorn did not start"
-            time.sleep(0.2)
+    with served(database_url, threads=1, workers=2, RATE_LIMITS="off") as port:
         for round_ in range(5):
             for _ in range(6):  # new connections: both workers answer, and keep an entry
                 assert _get(port, "/notices")[0] == 200
@@ -321,6 +304,3 @@ def test_two_gunicorn_workers_never_answer_from_before_a_write(database_url, see
                 status, body = _get(port, "/notices")
                 messages = [n["message"] for n in json.loads(body)["items"]]
                 assert status == 200 and f"notice {round_}" in messages, (round_, messages)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)

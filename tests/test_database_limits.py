@@ -11,7 +11,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +25,7 @@ from service import create_app, db
 from service.config import ConfigError, load_config
 from service.db import close_all, database, long_operation, problem_kind, request_limits
 from tests.conftest import IN_CI, assert_problem
-from tests.helpers import free_port
+from tests.helpers import free_port, served
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parent.parent
@@ -349,35 +348,12 @@ def _get(port: int, path: str) -> tuple[float, int]:
         conn.close()
 
 
-@contextlib.contextmanager
-def _gunicorn(url: str, *, threads: int, **settings: str):
-    """The service under gunicorn (gunicorn.conf.py), one worker of ``threads`` threads."""
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "GUNICORN_BIND": f"127.0.0.1:{port}",
-           "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": str(threads), **settings}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                               "service.wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        end = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if _get(port, "/health")[1] == 200:
-                    break
-            assert time.monotonic() < end and server.poll() is None, "gunicorn did not start"
-            time.sleep(0.2)
-        yield port
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
-
 def test_health_answers_within_2_s_with_more_clients_than_threads_while_frozen(frozen_app, throwaway_cluster):
     """Without the breaker each GET held one of the 2 threads for the 2 s connect timeout and /health
     queued behind them (3 s and more); with it, requests after the first failure are refused at once."""
     close_all(database.obj)  # the served process has its own connections; this one's are not needed
     # A long breaker window: only its probe thread can close it within the bound below.
-    with _gunicorn(throwaway_cluster["url"], threads=2, DATABASE_BREAKER_SECONDS="10") as port:
+    with served(throwaway_cluster["url"], threads=2, DATABASE_BREAKER_SECONDS="10") as port:
         stop, statuses = threading.Event(), []
 
         def client() -> None:
