@@ -17,7 +17,6 @@ nothing). Writes bench/results/cache-<UTC timestamp>.json and prints a Markdown 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import http.client
 import json
@@ -27,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.run import BIN, HOST, _stop, free_port, log, parse_wrk, prepare, random_id_script  # noqa: E402
+from bench.run import HOST, gunicorn, log, parse_wrk, prepare, random_id_script  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 WORDS = "patients hospital"
@@ -51,37 +49,6 @@ FIGURES = [
     (f"q={WORDS} + two facets", "service", f"/studies?q={quote(WORDS)}&facets=study_type,study_aim", False),
     ("page GET /", "service", "/", False),
 ]
-
-
-@contextlib.contextmanager
-def serve(module: str, env: dict, workers: int, tmp: Path):
-    port = free_port()
-    config = tmp / "empty.conf.py"
-    config.write_text("# bench/cache_bench.py: every setting is on the command line\n")
-    logfile = open(tmp / f"gunicorn-{port}.log", "w+b")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", str(config), "--no-control-socket", "-w", str(workers), "-k", "sync",
-         "-b", f"{HOST}:{port}", "--log-level", "warning", module],
-        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdin=subprocess.DEVNULL,
-        stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                logfile.seek(0)
-                raise RuntimeError(f"gunicorn exited:\n{logfile.read().decode(errors='replace')}")
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection(HOST, port, timeout=5)
-                conn.request("GET", "/hello/1" if module.startswith("bench") else "/health")
-                if conn.getresponse().status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{module} did not answer within 60 s")
-            time.sleep(0.3)
-        yield port
-    finally:
-        _stop(process)
-        logfile.close()
 
 
 def etag_of(port: int, path: str) -> str:
@@ -133,9 +100,9 @@ def main() -> None:
     results["n"] = n
     script = random_id_script(n, tmp)
     base = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": "", "RATE_LIMITS": "off"}
-    with serve("bench.smorest_min:app", {}, args.workers, tmp) as minimal, \
-            serve("service.wsgi:app", {**base, "CACHE": "on"}, args.workers, tmp) as cached, \
-            serve("service.wsgi:app", {**base, "CACHE": "off"}, args.workers, tmp) as uncached:
+    with gunicorn("bench.smorest_min:app", {}, args.workers, tmp, "/hello/1") as minimal, \
+            gunicorn("service.wsgi:app", {**base, "CACHE": "on"}, args.workers, tmp, "/health") as cached, \
+            gunicorn("service.wsgi:app", {**base, "CACHE": "off"}, args.workers, tmp, "/health") as uncached:
         variants = [("min", minimal)] + [("on", cached), ("off", uncached)]
         for round_ in range(args.rounds):
             order = FIGURES[round_ % len(FIGURES):] + FIGURES[:round_ % len(FIGURES)]
