@@ -26,6 +26,7 @@ an answer built while a write commits may show the write, never miss one that a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -62,8 +63,10 @@ VALIDATORS = ("ETag", "Last-Modified", "Cache-Control")
 STORAGE_RETRY_AFTER = 5.0
 
 
+@functools.cache
 def _code_id() -> str:
-    """A digest of the service's own files: a deploy of other code never reads entries of the last one."""
+    """A digest of the service's own files: a deploy of other code never reads entries of the last one.
+    Read once per process (the files do not change under it), not at every create_app."""
     digest = hashlib.sha256()
     root = Path(__file__).resolve().parent.parent
     for path in sorted(root.rglob("*")):
