@@ -39,6 +39,8 @@ from flask import Flask, Response, current_app, g, request
 
 from .. import generation
 from ..domain.notices import notice_boundaries, notice_period
+from .caching import none_match_tags
+from .ratelimits import STORAGE_RETRY_AFTER
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,6 @@ PER_REQUEST = frozenset({"ratelimit", "ratelimit-policy", "server-timing", "x-ca
                          "access-control-allow-origin", "access-control-expose-headers", "set-cookie",
                          "content-length"})
 VALIDATORS = ("ETag", "Last-Modified", "Cache-Control")
-STORAGE_RETRY_AFTER = 5.0
 
 
 @functools.cache
@@ -82,6 +83,11 @@ class Entry:
     def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes):
         self.status, self.headers, self.body = status, headers, body
         self.etag = next((v for k, v in headers if k.lower() == "etag"), None)
+
+    @property
+    def size(self) -> int:
+        """What it counts against CACHE_MAX_BYTES: its body and a round 200 bytes for the rest."""
+        return len(self.body) + 200
 
     def dumps(self) -> bytes:
         return orjson.dumps([self.status, self.headers]) + b"\0" + self.body
@@ -114,7 +120,7 @@ class ResponseCache:
         self.entries: OrderedDict[str, Entry] = OrderedDict()
         self.size = 0
         self.state: tuple[str, int] | None = None  # (register, generation) the entries and boundaries are of
-        self.boundaries: list = []
+        self.boundaries: list | None = None
 
     # --- the generation and its notice period ---
     def scope(self) -> str | None:
@@ -164,18 +170,18 @@ class ResponseCache:
                 self._redis_failed(error)
 
     def _keep(self, key: str, entry: Entry) -> None:
-        size = len(entry.body) + 200
+        size = entry.size
         with self.lock:
             if key.split("|", 1)[0].rsplit(":", 1)[0] != self._scope_prefix() or size > self.max_bytes:
                 return  # the generation moved on while this answer was built
             old = self.entries.pop(key, None)
             if old is not None:
-                self.size -= len(old.body) + 200
+                self.size -= old.size
             self.entries[key] = entry
             self.size += size
             while self.size > self.max_bytes and self.entries:
                 _, dropped = self.entries.popitem(last=False)
-                self.size -= len(dropped.body) + 200
+                self.size -= dropped.size
 
     def _scope_prefix(self) -> str | None:
         return None if self.state is None else f"{self.state[0]}:{self.state[1]}"
@@ -187,11 +193,6 @@ class ResponseCache:
 
 def _cache() -> ResponseCache:
     return current_app.extensions["response_cache"]
-
-
-def _wanted_tags() -> list[str]:
-    header = request.headers.get("If-None-Match")
-    return [] if header is None else [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
 
 
 def _not_modified(tag: str, headers: list[tuple[str, str]]) -> Response:
@@ -222,7 +223,7 @@ def lookup() -> Response | None:
                          environ.get("HTTP_ACCEPT_ENCODING", "")))
     key = f"{scope}|{hashlib.sha256(variant.encode()).hexdigest()}"
     g.cache_key = key
-    wanted = _wanted_tags()
+    wanted = none_match_tags(request.headers.get("If-None-Match")) or []
     entry = cache.get(key) if cache.enabled else None
     if entry is None:
         own = _generation_tag(key)

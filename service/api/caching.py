@@ -9,7 +9,7 @@ from flask import Response, json, request
 from ..domain.records import etag
 
 
-def _tags(header: str | None) -> list[str] | None:
+def none_match_tags(header: str | None) -> list[str] | None:
     if header is None:
         return None
     # Weak validators compare equal to strong ones for If-None-Match (RFC 9110 §13.1.2).
@@ -44,7 +44,7 @@ def record_response(body: dict, record: dict, *, last_modified: dt.datetime | No
     for name, value in (headers or {}).items():
         response.headers[name] = value
     if status == 200 and request.method == "GET":
-        wanted = _tags(request.headers.get("If-None-Match"))
+        wanted = none_match_tags(request.headers.get("If-None-Match"))
         if wanted is not None and ("*" in wanted or tag in wanted):
             response.status_code = 304
             return response
