@@ -25,6 +25,7 @@ from .schemas.references import (
     ReferenceSchema,
     ReferenceSearchPagingArgsSchema,
     ReferenceSearchSchema,
+    dump_reference,
 )
 
 blp = Blueprint("references", __name__, url_prefix="/references",
@@ -38,7 +39,7 @@ _FILTERS = ("type", "has_results", "study_id", "linked", "doi", "pmid", "registr
 
 def _reference_response(reference_id: int, *, status: int = 200, headers: dict | None = None):
     record = domain.get_reference(reference_id)
-    return record_response(ReferenceSchema().dump(record), record,
+    return record_response(dump_reference(record), record,
                            last_modified=record["updated"], status=status, headers=headers)
 
 
@@ -156,7 +157,7 @@ class ReferenceById(MethodView):
         """
         if record_format(args) == FHIR_JSON:
             record = domain.get_reference(reference_id)
-            resource = fhir.document_reference(ReferenceSchema().dump(record), link(""))
+            resource = fhir.document_reference(dump_reference(record), link(""))
             return record_response(resource, record, last_modified=record["updated"],
                                    content_type=FHIR_CONTENT_TYPE)
         return _reference_response(reference_id)

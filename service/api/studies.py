@@ -37,6 +37,7 @@ from .schemas.studies import (
     StudySchema,
     StudySearchPagingArgsSchema,
     StudySearchSchema,
+    dump_study,
 )
 
 blp = Blueprint("studies", __name__, url_prefix="/studies",
@@ -48,14 +49,14 @@ REFERENCE_ID = "<int(max=2147483647):reference_id>"
 
 def study_response(study_id: int, *, status: int = 200, headers: dict | None = None):
     record = domain.get_study(study_id)
-    return record_response(StudySchema().dump(record), record, last_modified=record["updated"],
+    return record_response(dump_study(record), record, last_modified=record["updated"],
                            status=status, headers=headers)
 
 
 def fhir_study_response(study_id: int):
     """The study as a FHIR R4 ResearchStudy (formats/fhir.py), with its own ETag."""
     record = domain.get_study(study_id)
-    resource = fhir.research_study(StudySchema().dump(record), link(""))
+    resource = fhir.research_study(dump_study(record), link(""))
     return record_response(resource, record, last_modified=record["updated"],
                            content_type=FHIR_CONTENT_TYPE)
 

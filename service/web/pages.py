@@ -12,7 +12,7 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
 
 from ..api.problems import flatten
-from ..api.schemas.studies import StudyQueryArgsSchema, StudySchema
+from ..api.schemas.studies import StudyQueryArgsSchema, dump_study
 from ..api.studies import list_studies
 from ..domain import studies as domain
 from ..domain.errors import DomainError
@@ -147,7 +147,7 @@ def home():
 def record_page(study_id: int):
     """The study record page, in the seed page's sections and order (`Accept: text/html` on
     /studies/{id}). A merged id raises Moved (redirected as JSON is); a missing one is a 404 page."""
-    record = StudySchema().dump(domain.get_study(study_id))
+    record = dump_study(domain.get_study(study_id))
     references = []
     # Reports with results first (as the register's own page shows them), each group newest first.
     for ref in sorted(record.get("references", []), key=lambda ref: not ref.get("has_results")):

@@ -19,6 +19,7 @@ from ...validation import (
     ReferencePatchSchema,
 )
 from ...vocabularies import REFERENCE_TYPES
+from ..dumping import dumper
 from .common import (
     OPTIONAL,
     FacetNames,
@@ -190,6 +191,7 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
 }, name="ReferenceQueryArgs")
 
 ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage", facets=REFERENCE_FACETS, searched=True)
+dump_reference = dumper(ReferenceSchema())  # ReferenceSchema().dump of one record, planned once
 
 # POST /references/search: the GET's parameters as a JSON body; `page` or `cursor` in its query string.
 ReferenceSearchSchema = search_body(ReferenceQueryArgsSchema, "ReferenceSearch",

@@ -17,6 +17,7 @@ from ...vocabularies import (
     REGISTRIES,
     RESULTS_IN,
 )
+from ..dumping import dumper
 from .common import (
     OPTIONAL,
     Day,
@@ -190,6 +191,7 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
 }, name="StudyQueryArgs")
 
 StudyPageSchema = envelope(StudySchema, "StudyPage", facets=STUDY_FACETS, searched=True)
+dump_study = dumper(StudySchema())  # StudySchema().dump of one record, planned once (api/dumping.py)
 
 # POST /studies/search: the GET's parameters as a JSON body; `page` or `cursor` in its query string.
 StudySearchSchema = search_body(StudyQueryArgsSchema, "StudySearch", search_path="/studies/search")
