@@ -172,6 +172,11 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         "TRUSTED_PROXIES": _networks(environ, "TRUSTED_PROXIES"),
         **_rate_limits(environ),
         **_cache(environ),
+        # Export streams one process serves at once (api/exports.py); past it 503 with Retry-After. The
+        # default leaves one of the worker's threads (GUNICORN_THREADS, gunicorn.conf.py) to other reads.
+        "EXPORT_STREAMS": _int(environ, "EXPORT_STREAMS",
+                               max(1, _int(environ, "GUNICORN_THREADS", 2, 1, 1000) - 1), 1, 1000),
+        "EXPORT_RETRY_AFTER": _int(environ, "EXPORT_RETRY_AFTER", 10, 1, 3600),
         "DATABASE_LIMITS": {key: _seconds(environ, name, default, low, high)
                             for key, (name, default, low, high) in DATABASE_LIMITS.items()},
     }

@@ -59,6 +59,9 @@ def export_responses(resource: str) -> dict:
         }}}
 
 
+BUSY = ("This server is streaming as many exports as it serves at once (`EXPORT_STREAMS` per process), or "
+        "the database is unavailable; `Retry-After` says when to try again.")
+
 StudyExportArgsSchema = export_args(StudyQueryArgsSchema, "studies", "StudyExportArgs")
 ReferenceExportArgsSchema = export_args(ReferenceQueryArgsSchema, "references", "ReferenceExportArgs")
 
@@ -68,12 +71,14 @@ class StudyExport(MethodView):
     @blp.arguments(StudyExportArgsSchema, location="query")
     @blp.doc(responses=export_responses("studies"))
     @blp.limited
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description=BUSY)
     def get(self, args):
         """Export studies
 
         Every study matching the filters (and `q`), unpaged, in the order of `sort`, as one download in
         `format`; `X-Total-Count` says how many. The same answer as `GET /studies?format=…`. Exports
-        count against the exports rate limit of your address.
+        count against the exports rate limit of your address. A server streams at most a few exports
+        at once (`EXPORT_STREAMS` per process): past them 503 with `Retry-After`, before anything is read.
         """
         return studies.list_studies(args)
 
@@ -83,11 +88,14 @@ class ReferenceExport(MethodView):
     @blp.arguments(ReferenceExportArgsSchema, location="query")
     @blp.doc(responses=export_responses("references"))
     @blp.limited
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description=BUSY)
     def get(self, args):
         """Export references
 
         Every reference matching the filters (and `q`), unpaged, in the order of `sort`, as one download
         in `format` (`ris` for reference managers); `X-Total-Count` says how many. The same answer as
-        `GET /references?format=…`. Exports count against the exports rate limit of your address.
+        `GET /references?format=…`. Exports count against the exports rate limit of your address. A
+        server streams at most a few exports at once (`EXPORT_STREAMS` per process): past them 503 with
+        `Retry-After`, before anything is read.
         """
         return references.list_references(args)

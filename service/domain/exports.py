@@ -1,16 +1,26 @@
-"""Walking a filtered query to its end in keyset batches: every record, in order, in constant memory.
+"""Walking a filtered query to its end in batches: every record, in order, in constant memory.
 
 An export must not load the whole result (psycopg2's default cursor fetches every row of a query
-into memory) nor page with OFFSET (each page rescans what came before). Instead each batch is one
-query ``ORDER BY <keys>, id LIMIT n`` that continues after the last row of the previous batch, so
-memory holds one batch whatever the size of the register, and each batch costs the same.
+into memory) nor page with OFFSET (each page rescans what came before).
+
+- Postgres: the query runs once, in a server-side (named) cursor of the export's transaction, and each
+  batch is one ``FETCH FORWARD n``: an order no index gives is sorted once, not once a batch.
+- SQLite (which has no server-side cursors, and whose reads in a WAL snapshot are cheap): each batch
+  is one query ``ORDER BY <keys>, id LIMIT n`` that continues after the last row of the previous batch.
+
+Either way memory holds one batch whatever the size of the register, and each batch costs the same.
+Rows are named tuples (peewee's converters applied), not model instances: a third of the time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 
+from ..db import database, is_postgres
 from ..models import Registration, StudyReference
 from .ordering import SortKey, keyset_after, order_by
 
@@ -25,9 +35,13 @@ def keyset_batches(query, keys: Sequence[SortKey], *, size: int | None = None) -
     batch is one query; the last one is the first that comes back short.
     """
     size = size or BATCH_SIZE
-    names = [f"_export_key{i}" for i in range(len(keys))]
+    if is_postgres():
+        yield from _cursor_batches(query.order_by(*order_by(keys)).namedtuples(), size)
+        return
+    names = [f"export_key{i}" for i in range(len(keys))]
     ordered = (query.select_extend(*(k.expr.alias(n) for k, n in zip(keys, names, strict=True)))
                .order_by(*order_by(keys)))
+    ordered = ordered.namedtuples()  # a row's columns as attributes, without building model instances
     batch_query = ordered.limit(size)
     while True:
         rows = list(batch_query)
@@ -37,6 +51,37 @@ def keyset_batches(query, keys: Sequence[SortKey], *, size: int | None = None) -
             return
         last = rows[-1]
         batch_query = ordered.where(keyset_after(keys, [getattr(last, n) for n in names])).limit(size)
+
+
+_QUERY_LOG = logging.getLogger("peewee")  # where peewee logs each statement (and count_queries counts it)
+
+
+def _cursor_batches(ordered, size: int) -> Iterator[list]:
+    """``ordered``'s rows from a server-side cursor, ``size`` at a time (Postgres, in a transaction).
+
+    The DECLARE and each FETCH are logged as peewee logs its statements."""
+    sql, params = ordered.sql()
+    name = f"export_{uuid.uuid4().hex}"
+    # WITH HOLD only because peewee runs the transaction itself (psycopg2 is in autocommit and refuses a
+    # plain named cursor); the cursor is closed before that transaction ends, so nothing is held past it.
+    cursor = database.connection().cursor(name=name, withhold=True)
+    try:
+        _QUERY_LOG.debug((sql, params))
+        cursor.execute(sql, params)
+        rows_of = None
+        while True:
+            _QUERY_LOG.debug((f"FETCH FORWARD {size} FROM {name}", None))
+            rows = cursor.fetchmany(size)
+            if rows:
+                if rows_of is None:  # peewee's converters and row class for these columns
+                    rows_of = ordered._get_cursor_wrapper(cursor)
+                    rows_of.initialize()
+                yield [rows_of.process_row(row) for row in rows]
+            if len(rows) < size:
+                return
+    finally:
+        with contextlib.suppress(Exception):  # a failed transaction has dropped the cursor already
+            cursor.close()
 
 
 def reference_ids_of(study_ids: Iterable[int]) -> dict[int, list[int]]:

@@ -8,10 +8,12 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
+import orjson
 import pycountry
 from peewee import fn
 
-from ..models import Reference, Registration, Study, StudyReference
+from ..db import select_in
+from ..models import Reference, Study, StudyReference
 from ..vocabularies import type_label
 from .errors import PreconditionFailed
 from .linking import identifiers_found, stored_evidence
@@ -63,8 +65,8 @@ def cited_by_count_column():
 
 def _reference_dict(ref: Reference, study_ids: list[int], found: list[str]) -> dict:
     record = {name: getattr(ref, name) for name in REFERENCE_FIELDS}
-    record["authors"] = json.loads(ref.authors or "[]")
-    record["publication_types"] = json.loads(ref.publication_types or "[]")
+    record["authors"] = orjson.loads(ref.authors or "[]")
+    record["publication_types"] = orjson.loads(ref.publication_types or "[]")
     record["type_label"] = type_label(ref.type)
     record["study_ids"] = study_ids
     record["registration_ids_found"] = found
@@ -77,9 +79,8 @@ def reference_dicts(refs: Sequence[Reference]) -> list[dict]:
     study_ids: dict[int, list[int]] = defaultdict(list)
     cited: dict[int, list[int]] = defaultdict(list)
     if ids:
-        rows = (StudyReference.select(StudyReference.reference, StudyReference.study, StudyReference.role)
-                .where(StudyReference.reference.in_(ids))
-                .order_by(StudyReference.study).tuples())
+        rows = select_in("SELECT reference_id, study_id, role FROM study_reference WHERE {where} "
+                         "ORDER BY study_id", "reference_id", ids)  # raw: as identifiers_found
         for ref_id, study_id, role in rows:
             (study_ids if role == "reports" else cited)[ref_id].append(study_id)
     found = identifiers_found(ids)
@@ -148,8 +149,8 @@ def study_dicts(studies: Sequence[Study], *, include_references: bool = False,
     ids = [s.id for s in studies]
     registrations: dict[int, list[dict]] = defaultdict(list)
     if ids:
-        rows = (Registration.select(Registration.study, Registration.registry, Registration.identifier)
-                .where(Registration.study.in_(ids)).order_by(Registration.id).tuples())
+        rows = select_in("SELECT study_id, registry, identifier FROM registration WHERE {where} ORDER BY id",
+                         "study_id", ids)
         for study_id, registry, identifier in rows:
             registrations[study_id].append({"registry": registry, "identifier": identifier})
     references = linked_references(ids) if include_references or include_citing else {}
