@@ -22,11 +22,16 @@ def render_nginx_conf(*, listen: str, upstream: str, run_dir: str | os.PathLike,
                       long_upstream: str | None = None, workers: str = "auto",
                       template: Path | None = None) -> str:
     """docker/nginx.conf with its @NAMES@ replaced; ``run_dir`` gets the temporary-file folders.
-    Without ``long_upstream`` exports and imports go to ``upstream`` too."""
+    Without ``long_upstream`` exports and imports go to ``upstream`` too. Either may name several
+    servers, comma-separated (app replicas: nginx balances them round-robin and passes a request that
+    finds one down to the next)."""
     run_dir = Path(run_dir)
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     text = (template or TEMPLATE).read_text()
+    for name, addresses in (("UPSTREAM", upstream), ("LONG_UPSTREAM", long_upstream or upstream)):
+        listed = [a.strip() for a in addresses.split(",") if a.strip()]  # an upstream's server lines
+        text = text.replace(f"server @{name}@;", "\n        ".join(f"server {a};" for a in listed))
     names = {"LISTEN": listen, "UPSTREAM": upstream, "LONG_UPSTREAM": long_upstream or upstream,
              "RUN_DIR": str(run_dir), "MAX_BODY": str(max_body), "WORKERS": workers}
     for name, value in names.items():
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m service.proxy", description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--listen", default="0.0.0.0:8000")
-    parser.add_argument("--upstream", default="127.0.0.1:8001")
+    parser.add_argument("--upstream", default="127.0.0.1:8001", help="host:port, or several comma-separated")
     parser.add_argument("--long-upstream", default=None, help="exports and imports (default: --upstream)")
     parser.add_argument("--run-dir", default="/tmp/nginx")
     parser.add_argument("--workers", default="auto")

@@ -33,6 +33,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 PG_DOCKERFILE = ROOT / "docker" / "postgres" / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_OFFLINE = ROOT / "docker" / "compose.offline.yml"
+COMPOSE_REPLICAS = ROOT / "docker" / "compose.replicas.yml"
 BOOT = ROOT / "boot.sh"
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -152,7 +153,8 @@ def test_hadolint_passes(path):
     assert result.returncode == 0, f"hadolint:\n{result.stdout}{result.stderr}"
 
 
-@pytest.mark.parametrize("path", [COMPOSE, COMPOSE_OFFLINE], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", [COMPOSE, COMPOSE_OFFLINE, COMPOSE_REPLICAS],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_compose_file_matches_compose_spec(path):
     checker = find_tool("check-jsonschema")
     result = run_tool(checker, "--builtin-schema", "vendor.compose-spec", str(path))
