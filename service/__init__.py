@@ -10,6 +10,7 @@ from flask import Flask
 from .config import load_config
 from .db import Limits, init_database, register_request_hooks
 from .forwarded import TrustedProxies
+from .jsonprovider import OrjsonProvider
 from .logging import configure_logging
 
 
@@ -19,6 +20,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     configure_logging(settings["LOG_LEVEL"], sql_echo=settings["SQL_ECHO"])
     app = Flask(__name__)
     app.config.update(settings)
+    app.json = OrjsonProvider(app)  # the same JSON values as Flask's own provider, faster
     app.json.sort_keys = False
     app.url_map.strict_slashes = False
     init_database(settings["DATABASE_URL"], max_connections=settings["DATABASE_MAX_CONNECTIONS"],
