@@ -490,7 +490,9 @@ def main() -> None:
                     results["databases"][f"{label}/{backend}"] = info
                     filled.append((label, backend, url, folder, info))
             for label, backend, url, folder, info in filled:
-                env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": ""}
+                # CACHE=off: every request is answered anew (the cache's own figures: cache_bench.py)
+                env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": "", "CACHE": "off",
+                       "RATE_LIMITS": "off"}
                 port, pid = stack.enter_context(gunicorn(codes[label], env, args.workers, args.threads,
                                                          folder))
                 servers.append(Server(label, backend, port, info))
