@@ -29,12 +29,14 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     from .api import init_api
     from .api.cache import init_cache
+    from .api.compression import init_compression
     from .cli import register_commands
     from .web import init_web
 
     app.extensions["problem_api"] = init_api(app)
     init_web(app)
-    init_cache(app)  # after every other hook: its lookup runs last, its store first
+    init_cache(app)  # after every other hook: its lookup runs last, its store first...
+    init_compression(app)  # ...but for this one, so that the cache stores what it compressed
     register_commands(app)
     app.wsgi_app = TrustedProxies(app.wsgi_app, settings["TRUSTED_PROXIES"])
     return app

@@ -105,6 +105,17 @@ def _cache(environ: Mapping[str, str]) -> dict[str, Any]:
             "CACHE_TTL": _int(environ, "CACHE_TTL", 3600, 1, 30 * 86400)}
 
 
+def _compress(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Compression (api/compression.py): gzip when the client accepts it, its level, and the smallest
+    answer worth it (flask-compress's own setting names)."""
+    enabled = (environ.get("COMPRESS") or "on").lower()
+    if enabled not in ("on", "off"):
+        raise ConfigError(f"COMPRESS must be on or off, got {enabled!r}")
+    return {"COMPRESS_ENABLED": enabled == "on",
+            "COMPRESS_LEVEL": _int(environ, "COMPRESS_LEVEL", 6, 1, 9),
+            "COMPRESS_MIN_SIZE": _int(environ, "COMPRESS_MIN_SIZE", 500, 0, 1 << 30)}
+
+
 def _seconds(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
     raw = environ.get(name)
     if raw in (None, ""):
@@ -177,6 +188,7 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
         "EXPORT_STREAMS": _int(environ, "EXPORT_STREAMS",
                                max(1, _int(environ, "GUNICORN_THREADS", 2, 1, 1000) - 1), 1, 1000),
         "EXPORT_RETRY_AFTER": _int(environ, "EXPORT_RETRY_AFTER", 10, 1, 3600),
+        **_compress(environ),
         "DATABASE_LIMITS": {key: _seconds(environ, name, default, low, high)
                             for key, (name, default, low, high) in DATABASE_LIMITS.items()},
     }

@@ -14,7 +14,8 @@ an answer built while a write commits may show the write, never miss one that a 
 - Only GETs (and HEADs) of the endpoints in CACHED, without `Authorization`, answered 200 in full (not
   streamed: exports and bundles are never kept), at most CACHE_MAX_ENTRY_BYTES. The key is the
   register, its generation and notice period, the app's code and settings, the URL with its query, and
-  the headers an answer depends on (`Accept`, `Accept-Encoding`).
+  the headers an answer depends on (`Accept`, and of `Accept-Encoding` the coding it chose: `gzip` or
+  identity, api/compression.py). An entry keeps the body as sent, compressed or not.
 - Answers without a validator of their own (lists, searches, facets, pages) get a strong ETag made of
   the key: `If-None-Match` with it is answered 304 after the one generation read, entry or not. Single
   records keep their content ETag (`If-Match` checks it on writes); a stored one answers 304 from the
@@ -40,6 +41,7 @@ from flask import Flask, Response, current_app, g, request
 from .. import generation
 from ..domain.notices import notice_boundaries, notice_period
 from .caching import none_match_tags
+from .compression import coding
 from .ratelimits import STORAGE_RETRY_AFTER
 
 logger = logging.getLogger(__name__)
@@ -220,7 +222,7 @@ def lookup() -> Response | None:
     variant = "\n".join((environ["wsgi.url_scheme"], environ.get("HTTP_HOST", ""),
                          environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""),
                          environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", ""),
-                         environ.get("HTTP_ACCEPT_ENCODING", "")))
+                         coding() or "identity"))  # the coding chosen, not each client's header
     key = f"{scope}|{hashlib.sha256(variant.encode()).hexdigest()}"
     g.cache_key = key
     wanted = none_match_tags(request.headers.get("If-None-Match")) or []

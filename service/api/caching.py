@@ -16,15 +16,24 @@ def none_match_tags(header: str | None) -> list[str] | None:
     return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
 
 
+CODED_SUFFIX = ':gzip"'  # a compressed answer's strong ETag: `"abc"` → `"abc:gzip"` (api/compression.py)
+
+
+def uncoded_tag(tag: str) -> str:
+    """`"abc:gzip"` → `"abc"`: the ETag of the record state a compressed answer was made of."""
+    return tag[:-len(CODED_SUFFIX)] + '"' if tag.endswith(CODED_SUFFIX) else tag
+
+
 def if_match() -> list[str] | None:
     """The ETags an If-Match header accepts (``["*"]`` for any), or None when it is absent.
 
     If-Match uses the strong comparison (RFC 9110 §13.1.1): a weak tag (`W/"..."`) never matches, so a
-    header of weak tags only accepts nothing and the write is refused with 412."""
+    header of weak tags only accepts nothing and the write is refused with 412. The tag of a gzip'd
+    answer (`"abc:gzip"`) is taken as its record's (`"abc"`): the same state, only sent compressed."""
     header = request.headers.get("If-Match")
     if header is None:
         return None
-    return [t.strip() for t in header.split(",") if t.strip() and not t.strip().startswith("W/")]
+    return [uncoded_tag(t.strip()) for t in header.split(",") if t.strip() and not t.strip().startswith("W/")]
 
 
 def record_response(body: dict, record: dict, *, last_modified: dt.datetime | None,
