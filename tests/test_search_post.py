@@ -165,7 +165,7 @@ WRONG = [
     ({"page": 1.5}, "page"),
     ({"page": True}, "page"),
     ({"page_size": 0}, "page_size"),
-    ({"page_size": 101}, "page_size"),
+    ({"page_size": 1001}, "page_size"),
     ({"page": 200, "page_size": 100}, "page"),
     ({"page": 1, "cursor": "*"}, "page"),
     ({"cursor": "garbage"}, "cursor"),

@@ -159,8 +159,8 @@ ERROR_DETAILS = {
           None),
     415: ("Send the body as application/json.", None),
     422: ("Invalid query parameter — page_size: Must be greater than or equal to 1 and less than or "
-          "equal to 100.", {"page_size": ["Must be greater than or equal to 1 and less than or equal to "
-                                          "100."]}),
+          "equal to 1000.", {"page_size": ["Must be greater than or equal to 1 and less than or equal to "
+                                           "1000."]}),
     429: ("Too many writes with this token; retry after the seconds in `Retry-After`.", None),
     500: ("The server met an unexpected error; it has been logged.", None),
     503: ("The database is unreachable; try again shortly.", None),

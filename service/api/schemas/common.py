@@ -14,6 +14,7 @@ __all__ = ["Bool", "Day", "Instant", "Int", "Text", "Vocab"]  # shared with form
 
 _PAGING = ("page", "page_size", "cursor")
 DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 1000  # machines walking the register (ClinicalTrials.gov and Europe PMC allow 1,000)
 
 
 def _choices(field: fields.Field) -> list:
@@ -177,9 +178,11 @@ def paging_fields(sorts, default_sort: str, *, relevance: bool = False,
         # Default 20, but not as the spec's `default`: clients and Swagger UI's "Try it out" send a
         # spec default, and an export (`format=csv`...) refuses `page_size`.
         "page_size": Int(
-            load_default=lambda: DEFAULT_PAGE_SIZE, validate=validate.Range(1, 100),
-            metadata={"description": f"Records per page, 1–100; default {DEFAULT_PAGE_SIZE}. Not with "
-                                     "an export (`format` other than `json`)."}),
+            load_default=lambda: DEFAULT_PAGE_SIZE, validate=validate.Range(1, MAX_PAGE_SIZE),
+            metadata={"description": f"Records per page, 1–{MAX_PAGE_SIZE:,}; default {DEFAULT_PAGE_SIZE}. "
+                                     "`page` × `page_size` may not exceed 10,000 (at 1,000 a page: "
+                                     "`page` 1–10; walk further with `cursor`). Not with an export "
+                                     "(`format` other than `json`)."}),
         "cursor": Text(
             validate=validate.Length(1, MAX_CURSOR_LENGTH),
             metadata={"description": "Keyset paging for machines walking the whole register: "
