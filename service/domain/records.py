@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import orjson
 import pycountry
@@ -73,18 +73,28 @@ def _reference_dict(ref: Reference, study_ids: list[int], found: list[str]) -> d
     return record
 
 
-def reference_dicts(refs: Sequence[Reference]) -> list[dict]:
-    """Reference records with their study ids and identifiers found: two queries for all of ``refs``."""
+def _only(record: dict, wanted: Collection[str] | None) -> dict:
+    return record if wanted is None else {k: v for k, v in record.items() if k in wanted}
+
+
+def reference_dicts(refs: Sequence[Reference], *, fields: Collection[str] | None = None) -> list[dict]:
+    """Reference records with their study ids and identifiers found: two queries for all of ``refs``.
+
+    ``fields`` (`fields=`): only these members and `id`, and only the queries they need (`study_ids` and
+    `cited_study_ids` one, `registration_ids_found` one)."""
+    wanted = None if fields is None else {"id", *fields}
     ids = [r.id for r in refs]
     study_ids: dict[int, list[int]] = defaultdict(list)
     cited: dict[int, list[int]] = defaultdict(list)
-    if ids:
+    if ids and (wanted is None or wanted & {"study_ids", "cited_study_ids"}):
         rows = select_in("SELECT reference_id, study_id, role FROM study_reference WHERE {where} "
                          "ORDER BY study_id", "reference_id", ids)  # raw: as identifiers_found
         for ref_id, study_id, role in rows:
             (study_ids if role == "reports" else cited)[ref_id].append(study_id)
-    found = identifiers_found(ids)
-    return [dict(_reference_dict(r, study_ids[r.id], found[r.id]), cited_study_ids=cited[r.id]) for r in refs]
+    found = (identifiers_found(ids) if wanted is None or "registration_ids_found" in wanted
+             else defaultdict(list))
+    return [_only(dict(_reference_dict(r, study_ids[r.id], found[r.id]), cited_study_ids=cited[r.id]), wanted)
+            for r in refs]
 
 
 def link_fields(link: str, identifier: str | None, role: str, role_curated: bool, confidence: float | None,
@@ -139,16 +149,45 @@ def dissemination(study: Study) -> dict:
     return out
 
 
+_STUDY_MEMBERS: dict[str, Callable[[Study], object]] = {
+    "id": lambda s: s.id, "name": lambda s: s.name, "title": lambda s: s.title,
+    "study_type": lambda s: s.study_type, "study_aim": lambda s: s.study_aim,
+    "study_design": lambda s: s.study_design, "intervention_assignment": lambda s: s.intervention_assignment,
+    "first_published": lambda s: s.first_published, "updated": lambda s: s.updated,
+    "registered": lambda s: s.registered, "start_date": lambda s: s.start_date,
+    "recruitment_status": lambda s: s.recruitment_status, "phase": lambda s: s.phase,
+    "target_size": lambda s: s.target_size,
+    "countries": lambda s: [country_entry(code) for code in json.loads(s.countries or "[]")],
+    "sponsor": lambda s: s.sponsor, "primary_completion_date": lambda s: s.primary_completion_date,
+    "dissemination": dissemination,
+    "reference_count": lambda s: s.reference_count,
+    "cited_by_count": lambda s: s.cited_by_count,
+}  # then `registrations` (one query), `facet_sources` and `curated`, `references` and `citing`
+COUNTED = ("reference_count", "cited_by_count")  # the members read from studies_with_counts()' columns
+
+
 def study_dicts(studies: Sequence[Study], *, include_references: bool = False,
-                include_sources: bool | None = None, include_citing: bool | None = None) -> list[dict]:
+                include_sources: bool | None = None, include_citing: bool | None = None,
+                fields: Collection[str] | None = None) -> list[dict]:
     """Study records for rows selected with ``reference_count_column()`` and ``cited_by_count_column()``
     (`studies_with_counts`): one or four more queries. ``references`` holds its reports; ``citing`` (with the
-    references, unless told otherwise) the references citing it."""
+    references, unless told otherwise) the references citing it.
+
+    ``fields`` (`fields=`): only these members and `id`, whatever the include flags say (naming
+    `references`, `citing`, `facet_sources` or `curated` includes them), and only the queries they need:
+    none without `registrations`, `references` or `citing`; rows without `reference_count` and
+    `cited_by_count` need not have their columns."""
+    wanted = None if fields is None else {"id", *fields}
+    if wanted is not None:
+        include_references, include_citing = "references" in wanted, "citing" in wanted
+        include_sources = bool(wanted & {"facet_sources", "curated"})
     include_sources = include_references if include_sources is None else include_sources
     include_citing = include_references if include_citing is None else include_citing
+    members = [(name, get) for name, get in _STUDY_MEMBERS.items() if wanted is None or name in wanted]
     ids = [s.id for s in studies]
     registrations: dict[int, list[dict]] = defaultdict(list)
-    if ids:
+    with_registrations = wanted is None or "registrations" in wanted
+    if ids and with_registrations:
         rows = select_in("SELECT study_id, registry, identifier FROM registration WHERE {where} ORDER BY id",
                          "study_id", ids)
         for study_id, registry, identifier in rows:
@@ -156,20 +195,9 @@ def study_dicts(studies: Sequence[Study], *, include_references: bool = False,
     references = linked_references(ids) if include_references or include_citing else {}
     records = []
     for s in studies:
-        record = {
-            "id": s.id, "name": s.name, "title": s.title,
-            "registrations": registrations[s.id],
-            "study_type": s.study_type, "study_aim": s.study_aim, "study_design": s.study_design,
-            "intervention_assignment": s.intervention_assignment,
-            "first_published": s.first_published, "updated": s.updated,
-            "registered": s.registered, "start_date": s.start_date,
-            "recruitment_status": s.recruitment_status, "phase": s.phase, "target_size": s.target_size,
-            "countries": [country_entry(code) for code in json.loads(s.countries or "[]")],
-            "sponsor": s.sponsor, "primary_completion_date": s.primary_completion_date,
-            "dissemination": dissemination(s),
-            "reference_count": s.reference_count,
-            "cited_by_count": s.cited_by_count,
-        }
+        record = {name: get(s) for name, get in members}
+        if with_registrations:
+            record["registrations"] = registrations[s.id]
         if include_sources:
             record["facet_sources"] = json.loads(s.facet_sources or "{}")
             record["curated"] = json.loads(s.curated or "[]")
@@ -177,7 +205,7 @@ def study_dicts(studies: Sequence[Study], *, include_references: bool = False,
             record["references"] = references[s.id]["reports"] if s.id in references else []
         if include_citing:
             record["citing"] = references[s.id]["cites"] if s.id in references else []
-        records.append(record)
+        records.append(_only(record, wanted))
     return records
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ..db import changed, locked, write_transaction
@@ -108,8 +108,9 @@ def _get(reference_id: int, *, lock: bool = False) -> Reference:
     return ref
 
 
-def get_reference(reference_id: int) -> dict:
-    return records.reference_dicts([_get(reference_id)])[0]
+def get_reference(reference_id: int, *, fields: Collection[str] | None = None) -> dict:
+    """One reference; with ``fields``, only those members and `id` (records.reference_dicts)."""
+    return records.reference_dicts([_get(reference_id)], fields=fields)[0]
 
 
 def _column_values(data: dict[str, Any]) -> dict[str, Any]:

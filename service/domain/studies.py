@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import operator
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import reduce
 from typing import Any
 
@@ -133,10 +133,11 @@ def filtered_studies(conditions: Sequence = (), *, ranked_by: SearchQuery | None
     return query.where(*conditions) if conditions else query
 
 
-def study_rows(top):
-    """The whole rows (with reference counts) of the studies whose ids ``top`` (a subquery with an
-    ``id`` column) selects: a page found on its sort keys alone."""
-    return records.studies_with_counts().join(top, on=(Study.id == top.c.id))
+def study_rows(top, *, counts: bool = True):
+    """The whole rows (with reference counts, unless ``counts`` is false) of the studies whose ids
+    ``top`` (a subquery with an ``id`` column) selects: a page found on its sort keys alone."""
+    rows = records.studies_with_counts() if counts else Study.select()
+    return rows.join(top, on=(Study.id == top.c.id))
 
 
 def _get(study_id: int, *, lock: bool = False) -> Study:
@@ -163,9 +164,10 @@ def study_owning(identifier: str) -> int:
     return owner.study_id
 
 
-def get_study(study_id: int) -> dict:
-    """One study with its registrations and every linked reference (four queries)."""
-    return records.study_dicts([_get(study_id)], include_references=True)[0]
+def get_study(study_id: int, *, fields: Collection[str] | None = None) -> dict:
+    """One study with its registrations and every linked reference (four queries); with ``fields``, only
+    those members and `id` (and only the queries they need: records.study_dicts)."""
+    return records.study_dicts([_get(study_id)], include_references=True, fields=fields)[0]
 
 
 def _registration_rows(items: Sequence[dict]) -> list[dict]:
