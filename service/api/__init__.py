@@ -37,7 +37,9 @@ trial registry records, journal articles and preprints.
 * Errors are `application/problem+json` (RFC 9457) with an `errors` map for validation failures.
 * Lists answer with an envelope (`items`, exact `total`, `page`, `page_size`, `next`, `prev`) and
   an RFC 8288 `Link` header; page with `page` (up to record 10,000) or with the opaque `cursor`
-  from `next` (no depth limit; signed: an altered cursor is 422).
+  from `next` (no depth limit; signed: an altered cursor is 422). `page_size` 1–1,000 (default 20).
+* `fields=id,title` on studies and references (lists, single reads, `POST …/search` bodies) answers
+  only those members of each record (`id` always): the JSON 200 is then the `…Fields` schema.
 * A `POST` that writes takes an `Idempotency-Key` header: a retry with the same key answers the
   first answer (`Idempotent-Replayed: true`) and writes nothing.
 * Lists also export: `format=csv|ndjson|fhir` (and `ris` on `/references`) streams every matching

@@ -23,7 +23,7 @@ from .schemas.studies import StudyQueryArgsSchema
 blp = Blueprint("exports", __name__, url_prefix="/",
                 description="Every matching study or reference as one download: CSV, NDJSON, RIS.")
 
-NOT_EXPORTED = ("page", "page_size", "cursor", "facets", "include")
+NOT_EXPORTED = ("page", "page_size", "cursor", "facets", "include", "fields")
 
 
 def export_args(list_args: type[ma.Schema], resource: str, name: str) -> type[ma.Schema]:

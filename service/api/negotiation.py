@@ -154,14 +154,23 @@ def record_format(args: dict) -> str:
     return chosen() or JSON
 
 
+def json_only(args: dict) -> None:
+    """422 when a single record's FHIR answer is asked for with `fields` (which picks JSON members)."""
+    if args.get("fields"):
+        raise InvalidInput("Invalid query parameter — fields: `fields` picks members of the JSON record; "
+                           "a FHIR resource is sent whole. Drop `fields` or ask for JSON.",
+                           errors={"fields": ["Not with FHIR (`format=fhir` or Accept: "
+                                              "application/fhir+json): drop `fields`."]})
+
+
 def list_format(args: dict) -> dict:
     """A list's arguments with `format` set to `fhir` when `Accept` (no `format=`) asks for FHIR: the
-    whole Bundle, which is not paged (422 naming a paging parameter given with it)."""
+    whole Bundle, which is not paged (422 naming a paging parameter, or `fields`, given with it)."""
     if "format" not in request.args and chosen() == FHIR_JSON:
-        paging = [key for key in _PAGING if key in request.args]
+        paging = [key for key in (*_PAGING, "fields") if key in request.args]
         if paging:
             raise InvalidInput("A FHIR Bundle (Accept: application/fhir+json) is not paged: it streams "
-                               "every matching record.",
+                               "every matching record, whole.",
                                errors={key: [f"Not with a FHIR Bundle: drop `{key}`."] for key in paging})
         args = dict(args, format="fhir")
     return args

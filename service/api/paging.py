@@ -22,7 +22,7 @@ MAX_DEPTH = 10_000  # page * page_size beyond this must use a cursor
 START = "*"  # `cursor=*` starts a cursor walk at the first record
 _TOTAL = "total_of_matches"  # the page statement's count of every match (count_with_page)
 # Arguments that page or present a list without changing which records it holds, or their order.
-_NOT_FILTERS = {"page", "page_size", "cursor", "format", "facets", "include", "sort"}
+_NOT_FILTERS = {"page", "page_size", "cursor", "format", "facets", "include", "fields", "sort"}
 
 
 def invalid_argument(name: str, message: str, explanation: str | None = None) -> InvalidInput:

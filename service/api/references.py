@@ -14,7 +14,7 @@ from .caching import if_match, record_response
 from .exports import export_doc, export_response, fhir_doc
 from .links import link, link_for
 from .listing import LINK_HEADER, resolve_sort, with_query_paging
-from .negotiation import FHIR_CONTENT_TYPE, FHIR_JSON, RecordFormatArgsSchema, list_format, record_format
+from .negotiation import FHIR_CONTENT_TYPE, FHIR_JSON, json_only, list_format, record_format
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
 from .schemas.references import (
@@ -22,6 +22,7 @@ from .schemas.references import (
     ReferencePageSchema,
     ReferencePatchSchema,
     ReferenceQueryArgsSchema,
+    ReferenceReadArgsSchema,
     ReferenceSchema,
     ReferenceSearchPagingArgsSchema,
     ReferenceSearchSchema,
@@ -37,10 +38,18 @@ _FILTERS = ("type", "has_results", "study_id", "linked", "doi", "pmid", "registr
             "year_from", "year_to", "updated_since")
 
 
-def _reference_response(reference_id: int, *, status: int = 200, headers: dict | None = None):
-    record = domain.get_reference(reference_id)
-    return record_response(dump_reference(record), record,
-                           last_modified=record["updated"], status=status, headers=headers)
+def _reference_response(reference_id: int, *, status: int = 200, headers: dict | None = None,
+                        fields: list[str] | None = None):
+    """The reference as JSON; with ``fields``, only those members (and `id`), its ETag that of what is
+    sent."""
+    if fields is None:
+        record = domain.get_reference(reference_id)
+        return record_response(dump_reference(record), record,
+                               last_modified=record["updated"], status=status, headers=headers)
+    record = domain.get_reference(reference_id, fields=[*fields, "updated"])  # `updated`: Last-Modified
+    shown = {name: value for name, value in record.items() if name == "id" or name in fields}
+    return record_response(dump_reference(shown), shown, last_modified=record["updated"],
+                           status=status, headers=headers)
 
 
 def list_references(args: dict):
@@ -61,8 +70,9 @@ def list_references(args: dict):
         if args.get("facets"):  # counted first: they give the total too
             counts, total = facets.reference_facets(args["facets"],
                                                     domain.reference_conditions(q=q, **filters))
-        envelope, headers = paginate(query, args=args, keys=keys, total=total, count_with_page=ranked,
-                                     rows_of=domain.reference_rows, serialize=records.reference_dicts)
+        envelope, headers = paginate(
+            query, args=args, keys=keys, total=total, count_with_page=ranked, rows_of=domain.reference_rows,
+            serialize=lambda rows: records.reference_dicts(rows, fields=args.get("fields")))
     if args.get("facets"):
         envelope["facets"] = counts
     if q is not None:
@@ -139,7 +149,7 @@ class ReferenceSearch(MethodView):
 
 @blp.route(f"/{REFERENCE_ID}")
 class ReferenceById(MethodView):
-    @blp.arguments(RecordFormatArgsSchema, location="query")
+    @blp.arguments(ReferenceReadArgsSchema, location="query")
     @blp.response(200, ReferenceSchema, headers={"ETag": {"schema": {"type": "string"}}})
     @blp.doc(responses=fhir_doc("DocumentReference"))
     @blp.alt_response(304, response="NOT_MODIFIED", description="Your copy (If-None-Match) is current.")
@@ -152,15 +162,17 @@ class ReferenceById(MethodView):
 
         With the studies it reports (`study_ids`) and cites (`cited_study_ids`) and the registration
         identifiers found in it. Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
+        `fields=id,title` answers only those members (its own ETag).
         `Accept: application/fhir+json` or `format=fhir`: the reference as a FHIR R4 DocumentReference
         (README "FHIR").
         """
         if record_format(args) == FHIR_JSON:
+            json_only(args)
             record = domain.get_reference(reference_id)
             resource = fhir.document_reference(dump_reference(record), link(""))
             return record_response(resource, record, last_modified=record["updated"],
                                    content_type=FHIR_CONTENT_TYPE)
-        return _reference_response(reference_id)
+        return _reference_response(reference_id, fields=args.get("fields"))
 
     @blp.write("references")
     @blp.body_errors

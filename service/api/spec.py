@@ -8,7 +8,9 @@
   keeps the fields' own ``required``;
 * ``x-enum-varnames`` on string enums a generator cannot name (``-updated`` becomes ``UPDATED_DESC``
   rather than ``VALUE_0``), which openapi-python-client reads;
-* an example per error response that matches its status.
+* an example per error response that matches its status;
+* the JSON 200 of an operation taking `fields` is `anyOf` the whole schema and its `…Fields` variant
+  (only `id` required), so that the whole one keeps its required members.
 
 apispec has no hook after the document is assembled, so ``finish`` runs on ``APISpec.to_dict``'s
 result (``FinishedSpec``); the rest is written here, not taken from a library (apispec and
@@ -239,12 +241,62 @@ def _lists_point_to_their_exports(spec: dict) -> None:
             ok["description"] = "The page."
 
 
+_SCHEMAS = "#/components/schemas/"
+
+
+def _takes_fields(operation: dict, schemas: dict) -> bool:
+    """Whether the operation takes `fields` (a query parameter, or a member of its JSON body)."""
+    if any(p.get("in") == "query" and p.get("name") == "fields" for p in operation.get("parameters", [])):
+        return True
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    name = body.get("$ref", "").removeprefix(_SCHEMAS)
+    return "fields" in schemas.get(name, {}).get("properties", {})
+
+
+def _fields_variant(name: str, schemas: dict) -> str:
+    """`<name>Fields`: the schema ``name`` as `fields=` answers it: a record of which only `id` is sure
+    to be there, or a page (``items``) of such records; made once."""
+    variant = f"{name}Fields"
+    if variant not in schemas:
+        schema = copy.deepcopy(schemas[name])
+        items = schema.get("properties", {}).get("items", {})
+        item = items.get("items", {}).get("$ref", "") if items.get("type") == "array" else ""
+        if item.startswith(_SCHEMAS):  # a page: its items are the records
+            items["items"]["$ref"] = _SCHEMAS + _fields_variant(item.removeprefix(_SCHEMAS), schemas)
+            schema["description"] = (f"A {name} answered with `fields=`: each item holds `id` and the "
+                                     "members asked for, and no other.")
+        else:
+            for member, prop in schema.get("properties", {}).items():
+                if member != "id" and isinstance(prop, dict):
+                    prop[OPTIONAL] = True
+            schema["description"] = (f"A {name} answered with `fields=`: `id` and the members asked "
+                                     "for, and no other.")
+        schemas[variant] = schema
+    return variant
+
+
+def _fields_answers(spec: dict) -> None:
+    """An operation taking `fields` answers the whole record (or page), or with `fields=` only the
+    members asked for: its JSON 200 is `anyOf` the two, the whole one first. The whole one stays as it
+    was, every member required, so a generated client's types for it do not change."""
+    schemas = spec.get("components", {}).get("schemas", {})
+    for _path, _method, operation in _operations(spec):
+        media = operation.get("responses", {}).get("200", {}).get("content", {}).get("application/json")
+        if not media or not _takes_fields(operation, schemas):
+            continue
+        name = media.get("schema", {}).get("$ref", "").removeprefix(_SCHEMAS)
+        if name in schemas:
+            media["schema"] = {"anyOf": [{"$ref": _SCHEMAS + name},
+                                         {"$ref": _SCHEMAS + _fields_variant(name, schemas)}]}
+
+
 def finish(spec: dict) -> dict:
     """The assembled document, made fit for clients (the module's docstring says how)."""
     spec = copy.deepcopy(spec)
     _every_operation_may_answer(spec, 414)
     _lists_point_to_their_exports(spec)
     _drop_unused_schemas(spec)
+    _fields_answers(spec)
     schemas = spec.get("components", {}).get("schemas", {})
     for name in _answer_only_schemas(spec):
         _require_properties(schemas[name])

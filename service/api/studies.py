@@ -19,7 +19,7 @@ from .negotiation import (
     FHIR_CONTENT_TYPE,
     FHIR_JSON,
     TEXT_HTML,
-    RecordFormatArgsSchema,
+    json_only,
     list_format,
     record_format,
 )
@@ -33,6 +33,7 @@ from .schemas.studies import (
     StudyPageSchema,
     StudyPatchSchema,
     StudyQueryArgsSchema,
+    StudyReadArgsSchema,
     StudyReferencesArgsSchema,
     StudySchema,
     StudySearchPagingArgsSchema,
@@ -47,9 +48,16 @@ STUDY_ID = "<int(max=2147483647):study_id>"
 REFERENCE_ID = "<int(max=2147483647):reference_id>"
 
 
-def study_response(study_id: int, *, status: int = 200, headers: dict | None = None):
-    record = domain.get_study(study_id)
-    return record_response(dump_study(record), record, last_modified=record["updated"],
+def study_response(study_id: int, *, status: int = 200, headers: dict | None = None,
+                   fields: list[str] | None = None):
+    """The study as JSON; with ``fields``, only those members (and `id`), its ETag that of what is sent."""
+    if fields is None:
+        record = domain.get_study(study_id)
+        return record_response(dump_study(record), record, last_modified=record["updated"],
+                               status=status, headers=headers)
+    record = domain.get_study(study_id, fields=[*fields, "updated"])  # `updated`: its Last-Modified
+    shown = {name: value for name, value in record.items() if name == "id" or name in fields}
+    return record_response(dump_study(shown), shown, last_modified=record["updated"],
                            status=status, headers=headers)
 
 
@@ -73,17 +81,18 @@ def list_studies(args: dict, *, link_args: dict | None = None):
     keys = sort_keys(args["sort"], domain.STUDY_SORTS, Study.id, rank=RANK, updated=Study.updated)
     if args.get("format", "json") != "json":  # an export: every match, unpaged (`facets` does not apply)
         return export_response("studies", args["format"], query, keys, bom=args.get("bom", False))
-    include = args.get("include", [])
+    include, members = args.get("include", []), args.get("fields")
+    counted = members is None or any(name in members for name in records.COUNTED)
     with search_plan(q is not None):
         counts, total = {}, None
         if args.get("facets"):  # counted first: they give the total too
             counts, total = facets.study_facets(args["facets"], domain.study_conditions(q=q, **filters))
         envelope, headers = paginate(
-            query, args=args, keys=keys, total=total, rows_of=domain.study_rows, link_args=link_args,
-            count_with_page=ranked,
+            query, args=args, keys=keys, total=total, link_args=link_args, count_with_page=ranked,
+            rows_of=lambda top: domain.study_rows(top, counts=counted),
             serialize=lambda rows: records.study_dicts(rows, include_references="references" in include,
                                                        include_sources="facet_sources" in include,
-                                                       include_citing="citing" in include))
+                                                       include_citing="citing" in include, fields=members))
     if args.get("facets"):
         envelope["facets"] = counts
     if q is not None:
@@ -163,7 +172,7 @@ class StudySearch(MethodView):
 
 @blp.route(f"/{STUDY_ID}")
 class StudyById(MethodView):
-    @blp.arguments(RecordFormatArgsSchema, location="query")
+    @blp.arguments(StudyReadArgsSchema, location="query")
     @blp.response(200, StudySchema, headers={"ETag": {"schema": {"type": "string"}}})
     @blp.doc(responses=fhir_doc("ResearchStudy"))
     @blp.doc(responses={200: {"content": {"text/html": {"schema": {
@@ -182,18 +191,20 @@ class StudyById(MethodView):
         `references` are its reports (links of role `reports`), `citing` the references that mention or
         cite it without reporting it; each says why it is linked (`role`, `confidence`, `rule`,
         `evidence`). Sends `ETag` and `Last-Modified`; `If-None-Match` gives 304.
+        `fields=id,title` answers only those members (its own ETag).
         `Accept: application/fhir+json` or `format=fhir`: the study as a FHIR R4 ResearchStudy (its
         reports in `relatedArtifact`; README "FHIR"). `Accept: text/html` (a browser; `*/*` and no
         `Accept` still get JSON): the study record page for people (README "Web pages").
         """
         representation = record_format(args)
         if representation == FHIR_JSON:
+            json_only(args)
             return fhir_study_response(study_id)
         if representation == TEXT_HTML:
             from ..web import render_study  # the pages' layer renders it (service/web)
 
             return render_study(study_id)
-        return study_response(study_id)
+        return study_response(study_id, fields=args.get("fields"))
 
     @blp.write("studies")
     @blp.body_errors

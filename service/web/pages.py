@@ -29,7 +29,7 @@ PAGE_FACETS = {
 }
 RECORD_FACETS = ("study_type", "study_aim", "study_design", "intervention_assignment")
 # Parameters of GET /studies a page does not take: it always shows its facets, as HTML, page by page.
-NOT_ON_PAGES = ("format", "bom", "include", "facets", "cursor")
+NOT_ON_PAGES = ("format", "bom", "include", "facets", "fields", "cursor")
 FILTERS = ("study_type", "study_aim", "study_design", "intervention_assignment", "registry",
            "reference_type", "has_results", "recruitment_status", "phase", "country", "results_in")
 EXPORT_KEEP = ("q", *FILTERS, "registration", "first_published_from", "first_published_to",

@@ -23,11 +23,12 @@ from study_register_client.models import (
     ReferenceCreateType,
     Study,
     StudyPage,
+    StudyPageFields,
 )
 from study_register_client.types import Unset
 
 
-def page_of(answer: Problem | StudyPage | None) -> StudyPage:
+def page_of(answer: Problem | StudyPage | StudyPageFields | None) -> StudyPage:
     if not isinstance(answer, StudyPage):
         raise SystemExit(f"expected a page, got {answer!r}")
     return answer

@@ -79,6 +79,61 @@ class FacetNames(fields.List):
         return list(dict.fromkeys(names))
 
 
+def _shown(name: str) -> str:
+    """A name a client sent, as an error message may quote it."""
+    return f"`{name}`" if name.isprintable() and len(name) <= 60 else ascii(name[:60])
+
+
+class FieldNames(fields.List):
+    """`fields=`: the record members an answer keeps, comma-separated and/or repeated (`fields=id,title`
+    or `fields=id&fields=title`; in a JSON body an array). Each name is one of ``names`` and given once;
+    one wrong name or more is one message naming them all and listing the allowed ones."""
+
+    def __init__(self, names, **kwargs):
+        self.names = list(names)
+        super().__init__(fields.String(validate=validate.OneOf(self.names)), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            return super()._deserialize(value, attr, data, **kwargs)  # fields.List says what is wrong
+        names = [part.strip() for item in value for part in item.split(",") if part.strip()]
+        allowed = f"Allowed fields: {', '.join(self.names)}."
+        if not names:
+            raise ma.ValidationError(f"Name at least one field (`id` is always sent). {allowed}")
+        unknown = [n for n in dict.fromkeys(names) if n not in self.names]
+        repeated = [n for n in dict.fromkeys(names) if names.count(n) > 1 and n in self.names]
+        problems = []
+        if unknown:
+            problems.append(f"Unknown field{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(_shown(n) for n in unknown[:10])}"
+                            + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""))
+        if repeated:
+            problems.append("named more than once: " + ", ".join(_shown(n) for n in repeated))
+        if problems:
+            message = "; ".join(problems)
+            raise ma.ValidationError(f"{message[0].upper()}{message[1:]}. {allowed}")
+        return names
+
+
+def fields_doc(record: str, names, *, single: bool = False, costs: str = "", extra: str = "") -> str:
+    """The description of a `fields` argument over ``names``, the members of a ``record``; ``costs`` says
+    which members cost queries, ``extra`` is said before the errors."""
+    where = ("The `ETag` is that of the representation sent, so `If-None-Match` with it gives 304; "
+             "`If-Match` on `PATCH` and `DELETE` needs the ETag of the full record (a read without "
+             "`fields`). JSON only: not with `format=fhir` or `Accept: application/fhir+json` (422); a "
+             "browser's HTML page ignores it." if single else
+             "The envelope (`total`, `page`, `next`, `facets`, `query`...) is unchanged, and `next` and "
+             "`prev` keep `fields`. Not with an export (`format` other than `json`: 422): an export "
+             "streams whole records.")
+    return (f"Only these members of {'the' if single else 'each'} {record}, comma-separated "
+            f"(`fields=id,title`) or repeated; `id` is always sent. Members not asked for are not "
+            f"read{costs}: the leanest answers for machines. {where}{extra} An unknown or repeated "
+            f"name, or none, is 422 naming it and listing the allowed ones: "
+            + ", ".join(f"`{n}`" for n in names) + ".")
+
+
 OPTIONAL = {"x-optional": True}  # a member not every answer has (api/spec.py: not `required`)
 
 
@@ -134,6 +189,9 @@ class QueryArgsSchema(ma.Schema):
                 if key in request.args:
                     errors[key] = [f"An export (`format={export}`) is not paged: it streams every "
                                    f"matching record. Drop `{key}`."]
+            if "fields" in allowed and "fields" in request.args:
+                errors["fields"] = [f"An export (`format={export}`) streams whole records: `fields` "
+                                    "selects members of the JSON page only. Drop `fields`."]
         if "bom" in allowed and "bom" in request.args and export != "csv":
             errors["bom"] = ["`bom` applies to CSV exports only (`format=csv`)."]
         if errors:

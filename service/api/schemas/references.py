@@ -20,14 +20,17 @@ from ...validation import (
 )
 from ...vocabularies import REFERENCE_TYPES
 from ..dumping import dumper
+from ..negotiation import RecordFormatArgsSchema
 from .common import (
     OPTIONAL,
     FacetNames,
+    FieldNames,
     Instant,
     QueryArgsSchema,
     Text,
     Vocab,
     envelope,
+    fields_doc,
     paging_fields,
     search_field,
 )
@@ -136,6 +139,20 @@ class LinkedReferenceSchema(ReferenceSchema, LinkFieldsSchema):
     pass
 
 
+REFERENCE_MEMBERS = tuple(ReferenceSchema._declared_fields)  # what `fields=` may name
+
+
+def _fields(*, single: bool = False) -> FieldNames:
+    return FieldNames(REFERENCE_MEMBERS, metadata={
+        "description": fields_doc("reference", REFERENCE_MEMBERS, single=single, costs=(
+            " (`study_ids` and `cited_study_ids` cost a query, `registration_ids_found` another)")),
+        "example": ["id", "title", "doi", "pmid"]})
+
+
+# GET /references/{id}: its representation and its members.
+ReferenceReadArgsSchema = RecordFormatArgsSchema.from_dict({"fields": _fields(single=True)},
+                                                           name="ReferenceReadArgs")
+
 ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
     "q": long_form_note(search_field(
         "references: their `title` (with their own registration identifier), `abstract` (with the "
@@ -167,6 +184,7 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
                        + ", ".join(f"`{f}`" for f in REFERENCE_FACETS) + ". `year` lists the "
                        "years present, newest first, then `null` for references without one.",
         "example": ["type", "has_results"]}),
+    "fields": _fields(),
     **paging_fields(REFERENCE_SORTS, "id", relevance=True, formats={
         "csv": "`text/csv; charset=utf-8` (UTF-8, a BOM only with `bom=true`), a header row then "
                "one row per reference, "

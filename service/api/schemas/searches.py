@@ -118,7 +118,7 @@ class Since(Text):
 
 
 _RESULTS_ARGS = {name: copy.deepcopy(StudyQueryArgsSchema._declared_fields[name])
-                 for name in ("facets", "include")}
+                 for name in ("facets", "include", "fields")}
 SavedSearchResultsArgsSchema = QueryArgsSchema.from_dict({
     "since": Since(metadata={
         "description": "Only the studies that appeared or changed at or after this instant: first in the "

@@ -18,15 +18,18 @@ from ...vocabularies import (
     RESULTS_IN,
 )
 from ..dumping import dumper
+from ..negotiation import RecordFormatArgsSchema
 from .common import (
     OPTIONAL,
     Day,
     FacetNames,
+    FieldNames,
     Instant,
     QueryArgsSchema,
     Text,
     Vocab,
     envelope,
+    fields_doc,
     paging_fields,
     search_field,
 )
@@ -114,6 +117,23 @@ class StudySchema(ma.Schema):
                        "(single-study reads, and lists with `include=citing`)."})
 
 
+STUDY_MEMBERS = tuple(StudySchema._declared_fields)  # what `fields=` may name
+_EMBEDDED_DOC = (" Naming `references`, `citing`, `facet_sources` or `curated` embeds them as `include` "
+                 "would: `fields` decides what each item holds, whatever `include` says.")
+
+
+def _fields(*, single: bool = False) -> FieldNames:
+    return FieldNames(STUDY_MEMBERS, metadata={
+        "description": fields_doc(
+            "study", STUDY_MEMBERS, single=single, extra="" if single else _EMBEDDED_DOC,
+            costs=" (`references` and `citing` cost three queries, `registrations` one)"),
+        "example": ["id", "title", "registrations"]})
+
+
+# GET /studies/{id}: its representation and its members.
+StudyReadArgsSchema = RecordFormatArgsSchema.from_dict({"fields": _fields(single=True)}, name="StudyReadArgs")
+
+
 def _facet_filter(name: str) -> fields.List:
     return fields.List(Vocab(FACETS[name]), metadata={
         "description": f"{FACET_DOC[name]} Repeat to OR values; matched case-insensitively."})
@@ -172,6 +192,7 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
                        "country (those with a study, most first); `results_in` the studies with results "
                        "in each place (a study may count under several) and `none`.",
         "example": ["study_type", "study_aim"]}),
+    "fields": _fields(),
     **paging_fields(STUDY_SORTS, "id", relevance=True, formats={
         "csv": "`text/csv; charset=utf-8` (UTF-8, a BOM only with `bom=true`), a header row then one "
                "row per study: "
