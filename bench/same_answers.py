@@ -5,14 +5,17 @@ what answers say (issue 16: exports, records and pages only get faster).
 
 Serves each code (bench/search_bench.py's ``gunicorn``, 1 worker, 2 threads, cache and rate limits off) on
 the SQLite file at ``--db`` and asks both for every path (default: every export format of both lists, a
-search export, single records, their FHIR, pages). Prints each path's status, size and SAME or DIFFERENT
-(with the first differing line); exits 1 if any differ.
+search export, single records, their FHIR, list pages). Prints each path's status, size and SAME (byte for
+byte), SAME VALUES (a JSON document whose values are equal, written with other spacing or escapes; an
+export's lines must be SAME) or DIFFERENT (with the first differing line); exits 1 if any differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -32,14 +35,25 @@ PATHS = ["/studies?format=ndjson", "/references?format=ndjson", "/references?for
          "/references/9?format=fhir", "/studies/5/references"]
 
 
-def get(port: int, path: str) -> tuple[int, bytes]:
+def get(port: int, path: str) -> tuple[int, str, bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=600)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
-        return response.status, response.read()
+        return response.status, response.getheader("Content-Type", ""), response.read()
     finally:
         conn.close()
+
+
+def same(kind: str, body: bytes, base_body: bytes) -> str | None:
+    """SAME (bytes), SAME VALUES (a JSON answer written differently: spacing, escapes), or None."""
+    if body == base_body:
+        return "SAME"
+    if kind.split(";")[0].strip().endswith("json"):  # a JSON document, not an export's lines
+        with contextlib.suppress(ValueError):
+            if json.loads(body) == json.loads(base_body):
+                return "SAME VALUES"
+    return None
 
 
 def main() -> None:
@@ -55,12 +69,12 @@ def main() -> None:
             gunicorn(ROOT, env, 1, 2, Path(tmp)) as (code, _), \
             gunicorn(args.baseline_code.resolve(), env, 1, 2, Path(tmp)) as (base, _):
         for path in args.paths.split(","):
-            (status, body), (base_status, base_body) = get(code, path), get(base, path)
-            same = status == base_status and body == base_body
-            differ += not same
+            (status, kind, body), (base_status, _, base_body) = get(code, path), get(base, path)
+            verdict = same(kind, body, base_body) if status == base_status else None
+            differ += verdict is None
             print(f"{path}: {status} / {base_status}, {len(body):,} / {len(base_body):,} bytes, "
-                  f"{'SAME' if same else 'DIFFERENT'}")
-            if not same:
+                  f"{verdict or 'DIFFERENT'}")
+            if verdict is None:
                 first = next((pair for pair in zip(body.splitlines(), base_body.splitlines(), strict=False)
                               if pair[0] != pair[1]), None)
                 if first:
