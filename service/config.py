@@ -106,13 +106,15 @@ def _cache(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _compress(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Compression (api/compression.py): gzip when the client accepts it, its level, and the smallest
-    answer worth it (flask-compress's own setting names)."""
+    """Compression (api/compression.py): gzip when the client accepts it, its level for answers (compressed
+    once per cache entry) and for streamed exports (compressed at every download: the fastest level), and
+    the smallest answer worth it (flask-compress's own setting names)."""
     enabled = (environ.get("COMPRESS") or "on").lower()
     if enabled not in ("on", "off"):
         raise ConfigError(f"COMPRESS must be on or off, got {enabled!r}")
     return {"COMPRESS_ENABLED": enabled == "on",
             "COMPRESS_LEVEL": _int(environ, "COMPRESS_LEVEL", 6, 1, 9),
+            "COMPRESS_STREAM_LEVEL": _int(environ, "COMPRESS_STREAM_LEVEL", 1, 1, 9),
             "COMPRESS_MIN_SIZE": _int(environ, "COMPRESS_MIN_SIZE", 500, 0, 1 << 30)}
 
 

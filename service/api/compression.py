@@ -2,10 +2,11 @@
 
 `Accept-Encoding: gzip` (with a q above 0) gets `Content-Encoding: gzip`; every answer says
 `Vary: Accept-Encoding`. Bodies are compressed by flask-compress (COMPRESS_LEVEL, nothing under
-COMPRESS_MIN_SIZE bytes, only the media types in MIMETYPES, only 2xx); streamed exports here, chunk by
-chunk, without a Content-Length, the export's own stream closed when ours is (it gives the database
-connection back: api/exports.py). Static files (send_file: Swagger UI's assets, the stylesheet) are
-sent as they are. `COMPRESS=off`: nothing is compressed and nothing says Vary for it.
+COMPRESS_MIN_SIZE bytes, only the media types in MIMETYPES, only 2xx: errors go as they are); streamed
+exports here (COMPRESS_STREAM_LEVEL), chunk by chunk, without a Content-Length, the export's own stream
+closed when ours is (it gives the database connection back: api/exports.py). Static files (send_file:
+Swagger UI's assets, the stylesheet) are sent as they are. `COMPRESS=off`: nothing is compressed and
+nothing says Vary for it.
 
 - The response cache (api/cache.py) files an answer under the coding chosen here (``coding``: the
   one flask-compress picks from the same header, `gzip` or identity), not under the raw header, and
@@ -112,7 +113,7 @@ def compress_response(response: Response) -> Response:
     if (response.is_streamed and not response.direct_passthrough and response.status_code == 200
             and response.mimetype in compress.compress_mimetypes_set):
         response.response = _gzip_stream(response.response, response.iter_encoded(),
-                                         current_app.config["COMPRESS_LEVEL"])
+                                         current_app.config["COMPRESS_STREAM_LEVEL"])
         response.headers["Content-Encoding"] = "gzip"
         response.headers.pop("Content-Length", None)
     return response
