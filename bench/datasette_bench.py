@@ -396,7 +396,7 @@ def main() -> None:
             results["checks"] = check(ports, n // 2 + 1)
             for c in connections:
                 for round_ in range(args.rounds):
-                    shift = round_ % len(FIGURES)
+                    shift = round_ * len(FIGURES) // args.rounds  # each round starts elsewhere
                     order = list(range(len(FIGURES)))[shift:] + list(range(len(FIGURES)))[:shift]
                     for index in order:
                         group, label, server, path = FIGURES[index]
