@@ -56,7 +56,19 @@ DEFAULT_VENV = Path("/tmp/datasette-venv")
 DB = "register"  # the copy's file stem: datasette's database name in its URLs
 WORDS = "patients hospital"
 PHRASE = '"intensive care"'
-DS_SETTINGS = {"suggest_facets": "off", "sql_time_limit_ms": "10000", "facet_time_limit_ms": "10000"}
+DS_SETTINGS = {"suggest_facets": False, "sql_time_limit_ms": 10_000, "facet_time_limit_ms": 10_000}
+# --datasette-workers N > 1: datasette's ASGI app, made as `datasette serve --immutable` makes it, under
+# uvicorn's own --workers (datasette serve has no such option).
+ASGI_MODULE = """# bench/datasette_bench.py: datasette for uvicorn --workers
+import json
+import os
+
+from datasette.app import Datasette
+
+ds = Datasette(immutables=[os.environ["BENCH_DS_FILE"]], metadata=json.loads(os.environ["BENCH_DS_METADATA"]),
+               settings=json.loads(os.environ["BENCH_DS_SETTINGS"]))
+app = ds.app()
+"""
 METADATA = {"databases": {DB: {"tables": {
     "study": {"fts_table": "study_search", "fts_pk": "id"},
     "reference": {"fts_table": "reference_search", "fts_pk": "id"}}}}}
@@ -151,17 +163,27 @@ def _get(port: int, path: str, timeout: float = 60) -> tuple[int, bytes]:
 
 
 @contextlib.contextmanager
-def datasette(binary: Path, database: Path, tmp: Path):
+def datasette(binary: Path, database: Path, tmp: Path, workers: int):
+    """``datasette serve --immutable`` (one process), or its app under ``uvicorn --workers``."""
     port = free_port()
     metadata = tmp / "metadata.json"
     metadata.write_text(json.dumps(METADATA))
-    args = [str(binary), "serve", "--immutable", str(database), "-h", HOST, "-p", str(port),
-            "-m", str(metadata)]
-    for name, value in DS_SETTINGS.items():
-        args += ["--setting", name, value]
+    env = dict(os.environ)
+    if workers == 1:
+        args = [str(binary), "serve", "--immutable", str(database), "-h", HOST, "-p", str(port),
+                "-m", str(metadata)]
+        for name, value in DS_SETTINGS.items():
+            args += ["--setting", name, {False: "off", True: "on"}.get(value, str(value))]
+    else:
+        (tmp / "bench_datasette_app.py").write_text(ASGI_MODULE)
+        env.update(BENCH_DS_FILE=str(database), BENCH_DS_METADATA=json.dumps(METADATA),
+                   BENCH_DS_SETTINGS=json.dumps(DS_SETTINGS))
+        args = [str(binary.parent / "python"), "-m", "uvicorn", "--workers", str(workers), "--app-dir",
+                str(tmp), "--host", HOST, "--port", str(port), "--log-level", "warning",
+                "bench_datasette_app:app"]
     logfile = open(tmp / f"datasette-{port}.log", "w+b")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=logfile,
+                               stderr=subprocess.STDOUT, start_new_session=True)  # its own group
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -318,8 +340,10 @@ def summarise(rows: list[dict]) -> list[dict]:
                         "side": SIDES[server], "server": server, "rounds": len(rs), "rps": rps,
                         "rps_min": min(r["rps"] for r in rs), "rps_max": max(r["rps"] for r in rs),
                         "p50_ms": med(rs, "p50_ms"), "p99_ms": med(rs, "p99_ms"),
-                        "vs_datasette": [round(rps / d, 3) for d in ds_rps] if server != "ds" else [],
+                        "vs_datasette": [round(rps / d, 3) if d else None for d in ds_rps]
+                        if server != "ds" else [],
                         "vs_ceiling": round(rps / med(ceiling, "rps"), 3) if ceiling else None,
+                        "requests": sum(r["requests"] for r in rs),
                         "errors": sum(r["non_2xx"] + r["socket_errors"] for r in rs)})
     return out
 
@@ -333,15 +357,15 @@ def table(summary: list[dict]) -> str:
     for c in sorted({r["connections"] for r in summary}, reverse=True):
         lines += [f"\n{c} connection(s):\n",
                   "| request | side | req/s | p99 ms | ÷ datasette | ÷ smorest ceiling | errors "
-                  "| req/s range |",
-                  "|---|---|---:|---:|---:|---:|---:|---|"]
+                  "| req/s range | requests |",
+                  "|---|---|---:|---:|---:|---:|---:|---|---:|"]
         for r in summary:
             if r["connections"] != c:
                 continue
-            ratio = " / ".join(f"{x:.2f}" for x in r["vs_datasette"])
+            ratio = " / ".join("n/a" if x is None else f"{x:.2f}" for x in r["vs_datasette"])
             lines.append(f"| {r['group']}: {r['label']} | {r['side']} | {_rps(r['rps'])} | "
                          f"{r['p99_ms']:.1f} | {ratio} | {r['vs_ceiling']:.3f} | {r['errors']} | "
-                         f"{_rps(r['rps_min'])}–{_rps(r['rps_max'])} |")
+                         f"{_rps(r['rps_min'])}–{_rps(r['rps_max'])} | {r['requests']:,} |")
     return "\n".join(lines)
 
 
@@ -355,6 +379,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=3, help="seconds per figure per round")
     parser.add_argument("--connections", default="8,1")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (ours and ceiling)")
+    parser.add_argument("--datasette-workers", type=int, default=1,
+                        help="1: `datasette serve` as it ships (one process); N: its app under "
+                        "uvicorn --workers N")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: `apt-get install -y wrk`")
@@ -371,7 +398,8 @@ def main() -> None:
     results = {"started": started.isoformat(), "database": str(args.database), "rounds": args.rounds,
                "duration_s": args.duration, "warmup_s": 1, "connections": connections,
                "workers": args.workers, "datasette": {"version": version, "settings": DS_SETTINGS,
-                                                      "metadata": METADATA, "processes": 1},
+                                                      "metadata": METADATA,
+                                                      "processes": args.datasette_workers},
                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "loadavg_start": os.getloadavg()},
                "git": _git_state(), "figures": [f[:3] + (f[3][:300],) for f in FIGURES], "rows": []}
@@ -390,7 +418,7 @@ def main() -> None:
                 gunicorn("bench.smorest_min:app", {}, args.workers, tmp, "/hello/1") as minimal, \
                 gunicorn("service.wsgi:app", {**base, "CACHE": "off"}, args.workers, tmp, "/health") as off, \
                 gunicorn("service.wsgi:app", {**base, "CACHE": "on"}, args.workers, tmp, "/health") as on, \
-                datasette(binary, copy, tmp) as ds:
+                datasette(binary, copy, tmp, args.datasette_workers) as ds:
             ports = {"hello": hello, "min": minimal, "off": off, "on": on, "ds": ds}
             log(f"servers up: {ports}; {version}")
             results["checks"] = check(ports, n // 2 + 1)
@@ -418,8 +446,10 @@ def main() -> None:
         out = RESULTS / f"datasette-{started:%Y%m%dT%H%M%SZ}.json"
         out.write_text(json.dumps(results, indent=1, default=str) + "\n")
         log(f"wrote {out.relative_to(ROOT)}")
+    shape = ("one process (datasette serve: uvicorn, async, 3 SQL threads)" if args.datasette_workers == 1
+             else f"uvicorn --workers {args.datasette_workers} (each async, 3 SQL threads)")
     print(f"\nN = {n:,} studies; our service and the ceilings: gunicorn {args.workers} sync workers; "
-          f"datasette: {version}, one process (uvicorn, async, 3 SQL threads), --immutable; wrk 1 s warm-up "
+          f"{version}, {shape}, immutable; wrk 1 s warm-up "
           f"+ {args.duration} s per figure, {args.rounds} rounds, order rotating, medians; machine "
           f"{os.cpu_count()} CPUs, load {results['machine']['loadavg_start'][0]:.1f} → "
           f"{results['machine']['loadavg_end'][0]:.1f}")
