@@ -292,7 +292,9 @@ def _phrase_words(text: str, start: int, fields: tuple[str, ...]) -> tuple[tuple
 def _lex(text: str, fields: tuple[str, ...]) -> list[_Token]:
     identifiers = {}
     for hit in find_identifiers(text):
-        if hit.start not in identifiers:
+        # An identifier truncated (`NCT0428*`) is a word with `*`, wherever it stands: read as an
+        # identifier, its `*` was refused at the start of a strategy and taken after another mention.
+        if hit.start not in identifiers and not text.startswith("*", hit.end):
             identifiers[hit.start] = hit
     tokens: list[_Token] = []
     i, n = 0, len(text)
