@@ -40,7 +40,7 @@ from flask import Flask, Response, current_app, g, request
 
 from .. import generation
 from ..domain.notices import notice_boundaries, notice_period
-from .caching import none_match_tags
+from .caching import none_match, none_match_tags
 from .compression import coding
 from .ratelimits import STORAGE_RETRY_AFTER
 
@@ -225,15 +225,15 @@ def lookup() -> Response | None:
                          coding() or "identity"))  # the coding chosen, not each client's header
     key = f"{scope}|{hashlib.sha256(variant.encode()).hexdigest()}"
     g.cache_key = key
-    wanted = none_match_tags(request.headers.get("If-None-Match")) or []
+    wanted = none_match_tags(request.headers.get("If-None-Match"))
     entry = cache.get(key) if cache.enabled else None
     if entry is None:
         own = _generation_tag(key)
-        if own in wanted or "*" in wanted:
+        if none_match(own, wanted):
             return _not_modified(own, [("Cache-Control", "no-cache")])
         return None
     g.cache_hit = True
-    if entry.etag is not None and (entry.etag.removeprefix("W/") in wanted or "*" in wanted):
+    if none_match(entry.etag, wanted):
         return _not_modified(entry.etag, entry.headers)
     response = Response(entry.body, status=entry.status)
     response.headers.clear()

@@ -16,6 +16,12 @@ def none_match_tags(header: str | None) -> list[str] | None:
     return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
 
 
+def none_match(tag: str | None, wanted: list[str] | None) -> bool:
+    """If-None-Match's tags (``none_match_tags``) take in ``tag``, weak or not: the client's copy is
+    current, answered 304."""
+    return tag is not None and wanted is not None and ("*" in wanted or tag.removeprefix("W/") in wanted)
+
+
 CODED_SUFFIX = ':gzip"'  # a compressed answer's strong ETag: `"abc"` → `"abc:gzip"` (api/compression.py)
 
 
@@ -54,7 +60,7 @@ def record_response(body: dict, record: dict, *, last_modified: dt.datetime | No
         response.headers[name] = value
     if status == 200 and request.method == "GET":
         wanted = none_match_tags(request.headers.get("If-None-Match"))
-        if wanted is not None and ("*" in wanted or tag in wanted):
+        if none_match(tag, wanted):
             response.status_code = 304
             return response
     response.set_data(json.dumps(body))

@@ -28,7 +28,7 @@ from flask import Flask, Response, current_app, g, request
 from flask_compress import Compress
 from flask_compress.flask_compress import _choose_algorithm  # the choice flask-compress makes
 
-from .caching import none_match_tags
+from .caching import none_match, none_match_tags
 
 ALGORITHMS = ("gzip",)  # br and zstd would file each answer a third and fourth time in the cache
 MIMETYPES = (
@@ -104,10 +104,9 @@ def compress_response(response: Response) -> Response:
         return response
     response = compress.after_request(response)  # adds Vary; streams are left to us
     if "Content-Encoding" in response.headers:
-        tag = response.headers.get("ETag")
         wanted = none_match_tags(request.headers.get("If-None-Match"))
-        if (request.method == "GET" and response.status_code == 200 and tag and wanted
-                and (tag.removeprefix("W/") in wanted or "*" in wanted)):
+        if (request.method == "GET" and response.status_code == 200
+                and none_match(response.headers.get("ETag"), wanted)):
             return _not_modified(response)
         return response
     if (response.is_streamed and not response.direct_passthrough and response.status_code == 200
