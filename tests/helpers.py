@@ -124,6 +124,16 @@ def count(client, path: str) -> int:
     return client.get(path).get_json()["total"]
 
 
+def queries_of(client, path: str) -> int:
+    """The statements one `GET path` runs (peewee's query log); the answer must be a 200."""
+    from playhouse.test_utils import count_queries
+
+    with count_queries() as counter:
+        response = client.get(path)
+    assert response.status_code == 200, response.get_json()
+    return counter.count
+
+
 NODE_MODULES = Path(__file__).parent / "node" / "node_modules"
 NODE_BIN = NODE_MODULES / ".bin"
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from playhouse.test_utils import count_queries
 
 from service.api.schemas.references import REFERENCE_MEMBERS
 from service.api.schemas.studies import STUDY_MEMBERS
 from service.db import database
 from service.models import Study
 from tests.conftest import assert_problem
-from tests.helpers import create_reference, create_study
+from tests.helpers import create_reference, create_study, queries_of
 
 LISTS = ["/studies", "/references", "/notices?status=all", "/searches", "/studies/duplicates",
          "/suggestions"]
@@ -234,23 +233,16 @@ def test_a_projected_read_has_its_own_etag_and_304(client, auth, linked):
     assert again.status_code == 304
 
 
-def _queries(client, path: str) -> int:
-    with count_queries() as counter:
-        response = client.get(path)
-    assert response.status_code == 200, response.get_json()
-    return counter.count
-
-
-def test_fewer_fields_run_fewer_queries(client, linked):
+def test_fewer_fields_run_fewerqueries_of(client, linked):
     study, _, report = linked
-    single, single_lean = _queries(client, f"/studies/{study['id']}"), _queries(
+    single, single_lean = queries_of(client, f"/studies/{study['id']}"), queries_of(
         client, f"/studies/{study['id']}?fields=id,title")
     assert single_lean < single and single_lean == 1
-    assert _queries(client, "/studies?fields=id,title") < _queries(client, "/studies")
-    assert (_queries(client, "/studies?fields=id,title&include=references")
-            < _queries(client, "/studies?include=references"))
-    assert _queries(client, f"/references/{report['id']}?fields=id,title") == 1
-    assert _queries(client, "/references?fields=id,title") < _queries(client, "/references")
+    assert queries_of(client, "/studies?fields=id,title") < queries_of(client, "/studies")
+    assert (queries_of(client, "/studies?fields=id,title&include=references")
+            < queries_of(client, "/studies?include=references"))
+    assert queries_of(client, f"/references/{report['id']}?fields=id,title") == 1
+    assert queries_of(client, "/references?fields=id,title") < queries_of(client, "/references")
 
 
 def test_saved_search_results_take_fields(client, auth, linked):

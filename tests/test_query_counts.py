@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from playhouse.test_utils import count_queries
-
 from service.domain.facets import STUDY_FACETS
-from tests.helpers import create_reference, create_study
-
-
-def _queries(client, path: str) -> int:
-    with count_queries() as counter:
-        response = client.get(path)
-    assert response.status_code == 200, response.get_json()
-    return counter.count
+from tests.helpers import create_reference, create_study, queries_of
 
 
 def test_single_study_read_is_five_queries_whatever_its_references(client, auth):
@@ -22,19 +13,19 @@ def test_single_study_read_is_five_queries_whatever_its_references(client, auth)
     for i in range(25):
         create_reference(client, auth, title=f"Report {i}", study_ids=[big["id"], small["id"]])
     # study, registrations, references with their links, their study ids, identifiers found in them
-    assert _queries(client, f"/studies/{small['id']}") == 5
-    assert _queries(client, f"/studies/{big['id']}") == 5
+    assert queries_of(client, f"/studies/{small['id']}") == 5
+    assert queries_of(client, f"/studies/{big['id']}") == 5
 
 
 def test_lists_do_not_grow_with_rows(client, auth, backend):
     def counts():
-        return (_queries(client, "/studies?page_size=100"),
-                _queries(client, "/studies?page_size=100&include=references"),
-                _queries(client, "/references?page_size=100&type=journal_article"),
-                _queries(client, "/notices?status=all"),
-                _queries(client, "/studies?page_size=100&q=trial&facets=" + ",".join(STUDY_FACETS)),
-                _queries(client, "/references?page_size=100&q=trial&facets=type,has_results,year"),
-                _queries(client, "/stats"))
+        return (queries_of(client, "/studies?page_size=100"),
+                queries_of(client, "/studies?page_size=100&include=references"),
+                queries_of(client, "/references?page_size=100&type=journal_article"),
+                queries_of(client, "/notices?status=all"),
+                queries_of(client, "/studies?page_size=100&q=trial&facets=" + ",".join(STUDY_FACETS)),
+                queries_of(client, "/references?page_size=100&q=trial&facets=type,has_results,year"),
+                queries_of(client, "/stats"))
 
     study = create_study(client, auth, "NCT04280705")
     create_reference(client, auth, study_ids=[study["id"]])
