@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import http.client
 import json
 import os
 import platform
@@ -48,7 +47,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.run import HOST, _git_state, _stop, _terminate, free_port, gunicorn, log, parse_wrk  # noqa: E402
+from bench.run import (  # noqa: E402
+    HOST,
+    _get,
+    _git_state,
+    _stop,
+    _terminate,
+    free_port,
+    gunicorn,
+    log,
+    parse_wrk,
+)
 
 RESULTS = ROOT / "bench" / "results"
 DATASETTE = "datasette==0.65.5"
@@ -152,16 +161,6 @@ def datasette_binary(given: Path | None) -> Path:
     return binary
 
 
-def _get(port: int, path: str, timeout: float = 60) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 @contextlib.contextmanager
 def datasette(binary: Path, database: Path, tmp: Path, workers: int):
     """``datasette serve --immutable`` (one process), or its app under ``uvicorn --workers``."""
@@ -205,7 +204,7 @@ def datasette(binary: Path, database: Path, tmp: Path, workers: int):
 # ------------------------------------------------------------------------------------ checks
 
 def _json(port: int, path: str) -> dict:
-    status, body = _get(port, path)
+    status, body = _get(port, path, timeout=60)
     if status != 200:
         raise RuntimeError(f"GET {path} on :{port} answered {status}: {body[:300]!r}")
     return json.loads(body)
@@ -242,7 +241,7 @@ def check(ports: dict, study_id: int) -> list[dict]:
     for group, members in by_group.items():
         if group == "ceiling":
             for _label, server, path in members:
-                _get(ports[server], path)
+                _get(ports[server], path, timeout=60)
             continue
         seen = []
         for label, server, path in members:
