@@ -39,7 +39,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -57,6 +56,7 @@ from bench.run import (  # noqa: E402
     gunicorn,
     log,
     parse_wrk,
+    wait_ready,
 )
 
 RESULTS = ROOT / "bench" / "results"
@@ -184,17 +184,7 @@ def datasette(binary: Path, database: Path, tmp: Path, workers: int):
     process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=logfile,
                                stderr=subprocess.STDOUT, start_new_session=True)  # its own group
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                logfile.seek(0)
-                raise RuntimeError(f"datasette exited:\n{logfile.read().decode(errors='replace')}")
-            with contextlib.suppress(OSError):
-                if _get(port, "/-/versions.json", timeout=2)[0] == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("datasette did not answer within 60 s")
-            time.sleep(0.3)
+        wait_ready(process, logfile, port, "/-/versions.json", name="datasette", within=60, pause=0.3)
         yield port
     finally:
         _stop(process)

@@ -234,6 +234,23 @@ def _get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
         conn.close()
 
 
+def wait_ready(process: subprocess.Popen, logfile, port: int, path: str, *, name: str, within: float,
+               pause: float = 0.2) -> None:
+    """Until the server ``process`` started answers ``path`` on ``port`` with 200. RuntimeError if it
+    exits first (with what it wrote to ``logfile``) or ``within`` seconds pass."""
+    deadline = time.monotonic() + within
+    while True:
+        if process.poll() is not None:
+            logfile.seek(0)
+            raise RuntimeError(f"{name} exited:\n{logfile.read().decode(errors='replace')}")
+        with contextlib.suppress(OSError):
+            if _get(port, path, timeout=2)[0] == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer {path} within {within:g} s")
+        time.sleep(pause)
+
+
 @contextlib.contextmanager
 def gunicorn(app: str, env: dict, workers: int, tmp: Path, ready_path: str):
     """gunicorn with ``workers`` sync workers on a free loopback port; always stopped on exit."""
@@ -247,20 +264,7 @@ def gunicorn(app: str, env: dict, workers: int, tmp: Path, ready_path: str):
         cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=logfile,
         stderr=subprocess.STDOUT, start_new_session=True)  # own process group: master + workers
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                logfile.seek(0)
-                raise RuntimeError(f"gunicorn exited:\n{logfile.read().decode(errors='replace')}")
-            try:
-                status, _ = _get(port, ready_path, timeout=2)
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer {ready_path} within 30 s")
-            time.sleep(0.2)
+        wait_ready(process, logfile, port, ready_path, name="gunicorn", within=30)
         yield port
     finally:
         _stop(process)

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.run import HOST, _stop, _terminate, database_for, free_port, log  # noqa: E402
+from bench.run import HOST, _stop, _terminate, database_for, free_port, log, wait_ready  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
@@ -178,23 +178,7 @@ def gunicorn(code: Path, env: dict, workers: int, threads: int, tmp: Path):
         cwd=code, env={**os.environ, **env, "PYTHONPATH": str(code)}, stdin=subprocess.DEVNULL,
         stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)  # own process group
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                logfile.seek(0)
-                raise RuntimeError(f"gunicorn exited:\n{logfile.read().decode(errors='replace')}")
-            try:
-                conn = http.client.HTTPConnection(HOST, port, timeout=5)
-                conn.request("GET", "/studies?page_size=1")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    break
-                conn.close()
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not answer /studies?page_size=1 within 60 s")
-            time.sleep(0.3)
+        wait_ready(process, logfile, port, "/studies?page_size=1", name="gunicorn", within=60, pause=0.3)
         yield port, process.pid
     finally:
         _stop(process)
