@@ -103,6 +103,6 @@ def dumper(schema: ma.Schema) -> Callable[[Any], dict]:
             lines += [f"        out[{key!r}] = c{number}(value, {attr!r}, obj)"]
         lines += ["    else:", *slow_path]
     lines.append("    return out")
-    names["slow"] = lambda obj: schema.dump(obj)
+    names["slow"] = schema.dump
     exec("\n".join(lines), names)  # noqa: S102 (source built above from the schema's own field names)
     return names["dump"]
