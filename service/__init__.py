@@ -30,6 +30,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     from .api import init_api
     from .api.cache import init_cache
     from .api.compression import init_compression
+    from .api.front import CacheFront
     from .cli import register_commands
     from .web import init_web
 
@@ -38,5 +39,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     init_cache(app)  # after every other hook: its lookup runs last, its store first...
     init_compression(app)  # ...but for this one, so that the cache stores what it compressed
     register_commands(app)
-    app.wsgi_app = TrustedProxies(app.wsgi_app, settings["TRUSTED_PROXIES"])
+    # A hit the cache can answer without Flask is answered there (api/front.py), after the proxies'
+    # headers are read: the scheme and host are part of its key.
+    app.wsgi_app = TrustedProxies(CacheFront(app, app.wsgi_app), settings["TRUSTED_PROXIES"])
     return app

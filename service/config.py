@@ -99,7 +99,10 @@ def _cache(environ: Mapping[str, str]) -> dict[str, Any]:
     enabled = (environ.get("CACHE") or "on").lower()
     if enabled not in ("on", "off"):
         raise ConfigError(f"CACHE must be on or off, got {enabled!r}")
-    return {"CACHE_ENABLED": enabled == "on",
+    front = (environ.get("CACHE_FRONT") or "on").lower()
+    if front not in ("on", "off"):
+        raise ConfigError(f"CACHE_FRONT must be on or off, got {front!r}")
+    return {"CACHE_ENABLED": enabled == "on", "CACHE_FRONT": front == "on",
             "CACHE_MAX_BYTES": _int(environ, "CACHE_MAX_BYTES", 64 * 1_048_576, 0, 1 << 40),
             "CACHE_MAX_ENTRY_BYTES": _int(environ, "CACHE_MAX_ENTRY_BYTES", 2 * 1_048_576, 0, 1 << 34),
             "CACHE_TTL": _int(environ, "CACHE_TTL", 3600, 1, 30 * 86400)}

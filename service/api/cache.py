@@ -42,7 +42,7 @@ from .. import generation
 from ..domain.notices import notice_boundaries, notice_period
 from .caching import none_match, none_match_tags
 from .compression import coding
-from .ratelimits import STORAGE_RETRY_AFTER
+from .ratelimits import STORAGE_RETRY_AFTER, counted
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,10 @@ PER_REQUEST = frozenset({"ratelimit", "ratelimit-policy", "server-timing", "x-ca
                          "access-control-allow-origin", "access-control-expose-headers", "set-cookie",
                          "content-length"})
 VALIDATORS = ("ETag", "Last-Modified", "Cache-Control")
+# In the WSGI environ: the entry (and status) Flask answered from, for the front's record of its headers.
+MARK = "study_register.cache_entry"
+# How long a miss waits for another thread building the same answer before it builds it itself.
+HERD_WAIT = 10.0
 
 
 @functools.cache
@@ -80,11 +84,17 @@ def _code_id() -> str:
 
 
 class Entry:
-    __slots__ = ("status", "headers", "body", "etag")
+    """A stored answer: its status, the headers of its own (not PER_REQUEST), its body as sent. ``front``
+    says whether api/front.py may serve it before Flask (no rate limit counts its request); ``finals``
+    holds, per (status, method, Origin), the final headers a request through Flask was answered with,
+    the ones the front sends again (this process only: not in Redis)."""
 
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes):
-        self.status, self.headers, self.body = status, headers, body
+    __slots__ = ("status", "headers", "body", "etag", "front", "finals")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes, front: bool = False):
+        self.status, self.headers, self.body, self.front = status, headers, body, front
         self.etag = next((v for k, v in headers if k.lower() == "etag"), None)
+        self.finals: dict[tuple[int, str, str | None], tuple[str, list[tuple[str, str]]]] = {}
 
     @property
     def size(self) -> int:
@@ -92,13 +102,13 @@ class Entry:
         return len(self.body) + 200
 
     def dumps(self) -> bytes:
-        return orjson.dumps([self.status, self.headers]) + b"\0" + self.body
+        return orjson.dumps([self.status, self.headers, self.front]) + b"\0" + self.body
 
     @classmethod
     def loads(cls, raw: bytes) -> Entry:
         head, _, body = raw.partition(b"\0")
-        status, headers = orjson.loads(head)
-        return cls(status, [tuple(h) for h in headers], body)
+        status, headers, front = orjson.loads(head)
+        return cls(status, [tuple(h) for h in headers], body, front)
 
 
 class ResponseCache:
@@ -119,6 +129,7 @@ class ResponseCache:
                                               socket_connect_timeout=0.5)
         self.redis_down_until = 0.0
         self.lock = threading.Lock()
+        self.building: dict[str, threading.Event] = {}  # keys a thread builds now (wait_for)
         self.entries: OrderedDict[str, Entry] = OrderedDict()
         self.size = 0
         self.state: tuple[str, int] | None = None  # (register, generation) the entries and boundaries are of
@@ -162,6 +173,25 @@ class ResponseCache:
         entry = Entry.loads(raw)
         self._keep(key, entry)
         return entry
+
+    def wait_for(self, key: str) -> Entry | None:
+        """After a miss: when another thread of this process is building the same answer, wait (at most
+        HERD_WAIT s) for it and return its entry; else claim the key for this request (``g``) and return
+        None. A herd of concurrent misses of one answer builds it once per process, not once each."""
+        with self.lock:
+            building = self.building.get(key)
+            if building is None:
+                self.building[key] = threading.Event()
+                g.cache_building = key
+                return None
+        building.wait(HERD_WAIT)
+        return self.get(key)  # None (not kept: an error, a stream, too big): build it as usual
+
+    def done(self, key: str) -> None:
+        with self.lock:
+            building = self.building.pop(key, None)
+        if building is not None:
+            building.set()
 
     def put(self, key: str, entry: Entry) -> None:
         self._keep(key, entry)
@@ -207,6 +237,17 @@ def _not_modified(tag: str, headers: list[tuple[str, str]]) -> Response:
     return response
 
 
+def key_of(scope: str, environ, chosen: str | None) -> str:
+    """The entry key of a request (its WSGI ``environ``) under ``scope``, for the coding ``chosen``: the
+    raw values (werkzeug's host_url and full_path cost 0.1 ms a request). The front (api/front.py) makes
+    the same key before Flask is entered."""
+    variant = "\n".join((environ["wsgi.url_scheme"], environ.get("HTTP_HOST", ""),
+                         environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""),
+                         environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", ""),
+                         chosen or "identity"))  # the coding chosen, not each client's header
+    return f"{scope}|{hashlib.sha256(variant.encode()).hexdigest()}"
+
+
 def lookup() -> Response | None:
     """before_request (the last one: after the limits, negotiation and the connection): the stored
     answer, or a 304, or None to build it (the key is left in ``g`` for ``store``)."""
@@ -218,15 +259,12 @@ def lookup() -> Response | None:
     scope = cache.scope()
     if scope is None:
         return None
-    environ = request.environ  # the raw values: werkzeug's host_url and full_path cost 0.1 ms a request
-    variant = "\n".join((environ["wsgi.url_scheme"], environ.get("HTTP_HOST", ""),
-                         environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""),
-                         environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", ""),
-                         coding() or "identity"))  # the coding chosen, not each client's header
-    key = f"{scope}|{hashlib.sha256(variant.encode()).hexdigest()}"
+    key = key_of(scope, request.environ, coding())
     g.cache_key = key
     wanted = none_match_tags(request.headers.get("If-None-Match"))
     entry = cache.get(key) if cache.enabled else None
+    if entry is None and cache.enabled:
+        entry = cache.wait_for(key)  # another thread of this process builds it: its answer, or ours to build
     if entry is None:
         own = _generation_tag(key)
         if none_match(own, wanted):
@@ -234,7 +272,9 @@ def lookup() -> Response | None:
         return None
     g.cache_hit = True
     if none_match(entry.etag, wanted):
+        _mark(entry, 304)
         return _not_modified(entry.etag, entry.headers)
+    _mark(entry, 200)
     response = Response(entry.body, status=entry.status)
     response.headers.clear()
     for name, value in entry.headers:
@@ -242,6 +282,13 @@ def lookup() -> Response | None:
     response.headers["X-Cache"] = "hit"
     response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
+
+
+def _mark(entry: Entry, status: int) -> None:
+    """This request is answered from ``entry`` (200, or 304): the front (api/front.py) keeps the final
+    headers Flask sends with it, when it may serve the entry itself."""
+    if entry.front:
+        request.environ[MARK] = (entry, status)
 
 
 def _generation_tag(key: str) -> str:
@@ -263,9 +310,16 @@ def store(response: Response) -> Response:
     cache = _cache()
     if cache.enabled and len(body) <= cache.max_entry:
         headers = [(k, v) for k, v in response.headers.items() if k.lower() not in PER_REQUEST]
-        cache.put(key, Entry(200, headers, body))
+        cache.put(key, Entry(200, headers, body, front=not counted()))
     response.headers["X-Cache"] = "miss" if cache.enabled else "off"
     return response
+
+
+def release(_exc) -> None:
+    """teardown_request: a thread that built an answer others wait for lets them go, however it ended."""
+    key = g.pop("cache_building", None)
+    if key is not None:
+        _cache().done(key)
 
 
 def init_cache(app: Flask) -> None:
@@ -273,3 +327,4 @@ def init_cache(app: Flask) -> None:
     app.extensions["response_cache"] = ResponseCache(app)
     app.before_request(lookup)
     app.after_request(store)
+    app.teardown_request(release)

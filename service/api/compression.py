@@ -40,10 +40,12 @@ MIMETYPES = (
 
 def coding() -> str | None:
     """The content coding a compressible answer to this request gets: `gzip`, or None (identity)."""
-    compress = current_app.extensions.get("compress")
-    if compress is None:
-        return None
-    return _coding(compress.enabled_algorithms, request.headers.get("Accept-Encoding", ""))
+    return coding_of(current_app.extensions.get("compress"), request.headers.get("Accept-Encoding", ""))
+
+
+def coding_of(compress: Compress | None, header: str) -> str | None:
+    """The same for the app's Compress (None: compression off) and an `Accept-Encoding` header."""
+    return None if compress is None else _coding(compress.enabled_algorithms, header)
 
 
 @functools.lru_cache(maxsize=256)

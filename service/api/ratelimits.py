@@ -170,6 +170,12 @@ def _read_kind() -> str | None:
     return None
 
 
+def counted() -> bool:
+    """Whether this request counts against a limit of reads: its answer carries that limit's headers, so
+    the cache's front (api/front.py) may not serve it without asking the limits."""
+    return _limits().enabled and _read_kind() is not None
+
+
 def limit_reads():
     """A before_request hook: exports and searches counted per address; 429 when over."""
     kind = _read_kind()
