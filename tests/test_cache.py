@@ -72,7 +72,8 @@ def assert_current(client, auth, *, after: str) -> None:
         fronted = client.get(path, headers=headers)  # ...and one the front (api/front.py) may answer
         built = _fresh(client, auth, path, headers)
         for answer in (again, fronted):
-            assert (answer.status_code, answer.get_data()) == (built.status_code, built.get_data()), (after, path)
+            assert (answer.status_code, answer.get_data()) == (built.status_code, built.get_data()), (
+                after, path)
             if answer.status_code == 200:
                 assert answer.headers["X-Cache"] == "hit", (after, path)
                 assert answer.headers["ETag"] == served.headers["ETag"], (after, path)
