@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from peewee import OperationalError, __exception_wrapper__
 
 from service import create_app
 from service import db as service_db
@@ -231,3 +232,43 @@ def test_a_miss_that_keeps_nothing_lets_the_waiters_build(apps, seeded, monkeypa
     for thread in threads:
         thread.join(30)
     assert sorted(answers) == [200, 200, 500]
+
+
+def test_only_cached_endpoints_read_the_generation_in_the_front(apps, seeded, monkeypatch):
+    client = apps["on"].test_client()
+    cache = apps["on"].extensions["response_cache"]
+    scoped = []
+    original = type(cache).scope
+    monkeypatch.setattr(type(cache), "scope", lambda self: scoped.append(1) or original(self))
+    for path in ("/health", "/openapi.json", "/docs", "/nowhere"):
+        client.get(path)
+        client.get(path)
+    assert scoped == []  # neither the front nor Flask's lookup asked: none of them is cached
+    client.get("/studies/1")
+    assert len(scoped) == 2  # the front's read, then lookup's (a miss)
+
+
+def test_a_generation_read_that_finds_the_server_silent_opens_the_breaker(apps, seeded, monkeypatch):
+    client = apps["on"].test_client()
+    hooks = Hooks(apps["on"])
+    for _ in range(3):
+        client.get("/studies/1")
+    cache = apps["on"].extensions["response_cache"]
+    try:  # what a connect to a frozen server raises: the driver's error, wrapped by Peewee
+        with __exception_wrapper__:
+            raise service_db.NoAnswer("the database server did not answer in time")
+    except OperationalError as error:
+        silent = error
+    recorded = []
+    monkeypatch.setattr(service_db.BREAKER, "record",
+                        lambda error, started, probe=False: recorded.append(error))
+
+    def frozen(self):
+        raise silent
+
+    monkeypatch.setattr(type(cache), "scope", frozen)
+    before = hooks.count
+    answer = client.get("/studies/1")
+    assert recorded[0] is silent  # the front told the breaker...
+    assert hooks.count == before + 1  # ...and Flask answered, the problem its own read met
+    assert answer.status_code == 503 and answer.content_type == "application/problem+json"

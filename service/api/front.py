@@ -9,9 +9,12 @@ would do is known to give the same answer:
 
 - the entry is one whose request counts against no rate limit (``Entry.front``: searches with `q` and
   exports are counted, so their answers go through Flask and carry their limit's headers);
+- the request routes to one of the cached endpoints (CACHED: Flask's own url_map; anything else, /health
+  or an export's path included, goes straight to Flask without a database read here);
 - the request has no `Authorization` (as ``lookup``), a request line within MAX_REQUEST_LINE (a longer
   one is a 414 in Flask, whatever its key), and the database's breaker is closed (else Flask answers
-  503 at once);
+  503 at once); a generation read that finds the server gone or silent opens the breaker as a
+  request's would, so Flask then answers 503 at once instead of waiting its connect limit again;
 - the key is the one ``lookup`` makes (``key_of``: the generation read first, then the URL, `Accept`
   and the coding chosen), so routing, negotiation and the path checks would decide as they did;
 - and a request of the same method and `Origin` was answered from the same entry through Flask (200,
@@ -28,9 +31,11 @@ from __future__ import annotations
 import logging
 import time
 
+from werkzeug.exceptions import HTTPException
+
 from ..config import MAX_REQUEST_LINE
 from ..db import BREAKER, LIMITS, database, deadline, request_limits
-from .cache import MARK, key_of
+from .cache import CACHED, MARK, key_of
 from .caching import none_match, none_match_tags
 from .compression import coding_of
 from .limits import request_line_length
@@ -46,6 +51,7 @@ class CacheFront:
         self.wsgi_app = wsgi_app
         self.cache = app.extensions["response_cache"]
         self.compress = app.extensions.get("compress")
+        self.url_map = app.url_map
         self.enabled = self.cache.enabled and app.config["CACHE_FRONT"]
 
     def __call__(self, environ, start_response):
@@ -68,6 +74,13 @@ class CacheFront:
         """(entry, status, final headers) to answer with, or None: Flask answers."""
         if BREAKER.opened is not None or request_line_length(environ) > MAX_REQUEST_LINE:
             return None
+        try:  # Flask's own routing: only the cached endpoints read the generation here (not /health)
+            endpoint, _ = self.url_map.bind_to_environ(environ).match(method=method)
+        except HTTPException:
+            return None
+        if endpoint not in CACHED:
+            return None
+        started = time.monotonic()
         try:
             with request_limits(), deadline(LIMITS.connect):
                 opened = database.connect(reuse_if_open=True)
@@ -76,7 +89,8 @@ class CacheFront:
                 finally:
                     if opened:
                         database.close()
-        except Exception as error:  # noqa: BLE001 - Flask meets the same failure and answers it
+        except Exception as error:  # noqa: BLE001 - Flask answers it (a 503 at once if the breaker opens)
+            BREAKER.record(error, started)  # a server gone or silent opens the breaker, as a request's would
             logger.debug("cache front: no generation (%s); Flask answers", error)
             return None
         if scope is None:
