@@ -171,13 +171,14 @@ def _median_ms(func, repeat: int) -> float:
     return round(statistics.median(times), 3)
 
 
-def probe(url: str, paths: dict[str, str], repeat: int = 30) -> dict:
+def probe(url: str, paths: dict[str, str], repeat: int = 30, config: dict | None = None) -> dict:
     """Per endpoint, in one process (no HTTP, no load): the median time of the whole request, the SQL
-    it sends, each statement's median time and its query plan. Shows where a request's time goes."""
+    it sends, each statement's median time and its query plan. Shows where a request's time goes.
+    ``config``: more settings for the app (e.g. ``{"CACHE": "off"}``)."""
     from service import create_app
     from service.db import close_all, database
 
-    app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
+    app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", **(config or {})})
     client = app.test_client()
     postgres = url.startswith("postgres")
     peewee_log = logging.getLogger("peewee")
