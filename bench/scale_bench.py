@@ -88,8 +88,9 @@ def _admin(pg_base: str, sql: str) -> None:
         conn.close()
 
 
-def register(backend: str, n: int, args, corpus_of) -> dict:
-    """The filled register for (backend, n): the one marked done in ``args.dir``, else a new fill."""
+def register(backend: str, n: int, args, corpus_of) -> dict | None:
+    """The filled register for (backend, n): the one marked done in ``args.dir``, else a new fill
+    (None with ``--no-fill``)."""
     name = name_for(args.prefix, n)
     marker = args.dir / f"{backend}-{n}.json"
     if backend == "sqlite":
@@ -103,6 +104,9 @@ def register(backend: str, n: int, args, corpus_of) -> dict:
         if info.get("url") == url and info.get("n") == n and info.get("seed") == args.seed:
             log(f"{backend} {n:,}: reusing {url} (filled {info.get('prepared')})")
             return info
+    if args.no_fill:
+        log(f"{backend} {n:,}: no finished fill in {args.dir}, left out (--no-fill)")
+        return None
     marker.unlink(missing_ok=True)
     if backend == "sqlite":
         for leftover in args.dir.glob(f"{name}.db*"):
@@ -148,7 +152,8 @@ def answers(port: int, paths: dict[str, str], n: int) -> dict:
 
 
 def summarise(rows: list[dict], servers: list[dict], sizes: list[int], connections: list[int]) -> list[dict]:
-    """Per (request, backend, connections): medians over rounds at each size; larger ÷ smaller."""
+    """Per (request, backend, connections): medians over rounds at each size measured; larger ÷ smaller
+    when the backend was measured at both."""
     out = []
     small, large = sizes[0], sizes[-1]
     for key, label, _ in FIGURES:
@@ -156,10 +161,12 @@ def summarise(rows: list[dict], servers: list[dict], sizes: list[int], connectio
             for c in connections:
                 mine = [r for r in rows if (r["figure"], r["backend"], r["connections"]) == (key, backend, c)]
                 by_n = {n: [r for r in mine if r["n"] == n] for n in sizes}
-                if not all(by_n.values()):
+                if not any(by_n.values()):
                     continue
                 entry = {"figure": key, "request": label, "backend": backend, "connections": c}
                 for n, rs in by_n.items():
+                    if not rs:
+                        continue
                     entry[n] = {"p50_ms": statistics.median(r["p50_ms"] for r in rs),
                                 "p99_ms": statistics.median(r["p99_ms"] for r in rs),
                                 "rps": statistics.median(r["rps"] for r in rs),
@@ -169,9 +176,10 @@ def summarise(rows: list[dict], servers: list[dict], sizes: list[int], connectio
                                               if (s["backend"], s["n"]) == (backend, n))}
                 per_round = [a["p50_ms"] / b["p50_ms"] for a in by_n[large] for b in by_n[small]
                              if a["round"] == b["round"]]
-                entry["ratio_p50"] = round(statistics.median(per_round), 2)
-                entry["ratio_range"] = [round(min(per_round), 2), round(max(per_round), 2)]
-                entry["ratio_p99"] = round(entry[large]["p99_ms"] / entry[small]["p99_ms"], 2)
+                if per_round and small != large:
+                    entry["ratio_p50"] = round(statistics.median(per_round), 2)
+                    entry["ratio_range"] = [round(min(per_round), 2), round(max(per_round), 2)]
+                    entry["ratio_p99"] = round(entry[large]["p99_ms"] / entry[small]["p99_ms"], 2)
                 out.append(entry)
     return out
 
@@ -187,13 +195,17 @@ def table(summary: list[dict], sizes: list[int]) -> str:
              f"| {b} ÷ {s} p50 (range over rounds) | {b} ÷ {s} p99 | total {s} | total {b} | errors |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in summary:
-        lo, hi = e["ratio_range"]
-        lines.append(
-            f"| {e['request']} | {e['backend']} | {e['connections']} | {e[small]['p50_ms']:.2f} | "
-            f"{e[small]['p99_ms']:.2f} | {e[large]['p50_ms']:.2f} | {e[large]['p99_ms']:.2f} | "
-            f"**{e['ratio_p50']:.2f}×** ({lo:.2f}–{hi:.2f}) | {e['ratio_p99']:.2f}× | "
-            f"{_count(e[small]['total'])} | {_count(e[large]['total'])} | "
-            f"{e[small]['errors'] + e[large]['errors']} |")
+        cells = []
+        for n in (small, large):
+            cells += [f"{e[n]['p50_ms']:.2f}", f"{e[n]['p99_ms']:.2f}"] if n in e else ["–", "–"]
+        if "ratio_p50" in e:
+            lo, hi = e["ratio_range"]
+            cells += [f"**{e['ratio_p50']:.2f}×** ({lo:.2f}–{hi:.2f})", f"{e['ratio_p99']:.2f}×"]
+        else:
+            cells += ["–", "–"]
+        cells += [_count(e[n]["total"]) if n in e else "–" for n in (small, large)]
+        cells.append(str(sum(e[n]["errors"] for n in (small, large) if n in e)))
+        lines.append(f"| {e['request']} | {e['backend']} | {e['connections']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -219,6 +231,8 @@ def main() -> None:
     parser.add_argument("--pg-base", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--refill", action="store_true", help="fill again even when a fill is marked done")
+    parser.add_argument("--no-fill", action="store_true",
+                        help="measure only the registers already filled; fill none")
     parser.add_argument("--fill-only", action="store_true", help="fill (or check) the registers, no load")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per figure")
@@ -256,8 +270,8 @@ def main() -> None:
                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "loadavg_start": os.getloadavg()},
                "git": _git_state(), "servers": [], "probes": {}, "rows": []}
-    servers = [{"backend": b, "n": n, "info": register(b, n, args, corpus_of)}
-               for b in backends for n in sizes]
+    servers = [{"backend": b, "n": n, "info": info} for b in backends for n in sizes
+               if (info := register(b, n, args, corpus_of)) is not None]
     results["servers"] = servers
     if args.fill_only:
         return
