@@ -473,7 +473,7 @@ def main() -> None:
                 if not args.skip_probe:
                     paths = {label: path.replace("{id}", str(args.n // 2 + 1))
                              for label, path in ENDPOINTS}
-                    results["probes"][backend] = probe(url, paths)
+                    results["probes"][backend] = probe(url, paths, config={"CACHE": "off"})
                 env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": ""}
                 for round_ in range(1, 0 if args.probe_only else args.rounds + 1):
                     for c in connections:
