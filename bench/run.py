@@ -474,7 +474,8 @@ def main() -> None:
                     paths = {label: path.replace("{id}", str(args.n // 2 + 1))
                              for label, path in ENDPOINTS}
                     results["probes"][backend] = probe(url, paths, config={"CACHE": "off"})
-                env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": ""}
+                # Built answers, as before the response cache (bench/cache_bench.py measures its hits).
+                env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SQL_ECHO": "", "CACHE": "off"}
                 for round_ in range(1, 0 if args.probe_only else args.rounds + 1):
                     for c in connections:
                         tag = dict(backend=backend, connections=c, round=round_,
