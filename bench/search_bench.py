@@ -414,6 +414,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
                         help="the real files the fill draws text from")
     parser.add_argument("--pg-base", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--pg-prefix", default="search_bench",
+                        help="the Postgres databases' names begin so (<prefix>_<UTC timestamp>_<code>)")
     parser.add_argument("--fill-each", action="store_true", help="fill the baseline's databases anew "
                         "even when its fill inputs are the same files as --code's (default: copy them)")
     parser.add_argument("--json", type=Path, help="default: bench/results/search-<UTC timestamp>.json")
@@ -455,7 +457,7 @@ def main() -> None:
                     folder = tmp / f"{label}-{backend}"
                     folder.mkdir()
                     url = stack.enter_context(database_for(
-                        backend, folder, args.pg_base, f"search_bench_{stamp.lower()}_{label}"))
+                        backend, folder, args.pg_base, f"{args.pg_prefix}_{stamp.lower()}_{label}"))
                     twin = next((f for f in filled if f[1] == backend
                                  and digests[f[0]] == digests[label]), None)
                     if twin is not None and not args.fill_each:
