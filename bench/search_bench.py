@@ -5,12 +5,14 @@
 For each code (``--code``, default this checkout, and ``--baseline-code``, e.g. a git worktree of an
 older commit) and backend: a fresh database (SQLite in a temporary folder; Postgres a database named
 for the run, dropped at the end) filled by that code's own ``bench/fill.py`` and search indexes, in a
-child process run with this checkout's venv python, cwd and PYTHONPATH set to the code's folder;
-then gunicorn for that code on a free loopback port. Every server stays up; in each round, for each
-figure, each server in turn (their order rotates per round) gets ``--requests`` requests one at a
-time over a kept-alive connection, each one timed. Reports per (figure, backend, code) the median
-and p90 over all requests, the ratio to the same server's ``GET /studies?page_size=20`` in the same
-rounds, the ratio code / baseline code, and each figure's ``total``. Writes every request's time to
+child process run with this checkout's venv python, cwd and PYTHONPATH set to the code's folder
+(or, with ``--from-filled``, a copy of a register filled before, upgraded in place by that code's
+migrations); then gunicorn for that code on a free loopback port. Every server stays up; in each
+round, for each figure, each server in turn (their order rotates per round) gets ``--requests``
+requests one at a time over a kept-alive connection, each one timed. Reports per (figure, backend,
+code) the median and p90 over all requests, the ratio to the same server's ``GET
+/studies?page_size=20`` in the same rounds, the ratio code / baseline code, and each figure's
+``total``. Writes every request's time to
 bench/results/search-<UTC timestamp>.json and prints a Markdown table.
 """
 
@@ -199,6 +201,41 @@ def prepare(code: Path, url: str, n: int, seed: int, data: Path) -> dict:
         raise RuntimeError(f"filling with {code} failed ({done.returncode}):\n{done.stdout[-2000:]}")
     info = json.loads(done.stdout.strip().splitlines()[-1])
     info["prepare_s"] = round(time.perf_counter() - began, 1)
+    if not Path(info["service_module"]).resolve().is_relative_to(code.resolve()):
+        raise RuntimeError(f"the child imported {info['service_module']}, not the code under {code}")
+    return info
+
+
+# Run in a child process inside a code's folder on a copy of a register filled before: that code's
+# migrations upgrade it in place, then vacuum/checkpoint as after a fill.
+UPGRADE = r"""
+import json, sys, time
+url = sys.argv[1]
+import service
+from service import create_app, migrations
+from service.db import close_all, database
+create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
+info = {}
+with database.connection_context():
+    began = time.perf_counter()
+    info["upgraded"] = [m.name for m in migrations.upgrade()]
+    info["upgrade_s"] = round(time.perf_counter() - began, 1)
+    after = "VACUUM ANALYZE" if url.startswith("postgres") else "PRAGMA wal_checkpoint(TRUNCATE)"
+    database.execute_sql(after)
+close_all(database.obj)
+info["service_module"] = service.__file__
+print(json.dumps(info, default=str))
+"""
+
+
+def upgrade_copy(code: Path, url: str) -> dict:
+    """Bring the copied register at ``url`` to ``code``'s schema with ``code``'s own migrations."""
+    done = subprocess.run([sys.executable, "-c", UPGRADE, url], cwd=code,
+                          env={**os.environ, "PYTHONPATH": str(code)}, stdout=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"upgrading with {code} failed ({done.returncode}):\n{done.stdout[-2000:]}")
+    info = json.loads(done.stdout.strip().splitlines()[-1])
     if not Path(info["service_module"]).resolve().is_relative_to(code.resolve()):
         raise RuntimeError(f"the child imported {info['service_module']}, not the code under {code}")
     return info
@@ -416,12 +453,22 @@ def main() -> None:
     parser.add_argument("--pg-base", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--pg-prefix", default="search_bench",
                         help="the Postgres databases' names begin so (<prefix>_<UTC timestamp>_<code>)")
+    parser.add_argument("--from-filled", action="append", default=[], metavar="BACKEND=URL",
+                        help="no fill for BACKEND: each code gets a copy of the register filled before at "
+                        "URL (a Postgres database, not dropped; a SQLite file), upgraded in place by that "
+                        "code's migrations (postgres=postgresql://postgres@127.0.0.1:5432/filled); "
+                        "filled by bench/fill.py with the same --n and --seed")
     parser.add_argument("--fill-each", action="store_true", help="fill the baseline's databases anew "
                         "even when its fill inputs are the same files as --code's (default: copy them)")
     parser.add_argument("--json", type=Path, help="default: bench/results/search-<UTC timestamp>.json")
     args = parser.parse_args()
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    from_filled = dict(item.split("=", 1) for item in args.from_filled)
+    if not set(from_filled) <= set(backends):
+        sys.exit(f"--from-filled names a backend not measured: {', '.join(sorted(from_filled))}")
+    if "sqlite" in from_filled:
+        from_filled["sqlite"] = "sqlite:///" + str(Path(from_filled["sqlite"].removeprefix("sqlite:///")).resolve())
     if "postgres" in backends and args.pg_base.split("@")[-1].split(":")[0] not in ("127.0.0.1", "localhost"):
         sys.exit("--pg-base must point at 127.0.0.1: the benchmark only talks to loopback")
     codes = {"code": args.code.resolve()}
@@ -445,7 +492,7 @@ def main() -> None:
                          for label, path in codes.items()},
                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "loadavg_start": os.getloadavg()},
-               "databases": {}, "servers": {}, "figures": [], "rows": []}
+               "from_filled": from_filled, "databases": {}, "servers": {}, "figures": [], "rows": []}
     tmp = Path(tempfile.mkdtemp(prefix="study-register-search-bench-"))
     servers: list[Server] = []
     error = None
@@ -460,7 +507,14 @@ def main() -> None:
                         backend, folder, args.pg_base, f"{args.pg_prefix}_{stamp.lower()}_{label}"))
                     twin = next((f for f in filled if f[1] == backend
                                  and digests[f[0]] == digests[label]), None)
-                    if twin is not None and not args.fill_each:
+                    if backend in from_filled:
+                        began = time.perf_counter()
+                        copy_database(backend, from_filled[backend], url, args.pg_base)
+                        info = {"copied_from": from_filled[backend],
+                                "copy_s": round(time.perf_counter() - began, 1), **upgrade_copy(path, url)}
+                        log(f"{label}/{backend}: copied {from_filled[backend]} in {info['copy_s']} s, "
+                            f"upgraded in {info['upgrade_s']} s: {info['upgraded'] or 'nothing to do'}")
+                    elif twin is not None and not args.fill_each:
                         # The same files would fill it (deterministic for a seed): copy instead.
                         began = time.perf_counter()
                         copy_database(backend, twin[2], url, args.pg_base)
