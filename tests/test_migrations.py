@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service import migrations
-from service.db import database
+from service.db import database, is_postgres
 from service.models import MODELS, Study, StudyReference
 
 
@@ -143,6 +143,40 @@ def test_upgrading_to_link_roles_gives_roles_and_evidence_and_keeps_manual_decis
     assert '"registration_statement"' in links[(report, trial)].evidence
     assert links[(report, trial)].confidence > 0.9
     assert (links[(by_hand, other)].link, links[(by_hand, other)].role) == ("manual", "reports")
+
+
+def test_upgrading_to_carried_search_columns_fills_them_in_place_and_keeps_them_in_step(empty_db):
+    """m0014 on a register whose search rows the previous code wrote (no carried columns, no trigger):
+    the rows are kept, their columns filled from the references; later writes are carried."""
+    from service.search import index
+
+    with database.connection_context():
+        migrations.upgrade(target=13)
+        refs = [_insert("reference", type=kind, title=title, authors="[]", has_results=False, year=year,
+                        first_published="2020-04-01", created="2020-04-01", updated="2020-04-0" + day)
+                for kind, title, year, day in (("journal_article", "Intensive care of adults", 2020, "1"),
+                                               ("preprint", "Intensive care of children", 2021, "2"))]
+        with database.atomic():
+            index.rebuild()
+        if is_postgres():  # the layout of migration 13: search rows without the carried columns
+            database.execute_sql('DROP TRIGGER "reference_search_carry" ON "reference"')
+            dropped = ", ".join(f'DROP COLUMN "{c}"' for c in index.CARRIED)
+            database.execute_sql(f'ALTER TABLE "{index.REFERENCE_TABLE}" {dropped}')
+        migrations.upgrade()
+        if is_postgres():
+            carried = database.execute_sql(
+                f'SELECT id, type, year, has_results, updated FROM "{index.REFERENCE_TABLE}" ORDER BY id'
+            ).fetchall()
+            assert [(i, t, y, h, str(u)) for i, t, y, h, u in carried] == [
+                (refs[0], "journal_article", 2020, False, "2020-04-01 00:00:00"),
+                (refs[1], "preprint", 2021, False, "2020-04-02 00:00:00")]
+        database.execute_sql(f"UPDATE \"reference\" SET type = 'preprint', updated = '2020-04-03' "
+                             f"WHERE id = {refs[0]}")
+    client = empty_db.test_client()
+    body = client.get('/references?q="intensive care"&facets=type,year').get_json()
+    assert [r["id"] for r in body["items"]] == [refs[0], refs[1]]  # equally relevant: updated first
+    assert {v["value"]: v["count"] for v in body["facets"]["type"] if v["count"]} == {"preprint": 2}
+    assert {v["value"]: v["count"] for v in body["facets"]["year"]} == {2021: 1, 2020: 1}
 
 
 def test_cli_upgrade_and_status(empty_db):

@@ -65,11 +65,18 @@ def list_references(args: dict):
                      updated=Reference.updated)
     if args.get("format", "json") != "json":  # an export: every match, unpaged (`facets` does not apply)
         return export_response("references", args["format"], query, keys, bom=args.get("bom", False))
+    # On Postgres, with only filters the search rows carry, the facets and a relevance page are found
+    # from the search rows alone; "reference" is read for the page's rows only.
+    rows = domain.search_rows(q, filters)
+    if rows is not None and ranked:
+        query, hits = domain.ranked_search_rows(q, filters)
+        keys = sort_keys(RELEVANCE, domain.REFERENCE_SORTS, hits.c.id, rank=hits.c.rank,
+                         updated=hits.c.updated)
     with search_plan(q is not None):
         counts, total = {}, None
         if args.get("facets"):  # counted first: they give the total too
-            counts, total = facets.reference_facets(args["facets"],
-                                                    domain.reference_conditions(q=q, **filters))
+            counts, total = facets.reference_facets(
+                args["facets"], domain.reference_conditions(q=q, rows=rows, **filters), rows=rows)
         envelope, headers = paginate(
             query, args=args, keys=keys, total=total, count_with_page=ranked, rows_of=domain.reference_rows,
             serialize=lambda rows: records.reference_dicts(rows, fields=args.get("fields")))

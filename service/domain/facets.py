@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from peewee import Case, fn
+from peewee import Case, Table, fn
 
 from ..models import Reference, Registration, Study, StudyCountry
 from ..models import StudyReportTypes as Types
@@ -48,9 +48,11 @@ def _where(query, conditions: Sequence):
 
 
 def _grouped(model, names: Sequence[str], conditions: Sequence) -> tuple[dict[str, Counter], int]:
-    """Counts per value of several columns of ``model`` and the total, in one grouped query."""
-    columns = [getattr(model, n) for n in names]
-    rows = _where(model.select(*columns, fn.COUNT(model.id)), conditions).group_by(*columns).tuples()
+    """Counts per value of several columns of ``model`` (or of a table: columns named alike) and the
+    total, in one grouped query."""
+    columns = [model.c[n] if isinstance(model, Table) else getattr(model, n) for n in names]
+    ident = model.c.id if isinstance(model, Table) else model.id
+    rows = _where(model.select(*columns, fn.COUNT(ident)), conditions).group_by(*columns).tuples()
     counts = {n: Counter() for n in names}
     total = 0
     for *values, count in rows:
@@ -112,10 +114,13 @@ def study_facets(names: Sequence[str], conditions: Sequence) -> tuple[dict[str, 
     return result, total
 
 
-def reference_facets(names: Sequence[str], conditions: Sequence) -> tuple[dict[str, list[dict]], int]:
+def reference_facets(names: Sequence[str], conditions: Sequence, *,
+                     rows: Table | None = None) -> tuple[dict[str, list[dict]], int]:
     """Counts of the references matching ``conditions`` for each facet (years newest first, then
-    `null` for references without a year), and how many match: one grouped query."""
-    counts, total = _grouped(Reference, list(names), conditions)
+    `null` for references without a year), and how many match: one grouped query. With ``rows`` (the
+    search rows, which carry the facets' columns: references.search_rows), ``conditions`` are on them
+    and the count reads them alone."""
+    counts, total = _grouped(Reference if rows is None else rows, list(names), conditions)
     result = {}
     for name in names:
         if name == "type":

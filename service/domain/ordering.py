@@ -77,7 +77,9 @@ def sort_keys(sort: str, sorts: Mapping[str, Field], id_field: Field, *, rank: N
     ident = SortKey(id_field, False, id_field.name)
     if sort == RELEVANCE:
         # Most relevant first; equally relevant: most recently updated, then by id.
-        return [SortKey(rank, True, "rank", "float"), SortKey(updated, True, updated.name), ident]
+        # Kinds given: the keys may be columns of a subquery (search rows) rather than the model's fields.
+        return [SortKey(rank, True, "rank", "float"), SortKey(updated, True, updated.name, "datetime"),
+                SortKey(id_field, False, id_field.name, "int")]
     column = sorts[sort.lstrip("-")]
     if isinstance(column, Dated):
         descending = sort.startswith("-")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from ..db import changed, locked, write_transaction
+from peewee import Select
+
+from ..db import changed, database, locked, write_transaction
 from ..models import Reference, Study, StudyReference, utcnow
 from ..search import index
 from ..search.query import SearchQuery
@@ -28,8 +30,32 @@ WRITABLE = (
 )
 
 
+# The filters on columns the search rows of references carry on Postgres (search.index.CARRIED).
+_CARRIED_FILTERS = frozenset({"type", "has_results", "year_from", "year_to", "updated_since"})
+
+
+def search_rows(q: SearchQuery | None, filters: Mapping[str, Any]):
+    """The search rows of references (search.index.reference_rows) when the matches of ``q`` with
+    ``filters`` can be counted and ranked from them alone, without reading "reference" for each match:
+    on Postgres, every filter on a column they carry. Else None."""
+    if q is None or not index.carries_references() or not set(filters) <= _CARRIED_FILTERS:
+        return None
+    return index.reference_rows()
+
+
+def ranked_search_rows(q: SearchQuery, filters: Mapping[str, Any]):
+    """The matches of ``q`` meeting ``filters`` (all carried: :func:`search_rows`) as (id, rank,
+    updated), from the search rows alone, and the subquery of matches they are selected from (what
+    their sort keys are columns of)."""
+    hits = index.matches(index.REFERENCE_TABLE, q, carried=True).alias(index.HITS)
+    query = Select([hits], [hits.c.id, hits.c.rank, hits.c.updated]).bind(database)
+    conditions = reference_conditions(rows=hits, **filters)
+    return (query.where(*conditions) if conditions else query), hits
+
+
 def reference_conditions(
     *,
+    rows=None,
     q: SearchQuery | None = None,
     type: Sequence[str] = (),  # noqa: A002 - the API's own parameter name
     has_results: bool | None = None,
@@ -42,14 +68,22 @@ def reference_conditions(
     year_to: int | None = None,
     updated_since: dt.datetime | None = None,
 ) -> list:
-    """Conditions on Reference for every given filter (values OR-ed within a filter, filters AND-ed)."""
+    """Conditions on Reference for every given filter (values OR-ed within a filter, filters AND-ed).
+    With ``rows`` (search rows: :func:`search_rows`, or a subquery of them), on their columns instead:
+    only the carried filters then."""
+    def column(name: str):
+        return getattr(Reference, name) if rows is None else rows.c[name]
+
+    if rows is not None and (study_id, linked, doi, pmid, registration_id) != (None,) * 5:
+        raise ValueError("the search rows carry no column for study_id, linked, doi, pmid, registration_id")
     conditions = []
     if q is not None:
-        conditions.append(Reference.id.in_(index.matching_ids(index.REFERENCE_TABLE, q)))
+        conditions.append(Reference.id.in_(index.matching_ids(index.REFERENCE_TABLE, q)) if rows is None
+                          else index.matching(rows, index.REFERENCE_TABLE, q))
     if type:
-        conditions.append(Reference.type.in_(list(type)))
+        conditions.append(column("type").in_(list(type)))
     if has_results is not None:
-        conditions.append(Reference.has_results == has_results)
+        conditions.append(column("has_results") == has_results)
     if study_id is not None:
         conditions.append(Reference.id.in_(
             StudyReference.select(StudyReference.reference).where(
@@ -64,11 +98,11 @@ def reference_conditions(
     if registration_id is not None:
         conditions.append(Reference.registration_id == linking.canonical_identifier(registration_id))
     if year_from is not None:
-        conditions.append(Reference.year >= year_from)
+        conditions.append(column("year") >= year_from)
     if year_to is not None:
-        conditions.append(Reference.year <= year_to)
+        conditions.append(column("year") <= year_to)
     if updated_since is not None:
-        conditions.append(Reference.updated >= updated_since)
+        conditions.append(column("updated") >= updated_since)
     return conditions
 
 

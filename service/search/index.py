@@ -9,6 +9,9 @@ search field (the field tags of :mod:`service.search.query`):
 - Postgres: a ``tsvector`` per field, their weighted concatenation ``document`` (A / B / C / D) and
   its A and B parts ``heading`` (what ``ts_rank`` reads), under one multicolumn GIN index: an
   unfielded strategy is one match of ``document``, a field tag a match of that field's vector.
+  A reference's row also carries the reference's ``type``, ``year``, ``has_results`` and ``updated``
+  (:data:`CARRIED`, kept in step by a trigger), so a search's facets and relevance page read the
+  search rows alone.
 
 A study's fields: its ``name``, ``title``, ``registration`` identifiers and ``registry`` names
 (A), and through its reports their titles (``report_title``, B), their abstracts with the
@@ -75,6 +78,22 @@ RANK = Entity(HITS, "rank")
 # references' words, added when those are written).
 _OWN_WORDS = {STUDY_TABLE: ("name", "title", "registration", "registry"),
               REFERENCE_TABLE: REFERENCE_FIELDS}
+# Postgres: the columns of its reference a row of `reference_search` carries, with their types, so that a
+# search's facet count (type, year, has_results) and its relevance page (rank, updated, id) read the search
+# rows alone and look up no match in "reference" (half of `"intensive care"`'s time, 12,000 lookups:
+# bench/README.md, "Phrases on Postgres"). Written with the row (_write); a trigger on "reference" keeps
+# them in step with every later update of the reference (_CARRY_FUNCTION), whoever writes it.
+CARRIED = {"type": "varchar(40) NOT NULL", "year": "integer", "has_results": "boolean NOT NULL",
+           "updated": "timestamp NOT NULL"}
+_CARRY = "reference_search_carry"
+_CARRY_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION {_CARRY}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  UPDATE "{REFERENCE_TABLE}" AS s SET {", ".join(f'"{c}" = n."{c}"' for c in CARRIED)}
+  FROM new_rows AS n
+  WHERE s.id = n.id AND ({", ".join(f's."{c}"' for c in CARRIED)}) IS DISTINCT FROM
+                        ({", ".join(f'n."{c}"' for c in CARRIED)});
+  RETURN NULL;
+END $$"""
 
 
 # Every two lexemes adjacent in a vector as one lexeme, `'stem cell'` (a lexeme of the parser never
@@ -109,7 +128,8 @@ BEGIN
 END $$"""
 
 
-def _create_index(db, table: str) -> None:
+def create_index(db, table: str) -> None:
+    """Postgres: the GIN index of ``table``'s vectors."""
     indexed = ", ".join(f'"{f}"' for f in WEIGHTS[table])
     db.execute_sql(f'CREATE INDEX "{table}_document" ON "{table}" USING gin (document, {indexed})')
 
@@ -118,7 +138,9 @@ def create_tables(db) -> None:
     """Create both indexes and the vocabulary (empty) on ``db``; used by the migrations."""
     if is_postgres():
         for table, owner in ((STUDY_TABLE, "study"), (REFERENCE_TABLE, "reference")):
-            columns = ", ".join(f'"{f}" tsvector NOT NULL' for f in WEIGHTS[table])
+            carried = CARRIED.items() if table == REFERENCE_TABLE else ()
+            columns = ", ".join([f'"{f}" tsvector NOT NULL' for f in WEIGHTS[table]]
+                                + [f'"{c}" {kind}' for c, kind in carried])
             db.execute_sql(f'CREATE TABLE "{table}" (id integer PRIMARY KEY REFERENCES "{owner}" (id) '
                            f"ON DELETE CASCADE, document tsvector NOT NULL, heading tsvector NOT NULL, "
                            f"{columns})")
@@ -129,9 +151,10 @@ def create_tables(db) -> None:
                                     for f in ("document", *WEIGHTS[table]))
             db.execute_sql(f'ALTER TABLE "{table}" SET (toast_tuple_target = 128)')
             db.execute_sql(f'ALTER TABLE "{table}" {out_of_line}, ALTER COLUMN heading SET STORAGE MAIN')
-            _create_index(db, table)
+            create_index(db, table)
         db.execute_sql(f'CREATE TABLE "{WORD_TABLE}" (word text COLLATE "C" PRIMARY KEY)')
         db.execute_sql(_PAIRS_FUNCTION)
+        create_carry_trigger(db)
     else:
         for table in SEARCH_TABLES:
             db.execute_sql(f'CREATE VIRTUAL TABLE "{table}" USING fts5({", ".join(WEIGHTS[table])}, '
@@ -139,7 +162,18 @@ def create_tables(db) -> None:
         db.execute_sql(f'CREATE TABLE "{WORD_TABLE}" (word TEXT PRIMARY KEY) WITHOUT ROWID')
 
 
+def create_carry_trigger(db) -> None:
+    """Postgres: the trigger that copies a reference's CARRIED columns into its search row whenever the
+    reference is updated (a statement trigger over its transition table, as migration 13's)."""
+    db.execute_sql(_CARRY_FUNCTION)
+    db.execute_sql(f'DROP TRIGGER IF EXISTS "{_CARRY}" ON "reference"')
+    db.execute_sql(f'CREATE TRIGGER "{_CARRY}" AFTER UPDATE ON "reference" REFERENCING NEW TABLE AS new_rows '
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION {_CARRY}()")
+
+
 def drop_tables(db) -> None:
+    if is_postgres():
+        db.execute_sql(f'DROP TRIGGER IF EXISTS "{_CARRY}" ON "reference"')
     for table in (*SEARCH_TABLES, WORD_TABLE):
         db.execute_sql(f'DROP TABLE IF EXISTS "{table}"')
 
@@ -221,10 +255,15 @@ def _write(table: str, ids: list[int], documents: Documents, vocabulary: set[str
         quoted = ", ".join(f'"{n}"' for n in names)
         vectors = ", ".join(f"to_tsvector('{TS_CONFIG}', w.\"{n}\") AS \"{n}\"" for n in names)
         arrays = ", ".join([f"{p}::integer[]"] + [f"{p}::text[]"] * len(names))
+        # A reference's row carries its CARRIED columns, read from the reference as it is written.
+        carried = list(CARRIED) if table == REFERENCE_TABLE else []
+        targets = ", ".join(f'"{n}"' for n in [*names, *carried])
+        values = ", ".join([*(f'v."{n}"' for n in names), *(f'r."{c}"' for c in carried)])
+        source = ' JOIN "reference" AS r ON r.id = v.id' if carried else ""
         database.execute_sql(
-            f'INSERT INTO "{table}" (id, document, heading, {quoted}) '
-            f"SELECT v.id, {weighted('ABCD')} || {pairs}, {weighted('AB')}, {quoted} "
-            f"FROM (SELECT w.id, {vectors} FROM unnest({arrays}) AS w (id, {quoted})) AS v",
+            f'INSERT INTO "{table}" (id, document, heading, {targets}) '
+            f"SELECT v.id, {weighted('ABCD')} || {pairs}, {weighted('AB')}, {values} "
+            f"FROM (SELECT w.id, {vectors} FROM unnest({arrays}) AS w (id, {quoted})) AS v{source}",
             [list(column) for column in zip(*rows, strict=True)])
     else:
         database.cursor().executemany(
@@ -304,7 +343,7 @@ def rebuild() -> tuple[int, int]:
     _refresh_studies(sorted(study_ids))
     if is_postgres():
         for table in SEARCH_TABLES:
-            _create_index(database.obj, table)
+            create_index(database.obj, table)
     return len(study_ids), len(reference_ids)
 
 
@@ -413,18 +452,37 @@ def _rank(source: Table, table: str, query: SearchQuery):
     return 0 - fn.bm25(SQL(f'"{table}"'), *(BM25[w] for w in WEIGHTS[table].values()))
 
 
-def matches(table: str, query: SearchQuery):
+def matches(table: str, query: SearchQuery, *, carried: bool = False):
     """A subquery of (id, rank) of the records matching ``query``; higher rank is more relevant.
-    A query with nothing to look for matches nothing."""
+    A query with nothing to look for matches nothing. ``carried`` (Postgres, references): each match's
+    CARRIED columns too."""
     source = Table(table)
-    hits = (source.select(_id_column(source).alias("id"), _rank(source, table, query).alias("rank"))
-            .where(_matching(source, table, query)))
+    columns = [_id_column(source).alias("id"), _rank(source, table, query).alias("rank")]
+    if carried:
+        columns += [source.c[c] for c in CARRIED]
+    hits = source.select(*columns).where(_matching(source, table, query))
     if is_postgres():
         # OFFSET 0 keeps the subquery whole: each match is ranked as it is read. Flattened into the
         # join, Postgres carried every match's `heading` through the hash join and ranked after it
         # (a third more CPU for a page of 8,496 matches at 50,000 studies).
         hits = hits.offset(0)
     return hits
+
+
+def carries_references() -> bool:
+    """Whether the search rows of references carry CARRIED (Postgres)."""
+    return is_postgres()
+
+
+def reference_rows() -> Table:
+    """Postgres: `reference_search` to count or select from, its columns named as the reference's
+    (`id` and CARRIED); :func:`matching` is a search's condition on it."""
+    return Table(REFERENCE_TABLE).bind(database)
+
+
+def matching(rows: Table, table: str, query: SearchQuery):
+    """The condition that a row of ``rows`` (the search table ``table`` itself) matches ``query``."""
+    return _matching(rows, table, query)
 
 
 def matching_ids(table: str, query: SearchQuery):
