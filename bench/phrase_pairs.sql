@@ -1,6 +1,8 @@
 -- Prototype (Postgres): two-word phrases answered exactly by the GIN index of reference_search,
 -- without reading any document. Measured on a register filled by bench/fill.py (50,000 studies,
--- 150,000 references): bench/README.md, "Phrases on Postgres". Not used by the service.
+-- 150,000 references): bench/README.md, "Phrases on Postgres". The service has both halves now: the
+-- pairs in its documents (search/index.py, search_pairs) and type/year/has_results/updated carried by
+-- reference_search (migration 14, search.index.CARRIED); this file stays as the prototype measured.
 --
 -- Each adjacent pair of words of a document (positions p and p+1 of its tsvector, i.e. what
 -- 'a' <-> 'b' matches) becomes one extra lexeme 'a b' of the same document. A two-word phrase is then
