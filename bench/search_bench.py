@@ -453,11 +453,12 @@ def main() -> None:
     parser.add_argument("--pg-base", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--pg-prefix", default="search_bench",
                         help="the Postgres databases' names begin so (<prefix>_<UTC timestamp>_<code>)")
-    parser.add_argument("--from-filled", action="append", default=[], metavar="BACKEND=URL",
-                        help="no fill for BACKEND: each code gets a copy of the register filled before at "
-                        "URL (a Postgres database, not dropped; a SQLite file), upgraded in place by that "
-                        "code's migrations (postgres=postgresql://postgres@127.0.0.1:5432/filled); "
-                        "filled by bench/fill.py with the same --n and --seed")
+    parser.add_argument("--from-filled", action="append", default=[], metavar="[CODE/]BACKEND=URL",
+                        help="no fill for BACKEND: each code (or only CODE: code, base) gets a copy of the "
+                        "register filled before at URL (a Postgres database, not dropped; a SQLite file), "
+                        "upgraded in place by that code's migrations "
+                        "(postgres=postgresql://postgres@127.0.0.1:5432/filled); filled by bench/fill.py "
+                        "with the same --n and --seed")
     parser.add_argument("--fill-each", action="store_true", help="fill the baseline's databases anew "
                         "even when its fill inputs are the same files as --code's (default: copy them)")
     parser.add_argument("--json", type=Path, help="default: bench/results/search-<UTC timestamp>.json")
@@ -465,10 +466,11 @@ def main() -> None:
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     from_filled = dict(item.split("=", 1) for item in args.from_filled)
-    if not set(from_filled) <= set(backends):
+    if not {k.split("/")[-1] for k in from_filled} <= set(backends):
         sys.exit(f"--from-filled names a backend not measured: {', '.join(sorted(from_filled))}")
-    if "sqlite" in from_filled:
-        from_filled["sqlite"] = "sqlite:///" + str(Path(from_filled["sqlite"].removeprefix("sqlite:///")).resolve())
+    for key, url in from_filled.items():
+        if key.endswith("sqlite"):
+            from_filled[key] = "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
     if "postgres" in backends and args.pg_base.split("@")[-1].split(":")[0] not in ("127.0.0.1", "localhost"):
         sys.exit("--pg-base must point at 127.0.0.1: the benchmark only talks to loopback")
     codes = {"code": args.code.resolve()}
@@ -507,12 +509,13 @@ def main() -> None:
                         backend, folder, args.pg_base, f"{args.pg_prefix}_{stamp.lower()}_{label}"))
                     twin = next((f for f in filled if f[1] == backend
                                  and digests[f[0]] == digests[label]), None)
-                    if backend in from_filled:
+                    filled_before = from_filled.get(f"{label}/{backend}", from_filled.get(backend))
+                    if filled_before is not None:
                         began = time.perf_counter()
-                        copy_database(backend, from_filled[backend], url, args.pg_base)
-                        info = {"copied_from": from_filled[backend],
+                        copy_database(backend, filled_before, url, args.pg_base)
+                        info = {"copied_from": filled_before,
                                 "copy_s": round(time.perf_counter() - began, 1), **upgrade_copy(path, url)}
-                        log(f"{label}/{backend}: copied {from_filled[backend]} in {info['copy_s']} s, "
+                        log(f"{label}/{backend}: copied {filled_before} in {info['copy_s']} s, "
                             f"upgraded in {info['upgrade_s']} s: {info['upgraded'] or 'nothing to do'}")
                     elif twin is not None and not args.fill_each:
                         # The same files would fill it (deterministic for a seed): copy instead.
