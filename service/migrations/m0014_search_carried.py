@@ -7,7 +7,9 @@ In place: the columns are added (a register whose search tables the current code
 them), filled from the references, made NOT NULL, and the trigger that keeps them in step with every
 later update of a reference is created. No document is rewritten, but every row gets a new version,
 which its GIN index would take one by one into its pending list (a refresh of every row: minutes at
-150,000 references, bench/README.md): the index is dropped first and built once afterwards. SQLite:
+150,000 references, bench/README.md): the index is dropped first and built once afterwards (its
+build is one statement, under DATABASE_LONG_TIMEOUT: 600 s by default, which it exceeded at 150,000
+references on a loaded 2-core machine: raise it there or for a larger register). SQLite:
 nothing changes (its FTS5 tables carry no columns; its searches read "reference" as before).
 """
 
