@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime as dt
 import heapq
 import ipaddress
 import os
@@ -27,13 +28,23 @@ except ImportError:  # the default install is SQLite-only: the driver comes with
 from peewee import (
     SQL,
     AutoField,
+    BooleanField,
+    CharField,
     DatabaseProxy,
+    DateField,
+    DateTimeField,
+    DoubleField,
+    Field,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
     InterfaceError,
     Model,
     NodeList,
     OperationalError,
     PostgresqlDatabase,
     SqliteDatabase,
+    TextField,
     __exception_wrapper__,
 )
 from playhouse.db_url import parse as parse_url
@@ -822,3 +833,85 @@ def update_rows(model, changes, *, size: int = 5000) -> int:
                 f'UPDATE "{table}" SET {setting} WHERE "{key}" = {param}',
                 [(*row, row_id) for (row_id, _), row in zip(rows, values, strict=True)])
     return count
+
+
+# Field classes whose python_value gives back what the driver returns already: text as str, integers as
+# int, reals as float (SQLite's column affinity converts a stored value to the column's type; psycopg2
+# returns each Postgres type as its Python type), and on Postgres dates, timestamps and booleans too.
+_NATIVE = (AutoField, IdField, CharField, TextField, IntegerField, DoubleField, FloatField)
+_NATIVE_POSTGRES = (*_NATIVE, DateField, DateTimeField, BooleanField)
+
+
+def _native(field, postgres: bool) -> bool:
+    if type(field) is ForeignKeyField:
+        field = field.rel_field
+    return type(field) in (_NATIVE_POSTGRES if postgres else _NATIVE) \
+        and type(field).python_value is Field.python_value
+
+
+def _sqlite_date(converter):
+    """What DateField.python_value gives for SQLite's text, read with ``date.fromisoformat`` (what peewee
+    calls) without its detours for the usual `YYYY-MM-DD`; anything else through peewee."""
+    def convert(value):
+        if type(value) is str and len(value) == 10:
+            try:
+                return _date_from(value)
+            except ValueError:
+                pass
+        return converter(value)
+    return convert
+
+
+def _sqlite_datetime(converter):
+    """DateTimeField.python_value for `YYYY-MM-DD HH:MM:SS[.ffffff]` (naive), the rest through peewee."""
+    def convert(value):
+        if type(value) is str and len(value) in (19, 26) and value[10] == " " and value[-1] != "Z":
+            try:
+                return _datetime_from(value)
+            except ValueError:
+                pass
+        return converter(value)
+    return convert
+
+
+_date_from, _datetime_from = dt.date.fromisoformat, dt.datetime.fromisoformat
+_SQLITE_FAST = {DateField: _sqlite_date, DateTimeField: _sqlite_datetime}
+
+
+def _lean_converter(field, converter, postgres: bool):
+    if _native(field, postgres):
+        return None
+    fast = None if postgres or converter != getattr(field, "python_value", None) \
+        else _SQLITE_FAST.get(type(field))
+    return converter if fast is None else fast(converter)
+
+
+def lean_rows(wrapper, rows: Iterable[tuple]) -> list:
+    """``rows`` (raw cursor rows) as ``wrapper`` (a peewee cursor wrapper, initialized) would give them,
+    calling only the converters that change a value on this backend (on SQLite: dates, datetimes and
+    booleans, stored as text and integers): peewee calls one per column per row, most of an export's
+    reading time. Named tuples (``.namedtuples()``) or tuples (``.tuples()``)."""
+    postgres = is_postgres()
+    convert = [(i, _lean_converter(wrapper.fields[i], c, postgres)) for i, c in enumerate(wrapper.converters)
+               if c is not None and not _native(wrapper.fields[i], postgres)]
+    make = wrapper.impl._make if hasattr(wrapper, "impl") else tuple
+    if not convert:
+        return [make(row) for row in rows]
+    out = []
+    for row in rows:
+        row = list(row)
+        for i, converter in convert:
+            row[i] = converter(row[i])
+        out.append(make(row))
+    return out
+
+
+def select_rows(query) -> list:
+    """Every row of a peewee ``.namedtuples()`` (or ``.tuples()``) model select, the same as ``list(query)``
+    (one statement, logged as peewee logs its own), through ``lean_rows``."""
+    sql, params = query.sql()
+    cursor = database.execute_sql(sql, params)
+    wrapper = query._get_cursor_wrapper(cursor)
+    wrapper.initialize()
+    return lean_rows(wrapper, cursor.fetchall())
+

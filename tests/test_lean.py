@@ -9,8 +9,8 @@ import pytest
 
 from service.api.schemas.references import REFERENCE_MEMBERS
 from service.api.schemas.studies import STUDY_MEMBERS
-from service.db import database
-from service.models import Study
+from service.db import database, select_rows
+from service.models import Reference, Study, StudyReference
 from tests.conftest import assert_problem
 from tests.helpers import create_reference, create_study, queries_of
 
@@ -255,3 +255,19 @@ def test_saved_search_results_take_fields(client, auth, linked):
 def test_the_search_page_does_not_take_fields(client, linked):
     page = client.get("/?fields=title")
     assert page.status_code == 422 and page.mimetype == "text/html"
+
+
+# --- rows read without peewee's per-column converters (db.lean_rows) ---
+
+def _typed(rows) -> list:
+    return [[(type(value), value) for value in row] for row in rows]
+
+
+def test_lean_rows_are_peewee_rows(client, auth):
+    study = create_study(client, auth, "NCT04280705")
+    create_reference(client, auth, title="Results of NCT04280705", study_ids=[study["id"]])
+    with database.connection_context():
+        for model in (Study, Reference, StudyReference):
+            query = model.select().namedtuples()
+            assert _typed(select_rows(query)) == _typed(list(query))
+            assert [row._fields for row in select_rows(query)] == [row._fields for row in query]

@@ -28,6 +28,7 @@ def _text(value, attr, obj):
 def _integer(field: fields.Integer) -> Convert:
     def convert(value, attr, obj):
         return value if value is None or type(value) is int else field._serialize(value, attr, obj)
+    convert.integer = field  # a list of them checks its items inline
     return convert
 
 
@@ -57,6 +58,12 @@ def _converter(field: fields.Field) -> Convert:
             return lambda value, attr, obj: None if value is None else format_func(value)
     if kind._serialize is fields.List._serialize:
         inner = _converter(field.inner)
+        if inner is _text:  # the common lists (authors, identifiers) without a call per item
+            return lambda value, attr, obj: None if value is None else [
+                each if each is None or type(each) is str else str(each) for each in value]
+        if getattr(inner, "integer", None) is not None:
+            return lambda value, attr, obj: None if value is None else [
+                each if each is None or type(each) is int else inner(each, attr, obj) for each in value]
 
         def convert_list(value, attr, obj):
             return None if value is None else [inner(each, attr, obj) for each in value]
@@ -97,8 +104,14 @@ def dumper(schema: ma.Schema) -> Callable[[Any], dict]:
             lines += ["    if True:", *slow_path]
             continue
         lines += [f"    if {source!r} in obj:", f"        value = obj[{source!r}]"]
-        if names[f"c{number}"] is _text:
+        convert = names[f"c{number}"]
+        if convert is _text:
             lines += [f"        out[{key!r}] = value if value is None or type(value) is str else str(value)"]
+        elif convert is _same:
+            lines += [f"        out[{key!r}] = value"]
+        elif getattr(convert, "integer", None) is not None:
+            lines += [f"        out[{key!r}] = value if value is None or type(value) is int "
+                      f"else c{number}(value, {attr!r}, obj)"]
         else:
             lines += [f"        out[{key!r}] = c{number}(value, {attr!r}, obj)"]
         lines += ["    else:", *slow_path]

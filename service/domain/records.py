@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 
@@ -63,8 +64,11 @@ def cited_by_count_column():
     return sub.alias("cited_by_count")
 
 
+_reference_values = operator.attrgetter(*REFERENCE_FIELDS)
+
+
 def _reference_dict(ref: Reference, study_ids: list[int], found: list[str]) -> dict:
-    record = {name: getattr(ref, name) for name in REFERENCE_FIELDS}
+    record = dict(zip(REFERENCE_FIELDS, _reference_values(ref), strict=True))
     record["authors"] = orjson.loads(ref.authors or "[]")
     record["publication_types"] = orjson.loads(ref.publication_types or "[]")
     record["type_label"] = type_label(ref.type)
