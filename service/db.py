@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import datetime as dt
@@ -915,3 +916,38 @@ def select_rows(query) -> list:
     wrapper.initialize()
     return lean_rows(wrapper, cursor.fetchall())
 
+
+def columns_of(model, alias: str) -> str:
+    """The SELECT list of every column of ``model`` (as ``model.select()`` has them), from ``alias``."""
+    return ", ".join(f'{alias}."{field.column_name}"' for field in model._meta.sorted_fields)
+
+
+class RowPlan:
+    """Rows of a fixed raw SELECT as named tuples with peewee's values: its ``columns`` are the model
+    fields it selects (converted as ``lean_rows`` does) and names (plain values), in order."""
+
+    def __init__(self, columns: Iterable[Field | tuple[str, Field] | str]):
+        self.columns = [(c, c) if isinstance(c, str) else (c.name, c) if isinstance(c, Field) else c
+                        for c in columns]
+        self.row = collections.namedtuple("Row", [name for name, _ in self.columns])
+        self._convert: dict[bool, list] = {}
+
+    def rows(self, raw: Iterable[tuple]) -> list:
+        postgres = is_postgres()
+        convert = self._convert.get(postgres)
+        if convert is None:
+            convert = self._convert[postgres] = [
+                (i, _lean_converter(field, field.python_value, postgres))
+                for i, (_, field) in enumerate(self.columns)
+                if isinstance(field, Field) and not _native(field, postgres)]
+        make = self.row._make
+        if not convert:
+            return [make(row) for row in raw]
+        out = []
+        for row in raw:
+            row = list(row)
+            for i, converter in convert:
+                if row[i] is not None:
+                    row[i] = converter(row[i])
+            out.append(make(row))
+        return out

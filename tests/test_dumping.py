@@ -9,8 +9,8 @@ import pytest
 from marshmallow import fields
 
 from service.api.dumping import dumper
-from service.api.schemas.references import LinkedReferenceSchema, ReferenceSchema
-from service.api.schemas.studies import StudySchema
+from service.api.schemas.references import LinkedReferenceSchema, ReferencePageSchema, ReferenceSchema
+from service.api.schemas.studies import StudyPageSchema, StudySchema
 from service.db import database
 from service.domain import records
 from service.models import Reference
@@ -31,6 +31,13 @@ def test_every_seeded_record_dumps_as_marshmallow_dumps_it(app, seeded):
     planned = dumper(ReferenceSchema())
     for record in reference_records:
         assert planned(record) == ReferenceSchema().dump(record)
+    for schema, items in ((StudyPageSchema(), study_records), (ReferencePageSchema(), reference_records)):
+        for envelope in ({"items": items, "total": len(items), "page": 1, "page_size": 20, "next": "n",
+                          "prev": None},
+                         {"items": items[:1], "total": 1, "page": None, "page_size": 5, "next": None,
+                          "prev": None, "query": "covid", "facets": {"type": [{"value": "x", "count": 2}]}}):
+            assert dumper(schema)(envelope) == schema.dump(envelope)
+            assert list(dumper(schema)(envelope)) == list(schema.dump(envelope))
     linked = [ref for record in study_records for ref in record["references"]]
     assert linked and all(dumper(LinkedReferenceSchema())(ref) == LinkedReferenceSchema().dump(ref)
                           for ref in linked)
@@ -75,6 +82,7 @@ class Odd(ma.Schema):
     {"name": "ü", "count": 7, "ratio": 0.5, "flag": "yes", "day": None, "tags": [], "inner": None,
      "defaulted": None, "numbers": [True, 2.0]},
     {"name": "a", "flag": "maybe", "count": True},
+    {"tags": [None, "x", 3], "numbers": [None, 3, "4", False]},
 ])
 def test_odd_records_dump_as_marshmallow_dumps_them(record):
     assert dumper(Odd())(record) == Odd().dump(record)

@@ -1,9 +1,11 @@
 """What the list endpoints share beyond paging: choosing the sort when `q` may rank the answer, the Link
-header's documentation, a POST search's paging."""
+header's documentation, a POST search's paging, a page dumped ahead of flask-smorest."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+from flask import Response, jsonify
 
 from ..domain.ordering import RELEVANCE
 from .paging import invalid_argument
@@ -27,3 +29,14 @@ def with_query_paging(body: dict, paging: dict) -> dict:
     if not paging:
         return body
     return {**{k: v for k, v in body.items() if k not in ("page", "cursor")}, **paging}
+
+
+def dumped(answer, dump: Callable[[dict], dict]):
+    """A list's answer (``(envelope, status, headers)`` or a Response, an export) with its envelope
+    dumped by ``dump`` (the page schema's ``dumping.dumper``) into the JSON answer flask-smorest's
+    ``@blp.response`` would write (``jsonify`` of ``schema.dump``, the same bytes): given a Response,
+    flask-smorest only sets its status and headers, and Schema.dump cost a third of a page's time."""
+    if isinstance(answer, Response):
+        return answer
+    envelope, status, headers = answer
+    return jsonify(dump(envelope)), status, headers

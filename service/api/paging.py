@@ -13,6 +13,7 @@ from flask import current_app, request
 from itsdangerous import BadData, URLSafeSerializer
 from peewee import SQL, Field, Select, fn
 
+from ..db import select_rows
 from ..domain.errors import InvalidInput
 from ..domain.ordering import SortKey, keyset_after, order_by
 from ..domain.register_state import signing_keys
@@ -153,10 +154,22 @@ def _url(link_args: Mapping, **changes) -> str:
     return link(request.path) + ("?" + urlencode(params) if params else "")
 
 
+def count_rows(query) -> int:
+    """``query.count()``, written as ``SELECT COUNT(*) FROM … WHERE …`` and not peewee's ``SELECT COUNT(1)
+    FROM (SELECT 1 FROM …)``: the same number (a plain select, no DISTINCT, GROUP BY, window or LIMIT), but
+    SQLite counts a whole table without a WHERE from its b-tree (0.008 ms for 50,000 studies, where the
+    subquery stepped through every row: 0.8 ms)."""
+    if any(getattr(query, name, None) for name in ("_group_by", "_having", "_distinct", "_windows",
+                                                    "_limit", "_offset")) \
+            or getattr(query, "_simple_distinct", False):
+        return query.count()
+    return query.select(fn.COUNT(SQL("*"))).order_by().scalar()
+
+
 def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callable[[list], list],
              rows_of: Callable[[Select], Select], total: int | None = None,
              link_args: Mapping[str, str | None] | None = None,
-             count_with_page: bool = False) -> tuple[dict, dict]:
+             count_with_page: bool = False, lean: bool = False) -> tuple[dict, dict]:
     """Run one page of ``query`` ordered by ``keys``; return the envelope and the headers (Link).
 
     ``args`` are the list's loaded arguments (from a query string or a body); a cursor is made for, and
@@ -169,7 +182,8 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     count, a reference's abstract) cost more than finding the page. ``total`` is counted unless
     the caller already knows it: with ``count_with_page`` (a search sorted by relevance, which
     ranks every match anyway) by the page's own statement, ``count(*) OVER ()``, so the strategy
-    is matched once and not twice.
+    is matched once and not twice. ``lean``: rows are named tuples with only the converters that change
+    a value (db.select_rows), not model instances, for serializers reading columns by name only.
     """
     page_size, cursor, page = args["page_size"], args.get("cursor"), args.get("page")
     link_args = link_args or {}
@@ -188,7 +202,7 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     if cursor is not None and cursor != START:
         values = decode_cursor(cursor, args["sort"], keys, fingerprint)
     def count_all() -> int:
-        return query.select(keys[-1].expr).count()
+        return count_rows(query.select(keys[-1].expr))
 
     counted_here = total is None and count_with_page and values is None
     if total is None and not counted_here:
@@ -205,8 +219,9 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     computed = [top.c[k.attr].alias(k.attr) for k in keys if not isinstance(k.expr, Field)]
     if counted_here:
         computed.append(top.c[_TOTAL].alias(_TOTAL))
-    rows = list(rows_of(top).select_extend(*computed).order_by(
-        *[top.c[k.attr].desc() if k.descending else top.c[k.attr].asc() for k in keys]).objects())
+    page_query = rows_of(top).select_extend(*computed).order_by(
+        *[top.c[k.attr].desc() if k.descending else top.c[k.attr].asc() for k in keys])
+    rows = select_rows(page_query.namedtuples()) if lean else list(page_query.objects())
     if counted_here:  # past the last match no row carries it
         total = getattr(rows[0], _TOTAL) if rows else count_all()
     more, rows = len(rows) > page_size, rows[:page_size]

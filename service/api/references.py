@@ -13,7 +13,7 @@ from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .exports import export_doc, export_response, fhir_doc
 from .links import link, link_for
-from .listing import LINK_HEADER, resolve_sort, with_query_paging
+from .listing import LINK_HEADER, dumped, resolve_sort, with_query_paging
 from .negotiation import FHIR_CONTENT_TYPE, FHIR_JSON, json_only, list_format, record_format
 from .paging import paginate
 from .parser import IF_MATCH, IF_NONE_MATCH, Blueprint
@@ -27,6 +27,7 @@ from .schemas.references import (
     ReferenceSearchPagingArgsSchema,
     ReferenceSearchSchema,
     dump_reference,
+    dump_reference_page,
 )
 
 blp = Blueprint("references", __name__, url_prefix="/references",
@@ -79,7 +80,7 @@ def list_references(args: dict):
                 args["facets"], domain.reference_conditions(q=q, rows=rows, **filters), rows=rows)
         envelope, headers = paginate(
             query, args=args, keys=keys, total=total, count_with_page=ranked, rows_of=domain.reference_rows,
-            serialize=lambda rows: records.reference_dicts(rows, fields=args.get("fields")))
+            serialize=lambda rows: records.reference_dicts(rows, fields=args.get("fields")), lean=True)
     if args.get("facets"):
         envelope["facets"] = counts
     if q is not None:
@@ -106,7 +107,7 @@ class References(MethodView):
         `Accept: application/fhir+json` (without `format`) is `format=fhir`; an `Accept` allowing
         neither JSON nor FHIR is answered 406.
         """
-        return list_references(list_format(args))
+        return dumped(list_references(list_format(args)), dump_reference_page)
 
     @blp.write("references")
     @blp.body_errors
@@ -151,7 +152,7 @@ class ReferenceSearch(MethodView):
         overrides the body's. A cursor is valid for the same filters and sort, whether it came from
         this endpoint or from `GET /references`.
         """
-        return list_references(with_query_paging(body, paging))
+        return dumped(list_references(with_query_paging(body, paging)), dump_reference_page)
 
 
 @blp.route(f"/{REFERENCE_ID}")

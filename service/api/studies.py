@@ -14,7 +14,7 @@ from ..search.index import RANK, search_plan
 from .caching import if_match, record_response
 from .exports import export_doc, export_response, fhir_doc
 from .links import link, link_for
-from .listing import LINK_HEADER, resolve_sort, with_query_paging
+from .listing import LINK_HEADER, dumped, resolve_sort, with_query_paging
 from .negotiation import (
     FHIR_CONTENT_TYPE,
     FHIR_JSON,
@@ -39,6 +39,7 @@ from .schemas.studies import (
     StudySearchPagingArgsSchema,
     StudySearchSchema,
     dump_study,
+    dump_study_page,
 )
 
 blp = Blueprint("studies", __name__, url_prefix="/studies",
@@ -88,7 +89,7 @@ def list_studies(args: dict, *, link_args: dict | None = None):
         if args.get("facets"):  # counted first: they give the total too
             counts, total = facets.study_facets(args["facets"], domain.study_conditions(q=q, **filters))
         envelope, headers = paginate(
-            query, args=args, keys=keys, total=total, link_args=link_args, count_with_page=ranked,
+            query, args=args, keys=keys, total=total, link_args=link_args, count_with_page=ranked, lean=True,
             rows_of=lambda top: domain.study_rows(top, counts=counted),
             serialize=lambda rows: records.study_dicts(rows, include_references="references" in include,
                                                        include_sources="facet_sources" in include,
@@ -120,7 +121,7 @@ class Studies(MethodView):
         `Accept: application/fhir+json` (without `format`) is `format=fhir`; an `Accept` allowing
         neither JSON nor FHIR is answered 406.
         """
-        return list_studies(list_format(args))
+        return dumped(list_studies(list_format(args)), dump_study_page)
 
     @blp.write("studies")
     @blp.body_errors
@@ -167,7 +168,7 @@ class StudySearch(MethodView):
         overrides the body's. A cursor is valid for the same filters and sort, whether it came from
         this endpoint or from `GET /studies`.
         """
-        return list_studies(with_query_paging(body, paging))
+        return dumped(list_studies(with_query_paging(body, paging)), dump_study_page)
 
 
 @blp.route(f"/{STUDY_ID}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import operator
@@ -13,7 +14,7 @@ import orjson
 import pycountry
 from peewee import fn
 
-from ..db import select_in
+from ..db import RowPlan, columns_of, database, select_in
 from ..models import Reference, Study, StudyReference
 from ..vocabularies import type_label
 from .errors import PreconditionFailed
@@ -67,13 +68,14 @@ def cited_by_count_column():
 _reference_values = operator.attrgetter(*REFERENCE_FIELDS)
 
 
-def _reference_dict(ref: Reference, study_ids: list[int], found: list[str]) -> dict:
+def _reference_dict(ref: Reference, study_ids: list[int], found: list[str], cited: list[int]) -> dict:
     record = dict(zip(REFERENCE_FIELDS, _reference_values(ref), strict=True))
     record["authors"] = orjson.loads(ref.authors or "[]")
     record["publication_types"] = orjson.loads(ref.publication_types or "[]")
     record["type_label"] = type_label(ref.type)
     record["study_ids"] = study_ids
     record["registration_ids_found"] = found
+    record["cited_study_ids"] = cited
     return record
 
 
@@ -97,8 +99,8 @@ def reference_dicts(refs: Sequence[Reference], *, fields: Collection[str] | None
             (study_ids if role == "reports" else cited)[ref_id].append(study_id)
     found = (identifiers_found(ids) if wanted is None or "registration_ids_found" in wanted
              else defaultdict(list))
-    return [_only(dict(_reference_dict(r, study_ids[r.id], found[r.id]), cited_study_ids=cited[r.id]), wanted)
-            for r in refs]
+    records = [_reference_dict(r, study_ids[r.id], found[r.id], cited[r.id]) for r in refs]
+    return records if wanted is None else [_only(record, wanted) for record in records]
 
 
 def link_fields(link: str, identifier: str | None, role: str, role_curated: bool, confidence: float | None,
@@ -109,22 +111,55 @@ def link_fields(link: str, identifier: str | None, role: str, role_curated: bool
             "confidence": confidence, "rule": "curator" if role_curated else rule, "evidence": items}
 
 
+# The lean read (issue 16): the study and its linked references are read with fixed SQL, written once, into
+# named tuples carrying what the models' rows would (db.RowPlan), not compiled by peewee per request.
+_LINKED_SQL = (
+    f'SELECT {columns_of(Reference, "r")}, l.study_id, l.link, l.identifier, l.role, l.role_curated, '
+    'l.confidence, l.evidence AS link_evidence FROM "reference" AS r '
+    "JOIN study_reference AS l ON l.reference_id = r.id WHERE {where} "
+    "ORDER BY COALESCE(r.published, '') DESC, r.first_published DESC, r.id DESC")
+_LINKED_ROWS = RowPlan([*Reference._meta.sorted_fields, ("study", StudyReference.study),
+                        StudyReference.link, StudyReference.identifier, StudyReference.role,
+                        StudyReference.role_curated, StudyReference.confidence,
+                        ("link_evidence", StudyReference.evidence)])
+_STUDY_ROWS = RowPlan([*Study._meta.sorted_fields, "reference_count", "cited_by_count"])
+_REFERENCE_ROWS = RowPlan(Reference._meta.sorted_fields)
+
+
+@functools.cache
+def _study_sql(param: str) -> str:
+    counts = ", ".join(
+        f"(SELECT COUNT(c.id) FROM study_reference AS c WHERE c.study_id = s.id AND c.role = '{role}') "
+        f"AS {name}" for role, name in (("reports", "reference_count"), ("cites", "cited_by_count")))
+    return f"SELECT {columns_of(Study, 's')}, {counts} FROM study AS s WHERE s.id = {param}"
+
+
+def study_row(study_id: int):
+    """The study (with ``reference_count`` and ``cited_by_count``, as ``studies_with_counts``) as a named
+    tuple, or None (one query)."""
+    rows = _STUDY_ROWS.rows(database.execute_sql(_study_sql(database.param), [study_id]).fetchall())
+    return rows[0] if rows else None
+
+
+@functools.cache
+def _reference_sql(param: str) -> str:
+    return f'SELECT {columns_of(Reference, "r")} FROM "reference" AS r WHERE r.id = {param}'
+
+
+def reference_row(reference_id: int):
+    """The reference as a named tuple of its columns, or None (one query)."""
+    cursor = database.execute_sql(_reference_sql(database.param), [reference_id])
+    rows = _REFERENCE_ROWS.rows(cursor.fetchall())
+    return rows[0] if rows else None
+
+
 def linked_references(study_ids: Iterable[int]) -> dict[int, dict[str, list[dict]]]:
     """For each study, its references newest first by role (``reports``, ``cites``), each with how it was
     linked and why (three queries)."""
     study_ids = list(study_ids)
     if not study_ids:
         return {}
-    rows = list(
-        Reference.select(Reference, StudyReference.study, StudyReference.link, StudyReference.identifier,
-                         StudyReference.role, StudyReference.role_curated, StudyReference.confidence,
-                         StudyReference.evidence.alias("link_evidence"))
-        .join(StudyReference, on=(StudyReference.reference == Reference.id))
-        .where(StudyReference.study.in_(study_ids))
-        .order_by(fn.COALESCE(Reference.published, "").desc(), Reference.first_published.desc(),
-                  Reference.id.desc())
-        .objects()
-    )
+    rows = _LINKED_ROWS.rows(select_in(_LINKED_SQL, "l.study_id", study_ids))
     unique = list({r.id: r for r in rows}.values())
     records = {rec["id"]: rec for rec in reference_dicts(unique)}
     result: dict[int, dict[str, list[dict]]] = defaultdict(lambda: {"reports": [], "cites": []})

@@ -144,7 +144,10 @@ def _get(reference_id: int, *, lock: bool = False) -> Reference:
 
 def get_reference(reference_id: int, *, fields: Collection[str] | None = None) -> dict:
     """One reference; with ``fields``, only those members and `id` (records.reference_dicts)."""
-    return records.reference_dicts([_get(reference_id)], fields=fields)[0]
+    ref = records.reference_row(reference_id)  # the lean read: fixed SQL (records.reference_row)
+    if ref is None:
+        raise NotFound(f"Reference {reference_id} does not exist.")
+    return records.reference_dicts([ref], fields=fields)[0]
 
 
 def _column_values(data: dict[str, Any]) -> dict[str, Any]:

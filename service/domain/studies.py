@@ -7,7 +7,7 @@ import json
 import operator
 from collections.abc import Collection, Sequence
 from functools import reduce
-from typing import Any
+from typing import Any, NoReturn
 
 from peewee import IntegrityError
 
@@ -144,13 +144,18 @@ def _get(study_id: int, *, lock: bool = False) -> Study:
     query = records.studies_with_counts().where(Study.id == study_id)
     study = (locked(query) if lock else query).first()
     if study is None:
-        merged = MergedStudy.get_or_none(MergedStudy.id == study_id)
-        if merged is not None:
-            raise Moved(f"Study {study_id} was merged into study {merged.into_id}; it is found at "
-                        f"/studies/{merged.into_id}.", resource="studies", old_id=study_id,
-                        new_id=merged.into_id)
-        raise NotFound(f"Study {study_id} does not exist.")
+        _missing(study_id)
     return study
+
+
+def _missing(study_id: int) -> NoReturn:
+    """Raise what a read of a study that is not there answers: 308 when it was merged, else 404."""
+    merged = MergedStudy.get_or_none(MergedStudy.id == study_id)
+    if merged is not None:
+        raise Moved(f"Study {study_id} was merged into study {merged.into_id}; it is found at "
+                    f"/studies/{merged.into_id}.", resource="studies", old_id=study_id,
+                    new_id=merged.into_id)
+    raise NotFound(f"Study {study_id} does not exist.")
 
 
 def study_owning(identifier: str) -> int:
@@ -167,7 +172,10 @@ def study_owning(identifier: str) -> int:
 def get_study(study_id: int, *, fields: Collection[str] | None = None) -> dict:
     """One study with its registrations and every linked reference (four queries); with ``fields``, only
     those members and `id` (and only the queries they need: records.study_dicts)."""
-    return records.study_dicts([_get(study_id)], include_references=True, fields=fields)[0]
+    study = records.study_row(study_id)  # the lean read: fixed SQL (records.study_row), not _get
+    if study is None:
+        _missing(study_id)
+    return records.study_dicts([study], include_references=True, fields=fields)[0]
 
 
 def _registration_rows(items: Sequence[dict]) -> list[dict]:

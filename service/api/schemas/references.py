@@ -210,6 +210,7 @@ ReferenceQueryArgsSchema = QueryArgsSchema.from_dict({
 
 ReferencePageSchema = envelope(ReferenceSchema, "ReferencePage", facets=REFERENCE_FACETS, searched=True)
 dump_reference = dumper(ReferenceSchema())  # ReferenceSchema().dump of one record, planned once
+dump_reference_page = dumper(ReferencePageSchema())  # ReferencePageSchema().dump of an envelope
 
 # POST /references/search: the GET's parameters as a JSON body; `page` or `cursor` in its query string.
 ReferenceSearchSchema = search_body(ReferenceQueryArgsSchema, "ReferenceSearch",

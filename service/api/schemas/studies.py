@@ -212,6 +212,7 @@ StudyQueryArgsSchema = QueryArgsSchema.from_dict({
 }, name="StudyQueryArgs")
 
 StudyPageSchema = envelope(StudySchema, "StudyPage", facets=STUDY_FACETS, searched=True)
+dump_study_page = dumper(StudyPageSchema())  # StudyPageSchema().dump of an envelope, planned once
 dump_study = dumper(StudySchema())  # StudySchema().dump of one record, planned once (api/dumping.py)
 
 # POST /studies/search: the GET's parameters as a JSON body; `page` or `cursor` in its query string.
