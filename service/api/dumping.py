@@ -55,7 +55,9 @@ def _converter(field: fields.Field) -> Convert:
     if kind._serialize is fields.DateTime._serialize and isinstance(field, fields.Date):
         format_func = field.SERIALIZATION_FUNCS.get(field.format or field.DEFAULT_FORMAT)
         if format_func is not None:
-            return lambda value, attr, obj: None if value is None else format_func(value)
+            convert_date = lambda value, attr, obj: None if value is None else format_func(value)  # noqa: E731
+            convert_date.formatted = format_func  # the dump calls it inline
+            return convert_date
     if kind._serialize is fields.List._serialize:
         inner = _converter(field.inner)
         if inner is _text:  # the common lists (authors, identifiers) without a call per item
@@ -109,6 +111,9 @@ def dumper(schema: ma.Schema) -> Callable[[Any], dict]:
             lines += [f"        out[{key!r}] = value if value is None or type(value) is str else str(value)"]
         elif convert is _same:
             lines += [f"        out[{key!r}] = value"]
+        elif getattr(convert, "formatted", None) is not None:
+            names[f"d{number}"] = convert.formatted
+            lines += [f"        out[{key!r}] = None if value is None else d{number}(value)"]
         elif getattr(convert, "integer", None) is not None:
             lines += [f"        out[{key!r}] = value if value is None or type(value) is int "
                       f"else c{number}(value, {attr!r}, obj)"]

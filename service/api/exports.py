@@ -132,7 +132,7 @@ def reference_ris(references: Sequence) -> str:
 def _ndjson(items: list[dict]) -> bytes:
     """One compact JSON object a line: what ``json.dumps(item, ensure_ascii=False, separators=(",", ":"))``
     writes, in UTF-8, by orjson (a fifth of the time)."""
-    return b"".join([orjson.dumps(item) + b"\n" for item in items])
+    return b"".join([orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE) for item in items])
 
 
 def study_ndjson(studies: Sequence) -> bytes:
