@@ -169,7 +169,8 @@ def count_rows(query) -> int:
 def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callable[[list], list],
              rows_of: Callable[[Select], Select], total: int | None = None,
              link_args: Mapping[str, str | None] | None = None,
-             count_with_page: bool = False, lean: bool = False) -> tuple[dict, dict]:
+             count_with_page: bool = False, lean: bool = False,
+             plain: tuple[Callable[[], int], Callable[[int, int], list]] | None = None) -> tuple[dict, dict]:
     """Run one page of ``query`` ordered by ``keys``; return the envelope and the headers (Link).
 
     ``args`` are the list's loaded arguments (from a query string or a body); a cursor is made for, and
@@ -184,6 +185,8 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     ranks every match anyway) by the page's own statement, ``count(*) OVER ()``, so the strategy
     is matched once and not twice. ``lean``: rows are named tuples with only the converters that change
     a value (db.select_rows), not model instances, for serializers reading columns by name only.
+    ``plain``: the caller's fixed SQL for this very list (no filter, ordered by id), as ``(count(),
+    rows(limit, offset))`` giving what the built queries would, used for a page found without a cursor.
     """
     page_size, cursor, page = args["page_size"], args.get("cursor"), args.get("page")
     link_args = link_args or {}
@@ -204,6 +207,12 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     def count_all() -> int:
         return count_rows(query.select(keys[-1].expr))
 
+    if plain is not None and values is None and not count_with_page:
+        count, page_rows = plain
+        total = count() if total is None else total
+        rows = page_rows(page_size + 1, (page - 1) * page_size if page is not None else 0)
+        return _envelope(rows, args=args, keys=keys, total=total, link_args=link_args, page=page,
+                         page_size=page_size, cursor=cursor, fingerprint=fingerprint, serialize=serialize)
     counted_here = total is None and count_with_page and values is None
     if total is None and not counted_here:
         total = count_all()
@@ -224,6 +233,14 @@ def paginate(query, *, args: Mapping, keys: Sequence[SortKey], serialize: Callab
     rows = select_rows(page_query.namedtuples()) if lean else list(page_query.objects())
     if counted_here:  # past the last match no row carries it
         total = getattr(rows[0], _TOTAL) if rows else count_all()
+    return _envelope(rows, args=args, keys=keys, total=total, link_args=link_args, page=page,
+                     page_size=page_size, cursor=cursor, fingerprint=fingerprint, serialize=serialize)
+
+
+def _envelope(rows: list, *, args: Mapping, keys: Sequence[SortKey], total: int, link_args: Mapping,
+              page: int | None, page_size: int, cursor: str | None, fingerprint: str,
+              serialize: Callable[[list], list]) -> tuple[dict, dict]:
+    """A page's envelope and Link header from its rows (one more than ``page_size`` when more follow)."""
     more, rows = len(rows) > page_size, rows[:page_size]
 
     next_url = prev_url = None

@@ -91,6 +91,8 @@ def list_studies(args: dict, *, link_args: dict | None = None):
         envelope, headers = paginate(
             query, args=args, keys=keys, total=total, link_args=link_args, count_with_page=ranked, lean=True,
             rows_of=lambda top: domain.study_rows(top, counts=counted),
+            plain=(records.study_total, lambda size, offset: records.study_page(size, offset, counts=counted))
+            if not filters and q is None and args["sort"] == "id" else None,  # the whole register by id
             serialize=lambda rows: records.study_dicts(rows, include_references="references" in include,
                                                        include_sources="facet_sources" in include,
                                                        include_citing="citing" in include, fields=members))

@@ -126,12 +126,41 @@ _STUDY_ROWS = RowPlan([*Study._meta.sorted_fields, "reference_count", "cited_by_
 _REFERENCE_ROWS = RowPlan(Reference._meta.sorted_fields)
 
 
-@functools.cache
-def _study_sql(param: str) -> str:
-    counts = ", ".join(
+def _study_select(counts: bool) -> str:
+    """The SELECT of a study's columns, with its two counts (as ``studies_with_counts``) if ``counts``."""
+    if not counts:
+        return f"SELECT {columns_of(Study, 's')}"
+    counted = ", ".join(
         f"(SELECT COUNT(c.id) FROM study_reference AS c WHERE c.study_id = s.id AND c.role = '{role}') "
         f"AS {name}" for role, name in (("reports", "reference_count"), ("cites", "cited_by_count")))
-    return f"SELECT {columns_of(Study, 's')}, {counts} FROM study AS s WHERE s.id = {param}"
+    return f"SELECT {columns_of(Study, 's')}, {counted}"
+
+
+@functools.cache
+def _study_sql(param: str) -> str:
+    return f"{_study_select(True)} FROM study AS s WHERE s.id = {param}"
+
+
+_STUDY_PAGE_ROWS = RowPlan(Study._meta.sorted_fields)
+
+
+@functools.cache
+def _study_page_sql(param: str, counts: bool) -> str:
+    """A page of every study by id: its ids found first, then their rows (as the lists' built queries)."""
+    return (f"{_study_select(counts)} FROM study AS s JOIN (SELECT id FROM study ORDER BY id "
+            f"LIMIT {param} OFFSET {param}) AS top ON s.id = top.id ORDER BY top.id")
+
+
+def study_page(limit: int, offset: int, *, counts: bool = True) -> list:
+    """Studies ``offset`` to ``offset + limit`` by id, as named tuples (with ``reference_count`` and
+    ``cited_by_count`` unless ``counts`` is false): what the unfiltered list's page query reads."""
+    cursor = database.execute_sql(_study_page_sql(database.param, counts), [limit, offset])
+    return (_STUDY_ROWS if counts else _STUDY_PAGE_ROWS).rows(cursor.fetchall())
+
+
+def study_total() -> int:
+    """How many studies there are (one query; SQLite counts a table without a WHERE from its b-tree)."""
+    return database.execute_sql("SELECT COUNT(*) FROM study").fetchone()[0]
 
 
 def study_row(study_id: int):
